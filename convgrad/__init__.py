@@ -1,0 +1,11 @@
+"""convgrad: convolutional networks on NumPy, every operation a forward/backward pair.
+
+    import convgrad as cg
+    model = cg.nn.Sequential(cg.nn.Conv2d(1, 8, 3), ...)
+"""
+from . import functional, nn
+from ._dtype import get_default_dtype, set_default_dtype
+from .nn.init import manual_seed
+from .nn.module import Module, Parameter
+
+__version__ = "0.1.0"

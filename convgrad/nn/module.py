@@ -1,0 +1,249 @@
+"""Parameter, Module and Sequential: the PyTorch-shaped object model.
+
+A Module's forward(x) keeps what its backward needs; backward(grad_out) returns the
+gradient with respect to the input and *adds* parameter gradients into Parameter.grad
+(a module used twice gets the sum, the lectures' "add them!").
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator
+
+import numpy as np
+
+
+
+class Parameter:
+    """A trainable array: `.data` (the values) and `.grad` (None until a backward adds to it)."""
+
+    def __init__(self, data: np.ndarray):
+        self.data = np.asarray(data)
+        self.grad: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def accumulate(self, grad: np.ndarray) -> None:
+        """grad += g (allocating on first use), as torch accumulates into .grad."""
+        if self.grad is None:
+            self.grad = np.array(grad, dtype=self.data.dtype, copy=True)
+        else:
+            self.grad += grad
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses implement forward(x) and backward(grad_out). Parameters, buffers and
+    submodules assigned as attributes are registered automatically, in assignment order,
+    so names follow torch ("0.weight", "layer1.0.bn1.running_mean", ...).
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ---- registration -------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: call Module.__init__() before assigning attributes")
+        if name in self._buffers and (value is None or isinstance(value, np.ndarray)):
+            self._buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, value: np.ndarray | None) -> None:
+        """A non-trainable array that belongs in state_dict (e.g. BatchNorm's running_mean)."""
+        object.__setattr__(self, name, value)
+        self._buffers[name] = value
+
+    # ---- the pass -----------------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, grad_out):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def _cached(self, cache):
+        """Return the forward cache, or raise the error for backward() before forward()."""
+        if cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() called before forward(): "
+                               f"there is no cached forward pass to differentiate")
+        return cache
+
+    # ---- traversal ----------------------------------------------------------------
+    def children(self) -> Iterator["Module"]:
+        yield from self._modules.values()
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        yield from self._modules.items()
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        seen = set()
+        for mod_name, mod in self.named_modules(prefix):
+            for name, p in mod._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, mod in self.named_modules():
+            for name, b in mod._buffers.items():
+                if b is not None:
+                    yield (f"{mod_name}.{name}" if mod_name else name), b
+
+    # ---- modes and gradients --------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
+
+    def to(self, dtype) -> "Module":
+        """Convert every floating parameter and buffer to dtype (e.g. np.float64 for gradcheck)."""
+        dt = np.dtype(dtype)
+        for m in self.modules():
+            for p in m._parameters.values():
+                p.data = p.data.astype(dt)
+                p.grad = None if p.grad is None else p.grad.astype(dt)
+            for name, b in list(m._buffers.items()):
+                if b is not None and np.issubdtype(b.dtype, np.floating):
+                    setattr(m, name, b.astype(dt))
+        return self
+
+    def double(self) -> "Module":
+        return self.to(np.float64)
+
+    def float(self) -> "Module":
+        return self.to(np.float32)
+
+    # ---- state ----------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Parameters then buffers of each module, in torch's order; arrays are copies."""
+        state = OrderedDict()
+        for mod_name, mod in self.named_modules():
+            pre = f"{mod_name}." if mod_name else ""
+            for name, p in mod._parameters.items():
+                state[pre + name] = p.data.copy()
+            for name, b in mod._buffers.items():
+                if b is not None:
+                    state[pre + name] = np.array(b, copy=True)
+        return state
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy arrays in by name. strict: the key sets must match; shapes must always match."""
+        own = {}
+        for mod_name, mod in self.named_modules():
+            pre = f"{mod_name}." if mod_name else ""
+            for name in mod._parameters:
+                own[pre + name] = (mod, name, "param")
+            for name, b in mod._buffers.items():
+                if b is not None:
+                    own[pre + name] = (mod, name, "buffer")
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"{type(self).__name__}.load_state_dict: state does not match the model: "
+                           f"missing keys {missing}, unexpected keys {unexpected}")
+        for key, (mod, name, kind) in own.items():
+            if key not in state:
+                continue
+            current = mod._parameters[name].data if kind == "param" else mod._buffers[name]
+            value = np.asarray(state[key])
+            if value.shape != current.shape:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {key} expects shape "
+                                 f"{current.shape}, the state has {value.shape}")
+            value = value.astype(current.dtype, copy=True)
+            if kind == "param":
+                mod._parameters[name].data = value
+            else:
+                setattr(mod, name, value)
+
+    # ---- printing -------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        if self._modules:
+            for name, child in self._modules.items():
+                child_repr = repr(child).replace("\n", "\n  ")
+                lines.append(f"  ({name}): {child_repr}")
+            return "\n".join(lines) + "\n)"
+        return lines[0] + ")"
+
+
+class Sequential(Module):
+    """Modules applied in order; backward runs them in reverse. Children are named "0", "1", ..."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> "Sequential":
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def backward(self, grad_out):
+        for m in reversed(self._modules.values()):
+            grad_out = m.backward(grad_out)
+        return grad_out
