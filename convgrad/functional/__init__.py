@@ -1,5 +1,5 @@
 """Stateless math: every operation a forward function and its backward."""
-from .conv import (conv, conv_backward, conv_forward, conv_general, conv_input_grad, conv_input_grad_by_conv,
+from .convolution import (conv, conv_backward, conv_forward, conv_general, conv_input_grad, conv_input_grad_by_conv,
                    conv_transpose, conv_transpose_backward, conv_transpose_forward, conv_weight_grad,
                    conv_weight_grad_by_conv, flip_swap)
 

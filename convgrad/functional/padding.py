@@ -15,7 +15,7 @@ PADDING_MODES = ("zeros", *_NUMPY_MODE)
 
 def resolve_padding(padding, kernel, dilation, stride, n_sp: int, where: str):
     """padding (int, tuple, 'same', 'valid') -> ((lo, hi), ...) per spatial axis."""
-    from .conv import normalize_padding, same_padding
+    from .convolution import normalize_padding, same_padding
     if padding == "valid":
         return ((0, 0),) * n_sp
     if padding == "same":

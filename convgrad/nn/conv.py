@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .._checks import as_tuple
-from ..functional import conv as F
+from ..functional import convolution as F
 from ..functional.padding import PADDING_MODES
 from . import init
 from .module import Module, Parameter
