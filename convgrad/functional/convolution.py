@@ -341,12 +341,13 @@ def conv_transpose_geometry(x_shape, w_shape, stride=1, padding=0, output_paddin
                 for s_in, s, p, d, k, op in zip(x_shape[2:], stride, pad, dilation, w_shape[2:], opad))
     if any(o < 1 for o in out):
         raise ValueError(f"{where}: output size {out} is not positive for input {tuple(x_shape)}")
+    # The convolution it is the transpose of: input (N, C_out, *out), its output = x's spatial size.
+    # (With output_padding >= stride, allowed when dilation is larger, that convolution would
+    # produce more windows than x has; the extra trailing positions simply receive nothing.)
     conv_in_shape = (x_shape[0], w_shape[1] * groups, *out)
-    geo = conv_geometry(conv_in_shape, w_shape, stride, pad, dilation, groups, where=where)
-    if geo.out != tuple(x_shape[2:]):
-        raise ValueError(f"{where}: inconsistent geometry: input spatial {tuple(x_shape[2:])} "
-                         f"does not come back from output {out}")
-    return geo
+    padded = tuple(o + 2 * p for o, p in zip(out, pad))
+    return ConvGeometry(conv_in_shape, tuple(w_shape), stride, tuple((p, p) for p in pad), dilation,
+                        int(groups), (1,) * n_sp, padded, tuple(x_shape[2:]))
 
 
 def conv_transpose_forward(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
