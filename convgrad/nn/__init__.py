@@ -2,3 +2,4 @@
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .init import manual_seed
 from .module import Module, Parameter, Sequential
+from .resample import Downsample, Upsample
