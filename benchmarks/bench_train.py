@@ -1,0 +1,149 @@
+"""One training epoch of `lenet` in convgrad and in PyTorch, same recipe, same run.
+
+    python benchmarks/bench_train.py [--epochs 1] [--repeats 1] [--limit-train N] [--json FILE]
+
+Both sides start from the same initial weights (convgrad's seeded init, copied into torch)
+and see the same batches in the same order (convgrad's DataLoader feeds both): SGD momentum
+0.9, lr 0.01, batch 64, standardised inputs, float32, 2 threads. Each side runs in its own
+subprocess so its peak memory (ru_maxrss) is its own. Reports training seconds per epoch,
+the ratio convgrad/torch, images/s, peak RSS and test accuracy after each epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import machine_info, markdown_table  # noqa: E402
+
+
+def _loaders(limit_train):
+    from convgrad.data import DataLoader, load_dataset
+    data = load_dataset("fashion-mnist")
+    x, y = data.train
+    if limit_train:
+        x, y = x[:limit_train], y[:limit_train]
+    train = DataLoader(x, y, 64, shuffle=True, seed=0, mean=data.mean, std=data.std)
+    test = DataLoader(*data.test, 1000, shuffle=False, mean=data.mean, std=data.std)
+    return train, test
+
+
+def run_convgrad(epochs, limit_train, init_path):
+    from convgrad import models, nn, optim
+    from convgrad.train import evaluate
+    model = models.lenet(generator=0)
+    np.savez(init_path, **model.state_dict())
+    opt = optim.SGD(list(model.parameters()), lr=0.01, momentum=0.9)
+    crit = nn.CrossEntropyLoss()
+    train, test = _loaders(limit_train)
+    results = []
+    for _ in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        for x, y in train:
+            model.zero_grad()
+            crit(model(x), y)
+            model.backward(crit.backward())
+            opt.step()
+        seconds = time.perf_counter() - start
+        results.append({"seconds": seconds, "images": len(train.labels),
+                        "test_accuracy": evaluate(model, test)[1]})
+    return results
+
+
+def run_torch(epochs, limit_train, init_path):
+    import torch
+    torch.set_num_threads(2)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(1600, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    with np.load(init_path) as init:
+        model.load_state_dict({k: torch.from_numpy(init[k]) for k in init.files})
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    crit = torch.nn.CrossEntropyLoss()
+    train, test = _loaders(limit_train)
+    results = []
+    for _ in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        for x, y in train:
+            opt.zero_grad()
+            crit(model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+            opt.step()
+        seconds = time.perf_counter() - start
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in test:
+                correct += int((model(torch.from_numpy(x)).argmax(1).numpy() == y).sum())
+        results.append({"seconds": seconds, "images": len(train.labels),
+                        "test_accuracy": correct / len(test.labels)})
+    return results
+
+
+def _child(args):
+    runner = run_convgrad if args.child == "convgrad" else run_torch
+    results = runner(args.epochs, args.limit_train, args.init)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"results": results, "peak_rss_mb": peak_mb}))
+
+
+def _spawn(which, args, init):
+    cmd = [sys.executable, __file__, "--child", which, "--epochs", str(args.epochs), "--init", init]
+    if args.limit_train:
+        cmd += ["--limit-train", str(args.limit_train)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="alternate convgrad/torch this many times")
+    parser.add_argument("--limit-train", type=int, default=None)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--child", choices=("convgrad", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--init", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return _child(args)
+    runs = {"convgrad": [], "torch": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        init = os.path.join(tmp, "init.npz")
+        for _ in range(args.repeats):
+            for which in ("convgrad", "torch"):       # convgrad first: it writes the shared init
+                runs[which].append(_spawn(which, args, init))
+    rows, summary = [], {}
+    for which, reps in runs.items():
+        per_epoch = [r["results"] for r in reps]
+        seconds = float(np.median([e["seconds"] for run in per_epoch for e in run]))
+        images = per_epoch[0][0]["images"]
+        summary[which] = {"seconds_per_epoch": seconds, "images_per_s": images / seconds,
+                          "peak_rss_mb": max(r["peak_rss_mb"] for r in reps),
+                          "test_accuracy": [e["test_accuracy"] for e in per_epoch[0]]}
+    ratio = summary["convgrad"]["seconds_per_epoch"] / summary["torch"]["seconds_per_epoch"]
+    for which, s in summary.items():
+        rows.append([which, f"{s['seconds_per_epoch']:.1f}", f"{s['images_per_s']:.0f}",
+                     f"{s['peak_rss_mb']:.0f}", " / ".join(f"{a:.4f}" for a in s["test_accuracy"])])
+    print(f"lenet on Fashion-MNIST, SGD(0.01, momentum 0.9), batch 64, {args.epochs} epoch(s), "
+          f"median of {args.repeats} run(s) each")
+    print(markdown_table(["library", "s / epoch (train)", "images/s", "peak RSS MB", "test accuracy per epoch"],
+                         rows))
+    print(f"\nratio convgrad/torch (epoch time): {ratio:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine_info(), "summary": summary, "ratio": ratio}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
