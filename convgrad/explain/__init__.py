@@ -1,0 +1,194 @@
+"""`convgrad explain`: backprop through convolution, pooling and resampling, the lectures' way.
+
+Each walk-through is computed as data (a Walkthrough of Steps with named matrices, checks
+and animation frames; see steps.py) by conv.py, pool.py and resample.py, and drawn by
+render_text.py (the terminal) or render_html.py + animate.py (one self-contained page).
+
+    from convgrad.explain import explain_conv
+    wt = explain_conv()                  # the lectures' worked example
+    wt.results["dJ/dx"]                  # (C, H, W), computed
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from .conv import explain_conv
+from .pool import explain_pool
+from .resample import explain_resample
+from .render_text import render as render_text
+from .steps import ExplainError, Walkthrough
+
+__all__ = ["explain_conv", "explain_pool", "explain_resample", "render_text", "write_html", "add_parser", "main",
+           "ExplainError", "Walkthrough", "parse_matrix", "parse_maps", "parse_kernel"]
+
+
+def write_html(wt: Walkthrough, path) -> None:
+    """The walk-through as one self-contained HTML page (needs Pillow for the GIFs)."""
+    from .render_html import write
+    write(wt, path)
+
+
+# ---------------------------------------------------------------------------------------
+# Option parsing: "2,-3,4;1,-1,2" is a matrix, "|" separates channels, "/" filters
+# ---------------------------------------------------------------------------------------
+def parse_matrix(text: str) -> np.ndarray:
+    """'a,b,c;d,e,f' (commas or spaces between entries, ';' between rows) -> (rows, cols) float64."""
+    rows = [r.replace(",", " ").split() for r in text.strip().strip(";").split(";")]
+    if not rows or not all(rows):
+        raise argparse.ArgumentTypeError(f"empty row in matrix {text!r} (expected e.g. '1,2;3,4')")
+    for n, r in enumerate(rows[1:], start=2):
+        if len(r) != len(rows[0]):
+            raise argparse.ArgumentTypeError(f"matrix {text!r} is not rectangular: row 1 has {len(rows[0])} "
+                                             f"entries, row {n} has {len(r)}")
+    try:
+        m = np.array([[float(v) for v in r] for r in rows])
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"matrix {text!r}: {e}") from None
+    if not np.isfinite(m).all():
+        raise argparse.ArgumentTypeError(f"matrix {text!r} contains NaN or infinity")
+    return m
+
+
+def _stack(parts, what, text):
+    ms = [parse_matrix(p) for p in parts]
+    if any(m.shape != ms[0].shape for m in ms):
+        raise argparse.ArgumentTypeError(f"the {what} in {text!r} have different shapes: "
+                                         f"{', '.join('x'.join(map(str, m.shape)) for m in ms)}")
+    return np.stack(ms)
+
+
+def parse_maps(text: str) -> np.ndarray:
+    """One matrix (H, W), or several separated by '|' -> (C, H, W)."""
+    parts = text.split("|")
+    return parse_matrix(parts[0]) if len(parts) == 1 else _stack(parts, "channels", text)
+
+
+def parse_kernel(text: str) -> np.ndarray:
+    """One matrix (f, f); or filters separated by '/', each with channels separated by '|'
+    -> (K, C, fh, fw)."""
+    if "/" not in text and "|" not in text:
+        return parse_matrix(text)
+    filters = [_stack(f.split("|"), "channels", text) for f in text.split("/")]
+    if any(f.shape != filters[0].shape for f in filters):
+        raise argparse.ArgumentTypeError(f"the filters in {text!r} have different shapes")
+    return np.stack(filters)
+
+
+def parse_pair(text: str):
+    """'2' -> 2, '2,1' -> (2, 1)."""
+    try:
+        vals = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or two separated by a comma, got {text!r}") from None
+    if len(vals) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected an integer or two separated by a comma, got {text!r}")
+    return vals[0] if len(vals) == 1 else tuple(vals)
+
+
+# ---------------------------------------------------------------------------------------
+# The subcommand
+# ---------------------------------------------------------------------------------------
+def _run(args, build, **kwargs) -> int:
+    where = f"convgrad explain {args.explain_command}"
+    try:
+        wt = build(**kwargs)
+        if args.html:
+            write_html(wt, args.html)
+            n = sum(len(s.animations) for s in wt.steps)
+            print(f"wrote {args.html}: {len(wt.steps)} sections, {n} animations; "
+                  f"check result: {'OK' if wt.passed else 'FAILED'}")
+        else:
+            sys.stdout.write(render_text(wt))
+    except ExplainError as e:
+        print(f"{where}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{where}: error: cannot write {args.html}: {e}", file=sys.stderr)
+        return 1
+    return 0 if wt.passed else 1
+
+
+def _cmd_conv(args) -> int:
+    return _run(args, explain_conv, x=args.input, w=args.kernel, grad=args.grad, stride=args.stride,
+                padding=args.padding, dilation=args.dilation, channels=args.channels, filters=args.filters,
+                seed=args.seed)
+
+
+def _cmd_pool(args) -> int:
+    return _run(args, explain_pool, x=args.input, kernel_size=args.kernel_size, stride=args.stride,
+                mode=args.mode, grad=args.grad, seed=args.seed)
+
+
+def _cmd_resample(args) -> int:
+    return _run(args, explain_resample, x=args.input, w=args.kernel, grad=args.grad, stride=args.stride,
+                seed=args.seed)
+
+
+_MATRIX_HELP = ("matrices: entries separated by ',' and rows by ';', e.g. '2,-3,4;1,-1,2;-1,2,3' (quote it; "
+                "write --input=-1,2;3,4 when it starts with '-')")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `explain` with its sub-commands conv / pool / resample to an argparse subparsers object."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser("explain", help="walk through backprop in CNNs step by step, the lectures' way",
+                              description=__doc__.split("\n\n")[0] + "\n\n" + _MATRIX_HELP, formatter_class=fmt)
+    sub = p.add_subparsers(dest="explain_command", metavar="{conv,pool,resample}", required=True)
+
+    def common(q, seed_help):
+        q.add_argument("--seed", type=int, default=None, help=seed_help)
+        q.add_argument("--html", metavar="FILE", default=None,
+                       help="write the walk-through as one self-contained HTML page with animations (needs Pillow)")
+
+    c = sub.add_parser("conv", formatter_class=fmt, help="forward windows, 4-D Jacobians, chain rule, shortcuts",
+                       description="Backprop through a convolution: the forward windows, the 4-D Jacobians dv/dw "
+                       "and dv/dx as slices, the chain rule as a tensor contraction, and the shortcuts "
+                       "dJ/dw = conv(x, dJ/dv) and dJ/dx = conv(pad(dJ/dv, f-1), rot180(w)), checked against "
+                       "the fast path. With no options: the lectures' worked example.\n\n" + _MATRIX_HELP +
+                       "; several input channels are separated by '|', filters of the kernel by '/'.")
+    c.add_argument("--input", type=parse_maps, metavar="X", help="the input x: (H, W) or channels 'A|B'")
+    c.add_argument("--kernel", type=parse_kernel, metavar="W",
+                   help="the filter w: (f, f), or filters 'A|B/C|D' (filter / channel)")
+    c.add_argument("--grad", type=parse_maps, metavar="DJDV", help="dJ/dv, the output's shape ('|' between filters)")
+    c.add_argument("--stride", type=parse_pair, default=1, help="int or 'sh,sw' (default 1)")
+    c.add_argument("--padding", type=parse_pair, default=0, help="zero padding, int or 'ph,pw' (default 0)")
+    c.add_argument("--dilation", type=parse_pair, default=1, help="kernel dilation, int or 'dh,dw' (default 1)")
+    c.add_argument("--channels", type=int, default=None, help="input channels (random maps when not given)")
+    c.add_argument("--filters", type=int, default=None, help="number of filters (random maps when not given)")
+    common(c, "random small integers for every map not given (default: the worked example)")
+    c.set_defaults(func=_cmd_conv)
+
+    q = sub.add_parser("pool", formatter_class=fmt, help="max/mean pooling: routing and spreading the gradient",
+                       description="Backprop through pooling: max routes the gradient to the arg-max of each window, "
+                       "mean spreads 1/k^2 of it over the window; overlapping windows (stride < kernel) add up. "
+                       "With no options: the lectures' max-pooling example.\n\n" + _MATRIX_HELP)
+    q.add_argument("--input", type=parse_matrix, metavar="X", help="the input (H, W)")
+    q.add_argument("--kernel-size", type=parse_pair, default=2, help="window size, int or 'kh,kw' (default 2)")
+    q.add_argument("--stride", type=parse_pair, default=None, help="int or 'sh,sw' (default: the kernel size)")
+    q.add_argument("--mode", choices=("max", "avg"), default="max", help="max or avg (mean) pooling")
+    q.add_argument("--grad", type=parse_matrix, metavar="DJDY", help="dJ/dy, the output's shape")
+    common(q, "random small integers for the maps not given")
+    q.set_defaults(func=_cmd_pool)
+
+    r = sub.add_parser("resample", formatter_class=fmt, help="stride as down-/up-sampling and their backward",
+                       description="Down-sampling's backward is up-sampling by zero insertion and vice versa; a "
+                       "strided convolution is a stride-1 convolution followed by down-sampling, and its gradient "
+                       "is the zero-inserted dJ/dv pushed through the stride-1 backward.\n\n" + _MATRIX_HELP)
+    r.add_argument("--input", type=parse_matrix, metavar="X", help="the input (H, W) (default: random 5x5)")
+    r.add_argument("--kernel", type=parse_matrix, metavar="W", help="the filter (default: random 3x3)")
+    r.add_argument("--grad", type=parse_matrix, metavar="DJDV", help="dJ/dv of the strided convolution")
+    r.add_argument("--stride", type=parse_pair, default=2, help="int or 'sh,sw' (default 2)")
+    common(r, "seed of the random maps (default 0)")
+    r.set_defaults(func=_cmd_resample)
+    return p
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry point (`python -m convgrad.explain conv ...`); argparse errors exit 2."""
+    parser = argparse.ArgumentParser(prog="convgrad")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["explain", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)

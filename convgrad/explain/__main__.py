@@ -1,0 +1,6 @@
+"""python -m convgrad.explain {conv,pool,resample} [options]"""
+import sys
+
+from . import main
+
+sys.exit(main())
