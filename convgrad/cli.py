@@ -93,7 +93,7 @@ def _cmd_predict(args) -> int:
         mean = np.asarray(norm["mean"]).reshape(-1, 1, 1)
         std = np.asarray(norm["std"]).reshape(-1, 1, 1)
         x = ((pixels / 255.0 - mean) / std)[None].astype(model_dtype(model))
-        probs = softmax(model(x).astype(np.float64), axis=1)[0]
+        probs = softmax(model(x).astype(np.float64), dim=1)[0]
         top = np.argsort(probs)[::-1][:3]
         print(f"{path}: " + ", ".join(f"{classes[i]} {probs[i]:.3f}" for i in top))
     return 0

@@ -25,3 +25,19 @@ def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
 def _expect_rank(w, rank, where):
     if getattr(w, "ndim", None) != rank:
         raise ValueError(f"{where}: expected a weight of rank {rank}, got shape {getattr(w, 'shape', None)}")
+
+
+from .activation import (elu, elu_backward, elu_forward, erf, erfc, gelu, gelu_backward, gelu_forward,  # noqa: E402
+                         leaky_relu, leaky_relu_backward, leaky_relu_forward, log_softmax, log_softmax_backward,
+                         log_softmax_forward, relu, relu_backward, relu_forward, sigmoid, sigmoid_backward,
+                         sigmoid_forward, silu, silu_backward, silu_forward, softmax, softmax_backward,
+                         softmax_forward, softplus, softplus_backward, softplus_forward, tanh, tanh_backward,
+                         tanh_forward)
+from .linear import (dropout, dropout2d, dropout_backward, dropout_forward, linear, linear_backward,  # noqa: E402
+                     linear_forward)
+from .loss import (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,  # noqa: E402
+                   binary_cross_entropy_with_logits_forward, cross_entropy, cross_entropy_backward,
+                   cross_entropy_forward, l1_loss, l1_loss_backward, l1_loss_forward, mse_loss, mse_loss_backward,
+                   mse_loss_forward, nll_loss, nll_loss_backward, nll_loss_forward)
+from .resample import (downsample, downsample_backward, upsample_nearest, upsample_nearest_backward,  # noqa: E402
+                       upsample_zeros, upsample_zeros_backward)
