@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run convolutions forward and backward and a gradient check")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_cmd_demo)
+    from .explain import add_parser as add_explain
+    add_explain(sub)
     _add_train(sub)
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a dataset's test split")
     ev.add_argument("checkpoint", help="checkpoint.npz or a run directory")
