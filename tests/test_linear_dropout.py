@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import convgrad
-from convgrad.functional import linear as FL
+from convgrad.functional import dense as FL
 from convgrad.nn.dropout import Dropout, Dropout2d
 from convgrad.nn.linear import Identity, Linear
 from convgrad.nn.module import Sequential

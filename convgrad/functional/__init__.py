@@ -33,7 +33,7 @@ from .activation import (elu, elu_backward, elu_forward, erf, erfc, gelu, gelu_b
                          sigmoid_forward, silu, silu_backward, silu_forward, softmax, softmax_backward,
                          softmax_forward, softplus, softplus_backward, softplus_forward, tanh, tanh_backward,
                          tanh_forward)
-from .linear import (dropout, dropout2d, dropout_backward, dropout_forward, linear, linear_backward,  # noqa: E402
+from .dense import (dropout, dropout2d, dropout_backward, dropout_forward, linear, linear_backward,  # noqa: E402
                      linear_forward)
 from .loss import (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,  # noqa: E402
                    binary_cross_entropy_with_logits_forward, cross_entropy, cross_entropy_backward,

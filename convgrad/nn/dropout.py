@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from ..functional import linear as F
+from ..functional import dense as F
 from . import init
 from .module import Module
 

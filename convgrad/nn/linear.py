@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..functional import linear as F
+from ..functional import dense as F
 from . import init
 from .module import Module, Parameter
 

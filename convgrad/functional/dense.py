@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .._checks import check_float_array, check_same_dtype
+from .._rng import make_rng
 
 __all__ = ["linear", "linear_forward", "linear_backward",
            "dropout", "dropout2d", "dropout_forward", "dropout_backward", "dropout_mask"]
@@ -110,8 +111,6 @@ def dropout_backward(dy, cache):
 
 
 def _rng(generator) -> np.random.Generator:
-    # the library's global generator lives with the initialisers (seeded by manual_seed)
-    from ..nn.init import make_rng
     return make_rng(generator)
 
 
