@@ -1,0 +1,408 @@
+"""Normalisation: batch, layer and group norm, each a forward function and its backward.
+
+All three standardise x with the mean and the biased variance of some set of m values,
+
+    xhat = (x - mean) * inv_std,      inv_std = 1 / sqrt(var + eps)
+    y    = xhat * weight + bias
+
+and share one backward (sums over the same m values the statistics were taken over):
+
+    dxhat   = dy * weight
+    dx      = (1/m) * inv_std * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+    dweight = sum(dy * xhat),   dbias = sum(dy)     (over everything but the weight's axes)
+
+The last two terms of dx are the paths through mean and var: every x moves the statistics
+of its own set, so the gradient of one element depends on the whole set. In eval mode
+batch norm uses fixed running statistics, those paths vanish and dx = dy * weight * inv_std.
+
+Layouts: batch norm takes its statistics per channel over (N, *spatial), viewed as
+(N, C, L); layer norm per row of (M, 1, K) (K = prod(normalized_shape)); group norm per
+row of (N, G, K) (K = C/G * L): the same "row" code serves both. Big arrays stay in the
+input's dtype; statistics are accumulated in float64 from float32 partial sums of rows.
+
+Speed: these layers are memory-bound, and NumPy is ~3x slower at broadcasting a (C, 1)
+column over (N, C, L) than at a contiguous operand. So the arrays are walked in blocks of
+about _BLOCK elements (256 KiB of float32) that stay in L2, with per-channel vectors
+expanded once to contiguous (channels, L) "planes" shared by all blocks; every big array
+is read or written once per pass, and the caches hold the input, not normalised copies.
+Measured on (64, 64, 32, 32) float32: batch norm forward + backward 1.6x faster than
+whole-array expressions, layer and group norm ~2-3x.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._checks import check_finite, check_float_array, check_same_dtype
+
+_BLOCK = 1 << 16
+_LONG_ROW = 1 << 12
+
+
+# ---------------------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------------------
+def _check_vector(v, size: int, x: np.ndarray, where: str, name: str):
+    """weight / bias / running statistic: None, or a float array of shape (size,) in x's dtype."""
+    if v is None:
+        return
+    check_float_array(v, where, name)
+    check_same_dtype(x, v, where, "input", name)
+    if v.shape != (size,):
+        raise ValueError(f"{where}: expected {name} of shape ({size},), got {v.shape}")
+
+
+def _check_grad(dy, shape, where: str) -> None:
+    check_float_array(dy, f"{where} backward", "grad_output")
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{where} backward: expected grad_output of shape {tuple(shape)}, got {dy.shape}")
+
+
+def _inv_std(var: np.ndarray, eps: float) -> np.ndarray:
+    return 1.0 / np.sqrt(var + eps)
+
+
+def _finite_stats(stat: np.ndarray, x: np.ndarray, where: str) -> None:
+    """A non-finite mean means a non-finite input (or overflow): let check_finite say which."""
+    if not np.isfinite(stat).all():
+        check_finite(x, where)
+
+
+def _block_grid(shape):
+    """Cover (N, C, L) with blocks of about _BLOCK elements: yield (channel slice, list of
+    sample slices). Several samples per block only when a block spans all channels."""
+    n, c, l = shape[0], shape[1], max(shape[2], 1)
+    kc = min(c, max(1, _BLOCK // l))
+    kn = max(1, _BLOCK // (kc * l))
+    for c0 in range(0, c, kc):
+        yield slice(c0, min(c0 + kc, c)), [slice(n0, min(n0 + kn, n)) for n0 in range(0, n, kn)]
+
+
+def _work(workspace: dict | None, key: str, shape, dtype):
+    """block_shape -> a contiguous work array of that shape: views of one buffer, big enough
+    for any block of an (N, C, L) `shape`, kept in `workspace` (a layer's dict) if given."""
+    n, c, l = shape[0], shape[1], max(shape[2], 1)
+    kc = min(c, max(1, _BLOCK // l))
+    size = min(n, max(1, _BLOCK // (kc * l))) * kc * l
+    buf = None if workspace is None else workspace.get(key)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(size, dtype)
+        if workspace is not None:
+            workspace[key] = buf
+    return lambda block_shape: buf[:math.prod(block_shape)].reshape(block_shape)
+
+
+def _plane(v: np.ndarray, l: int, dtype) -> np.ndarray:
+    """A per-channel vector (C,) repeated along a row: (C, L), contiguous, in dtype."""
+    return np.repeat(np.asarray(v, dtype)[:, None], l, axis=1)
+
+
+# ---------------------------------------------------------------------------------------
+# Batch norm: statistics per channel over (N, *spatial)
+# ---------------------------------------------------------------------------------------
+@dataclass
+class BatchNormCache:
+    """What batch_norm_backward needs. batch_stats: the statistics were the batch's own
+    (training), so dx has the paths through mean and var; otherwise they were fixed."""
+    shape: tuple                 # the input's shape (N, C, *spatial)
+    batch_stats: bool
+    x: np.ndarray                # the input as (N, C, L) (not copied: do not modify it before backward)
+    mean: np.ndarray             # (C,) float64
+    inv_std: np.ndarray          # (C,) float64
+    weight: np.ndarray | None    # (C,)
+    has_bias: bool
+
+
+def _as_ncl(x: np.ndarray, where: str) -> np.ndarray:
+    """(N, C, *spatial) -> (N, C, L) with L = prod(spatial) (1 for (N, C))."""
+    if x.ndim < 2:
+        raise ValueError(f"{where}: expected input of shape (N, C, *spatial), got shape {x.shape}")
+    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
+
+
+def _channel_blocks(shape, vectors, dtype):
+    """Walk (N, C, L) block by block: yield (index, planes), index = (samples, channels)
+    slices and planes = each (C,) vector of `vectors` as (channels in the block, L), or
+    as (channels, 1) columns when rows are so long that NumPy's per-row overhead vanishes."""
+    width = shape[2] if shape[2] < _LONG_ROW else 1
+    for cs, sample_slices in _block_grid(shape):
+        planes = [_plane(v[cs], width, dtype) for v in vectors]
+        for ns in sample_slices:
+            yield (ns, cs), planes
+
+
+def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
+                       momentum=0.1, eps=1e-5, workspace: dict | None = None):
+    """Batch norm forward: x (N, C, *spatial) -> (y of x's shape and dtype, cache).
+
+    training=True normalises with the batch's mean and biased variance over (N, *spatial)
+    and, when running_mean/running_var are given, updates them in place as torch does:
+    r = (1 - momentum) * r + momentum * batch statistic, the variance unbiased (m/(m-1)).
+    training=False uses running_mean/running_var. weight, bias, running_*: (C,) or None.
+    workspace: a dict in which a layer keeps its small work array across calls.
+    """
+    where = "batch_norm"
+    check_float_array(x, where)
+    x3 = _as_ncl(x, where)
+    n, c, l = x3.shape
+    for name, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        _check_vector(v, c, x, where, name)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{where}: give both running_mean and running_var, or neither")
+    if training:
+        mean, var = _batch_statistics(x, x3, workspace)
+        if running_mean is not None:
+            m = n * l
+            running_mean *= 1.0 - momentum
+            running_mean += momentum * mean
+            running_var *= 1.0 - momentum
+            running_var += momentum * var * (m / (m - 1))
+    elif running_mean is None:
+        raise ValueError(f"{where}: training=False needs running_mean and running_var")
+    else:
+        check_finite(x, where)
+        mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
+    inv_std = _inv_std(var, eps)
+    # y = (x - mean) * inv_std * weight + bias = x * alpha + beta, as torch computes it
+    alpha = inv_std if weight is None else inv_std * weight
+    beta = -mean * alpha if bias is None else bias - mean * alpha
+    y = np.empty(x3.shape, x.dtype)
+    for index, (alpha_plane, beta_plane) in _channel_blocks(x3.shape, (alpha, beta), x.dtype):
+        out = np.multiply(x3[index], alpha_plane, out=y[index])
+        out += beta_plane
+    return y.reshape(x.shape), BatchNormCache(x.shape, bool(training), x3, mean, inv_std, weight,
+                                              bias is not None)
+
+
+def _batch_statistics(x, x3, workspace):
+    """Per-channel mean and biased variance over (N, L), float64 (C,) each. Two passes:
+    the mean, then the squares of x - mean (no cancellation as in E[x^2] - E[x]^2)."""
+    n, c, l = x3.shape
+    m = n * l
+    if m <= 1:
+        raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, "
+                         f"got input size {x.shape}")
+    mean = np.einsum("ncl->nc", x3).sum(axis=0, dtype=np.float64) / m
+    _finite_stats(mean, x, "batch_norm")
+    squares = np.empty((n, c), x.dtype)
+    work = _work(workspace, "block", x3.shape, x.dtype)
+    for index, (mean_plane,) in _channel_blocks(x3.shape, (mean,), x.dtype):
+        block = x3[index]
+        centred = np.subtract(block, mean_plane, out=work(block.shape))
+        np.einsum("ncl,ncl->nc", centred, centred, out=squares[index])
+    return mean, squares.sum(axis=0, dtype=np.float64) / m
+
+
+def batch_norm_backward(dy, cache: BatchNormCache, workspace: dict | None = None):
+    """Gradients of batch_norm_forward: dy (N, C, *spatial) -> (dx, dweight, dbias);
+    dweight/dbias are None where the forward had no weight/bias."""
+    _check_grad(dy, cache.shape, "batch_norm")
+    x3, dtype = cache.x, dy.dtype
+    dy3 = dy.reshape(x3.shape)
+    n, c, l = x3.shape
+    m = n * l
+    inv_std, weight, mean = cache.inv_std, cache.weight, cache.mean
+    a = inv_std if weight is None else inv_std * weight           # dx = a * dy when the stats are fixed
+    dx = np.empty(x3.shape, dtype)
+    work = _work(workspace, "block", x3.shape, dtype)
+    sums, dots = np.empty((n, c), dtype), np.empty((n, c), dtype)
+    for index, (mean_plane, a_plane) in _channel_blocks(x3.shape, (mean, a), dtype):
+        dy_block, x_block = dy3[index], x3[index]
+        centred = np.subtract(x_block, mean_plane, out=work(x_block.shape))
+        np.einsum("ncl->nc", dy_block, out=sums[index])
+        np.einsum("ncl,ncl->nc", dy_block, centred, out=dots[index])
+        if not cache.batch_stats:
+            np.multiply(dy_block, a_plane, out=dx[index])
+    sum_dy = sums.sum(axis=0, dtype=np.float64)
+    sum_dy_xhat = dots.sum(axis=0, dtype=np.float64) * inv_std
+    if cache.batch_stats:
+        # dx = a * (dy - sum(dy)/m - xhat * sum(dy * xhat)/m),  xhat = (x - mean) * inv_std
+        #    = a * dy - (k * x - k * mean + k0)
+        k, k0 = a * inv_std * sum_dy_xhat / m, a * sum_dy / m
+        for index, (a_plane, k_plane, shift_plane) in _channel_blocks(x3.shape, (a, k, k * mean - k0), dtype):
+            x_block = x3[index]
+            correction = np.multiply(x_block, k_plane, out=work(x_block.shape))
+            correction -= shift_plane
+            out = np.multiply(dy3[index], a_plane, out=dx[index])
+            out -= correction
+    dweight = sum_dy_xhat.astype(dtype) if weight is not None else None
+    dbias = sum_dy.astype(dtype) if cache.has_bias else None
+    return dx.reshape(cache.shape), dweight, dbias
+
+
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """torch.nn.functional.batch_norm: x (N, C, *spatial) -> y, same shape and dtype."""
+    return batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)[0]
+
+
+# ---------------------------------------------------------------------------------------
+# Row normalisation: layer norm and group norm
+# ---------------------------------------------------------------------------------------
+@dataclass
+class RowNormCache:
+    """What layer_norm_backward / group_norm_backward need. The input is viewed as rows
+    (N, G, K), each row standardised on its own; the affine terms are per (g, p) for a
+    row split as (P, K/P): layer norm (G, P) = (1, K), group norm (G, C/G)."""
+    shape: tuple                 # the input's shape
+    x: np.ndarray                # (N, G, K) view of the input (not copied)
+    mean: np.ndarray             # (N, G) float64
+    inv_std: np.ndarray          # (N, G) float64
+    weight_plane: np.ndarray | None   # (G, K), the weight repeated along each row
+    param_shape: tuple | None    # the weight's own shape (None: no weight)
+    bias_shape: tuple | None     # the bias's shape (None: no bias)
+    p: int                       # affine entries per row
+
+
+def _column(v: np.ndarray, dtype) -> np.ndarray:
+    """Per-row statistics (n, g) -> (n, g, 1) in dtype, to broadcast along rows."""
+    return v.astype(dtype)[..., None]
+
+
+def _row_norm_forward(x3, eps, w_plane, b_plane, workspace=None):
+    """x3 (N, G, K): each row standardised with its own mean and biased variance, then
+    * w_plane[g] + b_plane[g] ((G, K) or None). One pass over x, a block of rows at a time.
+    Returns y (N, G, K), mean and inv_std (N, G) float64."""
+    n, g, k = x3.shape
+    dtype = x3.dtype
+    y = np.empty(x3.shape, dtype)
+    mean, inv_std = np.empty((n, g)), np.empty((n, g))
+    work = _work(workspace, "block", x3.shape, dtype)
+    for gs, sample_slices in _block_grid(x3.shape):
+        for ns in sample_slices:
+            block = x3[ns, gs]
+            mu = np.einsum("ngk->ng", block).astype(np.float64) / k
+            centred = np.subtract(block, _column(mu, dtype), out=work(block.shape))
+            inv = _inv_std(np.einsum("ngk,ngk->ng", centred, centred).astype(np.float64) / k, eps)
+            mean[ns, gs], inv_std[ns, gs] = mu, inv
+            out = np.multiply(centred, _column(inv, dtype), out=y[ns, gs])
+            if w_plane is not None:
+                out *= w_plane[gs]
+            if b_plane is not None:
+                out += b_plane[gs]
+    return y, mean, inv_std
+
+
+def _row_norm_backward(dy3, cache: RowNormCache, workspace=None):
+    """dy (N, G, K) -> (dx (N, G, K), dweight (G, P) float64 or None, dbias (G, P) or None)."""
+    x3, w_plane = cache.x, cache.weight_plane
+    n, g, k = x3.shape
+    dtype, p = dy3.dtype, cache.p
+    dx = np.empty(x3.shape, dtype)
+    dweight = np.zeros((g, p)) if cache.param_shape is not None else None
+    dbias = np.zeros((g, p)) if cache.bias_shape is not None else None
+    work_x, work_dy = _work(workspace, "block", x3.shape, dtype), _work(workspace, "block2", x3.shape, dtype)
+    for gs, sample_slices in _block_grid(x3.shape):
+        for ns in sample_slices:
+            x_block, dy_block = x3[ns, gs], dy3[ns, gs]
+            inv = _column(cache.inv_std[ns, gs], dtype)
+            xhat = np.subtract(x_block, _column(cache.mean[ns, gs], dtype), out=work_x(x_block.shape))
+            xhat *= inv
+            affine_view = (*x_block.shape[:2], p, k // p)
+            if dweight is not None:
+                dweight[gs] += np.einsum("ngpl,ngpl->gp", dy_block.reshape(affine_view), xhat.reshape(affine_view))
+            if dbias is not None:
+                dbias[gs] += np.einsum("ngpl->gp", dy_block.reshape(affine_view))
+            dxhat = dy_block if w_plane is None else np.multiply(dy_block, w_plane[gs], out=work_dy(x_block.shape))
+            # dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), per row
+            mean_dxhat = np.einsum("ngk->ng", dxhat).astype(np.float64) / k
+            mean_dxhat_xhat = np.einsum("ngk,ngk->ng", dxhat, xhat).astype(np.float64) / k
+            xhat *= _column(mean_dxhat_xhat, dtype)
+            xhat += _column(mean_dxhat, dtype)
+            out = np.subtract(dxhat, xhat, out=dx[ns, gs])
+            out *= inv
+    return dx, dweight, dbias
+
+
+def _row_norm_grads(dy, cache: RowNormCache, where: str, workspace):
+    _check_grad(dy, cache.shape, where)
+    dx, dweight, dbias = _row_norm_backward(dy.reshape(cache.x.shape), cache, workspace)
+    dtype = dy.dtype
+    dweight = None if dweight is None else dweight.astype(dtype).reshape(cache.param_shape)
+    dbias = None if dbias is None else dbias.astype(dtype).reshape(cache.bias_shape)
+    return dx.reshape(cache.shape), dweight, dbias
+
+
+def as_normalized_shape(normalized_shape, where: str) -> tuple:
+    """An int or a sequence of positive ints -> a tuple (torch accepts both)."""
+    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
+        normalized_shape = (normalized_shape,)
+    shape = tuple(normalized_shape)
+    if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
+        raise ValueError(f"{where}: normalized_shape must be a positive int or a non-empty tuple of them, "
+                         f"got {normalized_shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5, workspace: dict | None = None):
+    """Layer norm: statistics per sample over the trailing dims normalized_shape.
+    x (*, *normalized_shape) -> (y of x's shape and dtype, cache); weight, bias: normalized_shape."""
+    where = "layer_norm"
+    shape = as_normalized_shape(normalized_shape, where)
+    check_float_array(x, where)
+    if x.ndim < len(shape) or x.shape[x.ndim - len(shape):] != shape:
+        raise ValueError(f"{where}: normalized_shape={shape} expects input of shape (*, {', '.join(map(str, shape))}), "
+                         f"got shape {x.shape}")
+    for name, v in (("weight", weight), ("bias", bias)):
+        if v is not None:
+            check_float_array(v, where, name)
+            check_same_dtype(x, v, where, "input", name)
+            if v.shape != shape:
+                raise ValueError(f"{where}: expected {name} of shape {shape}, got {v.shape}")
+    k = math.prod(shape)
+    x3 = x.reshape(-1, 1, k)
+    w_plane = None if weight is None else weight.reshape(1, k)
+    y, mean, inv_std = _row_norm_forward(x3, eps, w_plane, None if bias is None else bias.reshape(1, k), workspace)
+    _finite_stats(mean, x, where)
+    cache = RowNormCache(x.shape, x3, mean, inv_std, w_plane, None if weight is None else shape,
+                         None if bias is None else shape, k)
+    return y.reshape(x.shape), cache
+
+
+def layer_norm_backward(dy, cache: RowNormCache, workspace: dict | None = None):
+    """Gradients of layer_norm_forward: (dx, dweight, dbias), the last two None when absent."""
+    return _row_norm_grads(dy, cache, "layer_norm", workspace)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """torch.nn.functional.layer_norm: x (*, *normalized_shape) -> y, same shape and dtype."""
+    return layer_norm_forward(x, normalized_shape, weight, bias, eps)[0]
+
+
+def group_norm_forward(x, num_groups, weight=None, bias=None, eps=1e-5, workspace: dict | None = None):
+    """Group norm: statistics per sample and group of C/G channels over those channels and
+    all positions. x (N, C, *spatial) -> (y of x's shape and dtype, cache); weight, bias: (C,)."""
+    where = "group_norm"
+    check_float_array(x, where)
+    if x.ndim < 2:
+        raise ValueError(f"{where}: expected input of shape (N, C, *spatial), got shape {x.shape}")
+    n, c = x.shape[:2]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups < 1 \
+            or c % num_groups:
+        raise ValueError(f"{where}: the {c} channels of input shape {x.shape} must divide into "
+                         f"num_groups={num_groups!r} groups")
+    for name, v in (("weight", weight), ("bias", bias)):
+        _check_vector(v, c, x, where, name)
+    g = int(num_groups)
+    l = math.prod(x.shape[2:])
+    x3 = x.reshape(n, g, c // g * l)
+    w_plane = None if weight is None else _plane(weight, l, x.dtype).reshape(g, -1)
+    b_plane = None if bias is None else _plane(bias, l, x.dtype).reshape(g, -1)
+    y, mean, inv_std = _row_norm_forward(x3, eps, w_plane, b_plane, workspace)
+    _finite_stats(mean, x, where)
+    cache = RowNormCache(x.shape, x3, mean, inv_std, w_plane, None if weight is None else (c,),
+                         None if bias is None else (c,), c // g)
+    return y.reshape(x.shape), cache
+
+
+def group_norm_backward(dy, cache: RowNormCache, workspace: dict | None = None):
+    """Gradients of group_norm_forward: (dx, dweight, dbias), the last two None when absent."""
+    return _row_norm_grads(dy, cache, "group_norm", workspace)
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """torch.nn.functional.group_norm: x (N, C, *spatial) -> y, same shape and dtype."""
+    return group_norm_forward(x, num_groups, weight, bias, eps)[0]

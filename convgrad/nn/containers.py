@@ -1,0 +1,173 @@
+"""Graph containers: where one input fans out to several branches, their gradients add.
+
+The lectures' rule for a compute graph: if x feeds several branches b_1 .. b_k, then
+dL/dx = sum_i dL/db_i * db_i/dx. `Residual`, `Add` and `Concat` are that rule for the
+common shapes of graph; `Sequential` (in module.py) is the chain.
+
+Any other graph is a custom Module whose forward calls its submodules and whose backward
+calls their backward in the reverse order, adding the gradients where the forward fanned
+out. For example, a gated block y = a(x) * b(x) + x:
+
+    class Gated(Module):
+        def __init__(self, a: Module, b: Module):
+            super().__init__()
+            self.a, self.b = a, b            # registered by assignment: names "a.*", "b.*"
+            self._cache = None
+
+        def forward(self, x):                # x (N, C, H, W) -> (N, C, H, W)
+            ya, yb = self.a(x), self.b(x)    # x fans out three ways: a, b and the identity
+            self._cache = (ya, yb)
+            return ya * yb + x
+
+        def backward(self, grad_out):        # reverse order; one backward per forward call
+            ya, yb = self._cached(self._cache)
+            grad_x = self.b.backward(grad_out * ya)
+            grad_x = grad_x + self.a.backward(grad_out * yb)
+            return grad_x + grad_out         # the identity branch: gradients add
+
+Each submodule keeps one forward cache, so a module object may appear only once in a
+graph (a second call would overwrite the first call's cache); to share weights, share
+the Parameter objects between two modules instead — their gradients accumulate.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .module import Module
+
+
+def _distinct_modules(modules, where: str) -> None:
+    seen = set()
+    for m in modules:
+        if not isinstance(m, Module):
+            raise TypeError(f"{where}: expected Module branches, got a {type(m).__name__}")
+        if id(m) in seen:
+            raise ValueError(f"{where}: the same {type(m).__name__} object is used in two branches; its single "
+                             f"forward cache cannot serve two backward passes — give each branch its own module "
+                             f"(share Parameters to share weights)")
+        seen.add(id(m))
+
+
+def _check_same_shapes(outputs, where: str) -> None:
+    shapes = [np.shape(y) for y in outputs]
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError(f"{where}: branch outputs must have one shape to be added, got shapes {shapes}")
+
+
+class Residual(Module):
+    """y = body(x) + shortcut(x); shortcut None is the identity (then y and x share a shape).
+
+    backward: grad_out flows into both branches and their input gradients add,
+    dx = body.backward(dy) + shortcut.backward(dy) (or + dy for the identity).
+    Parameter names: "body.*", "shortcut.*", as a torch module with those attributes.
+    """
+
+    def __init__(self, body: Module, shortcut: Module | None = None):
+        super().__init__()
+        _distinct_modules([body] + ([] if shortcut is None else [shortcut]), "Residual")
+        self.body = body
+        self.shortcut = shortcut
+        self._cache = None
+
+    def forward(self, x):
+        y_body = self.body(x)
+        y_short = x if self.shortcut is None else self.shortcut(x)
+        _check_same_shapes([y_body, y_short], "Residual (body, shortcut)")
+        self._cache = True
+        return y_body + y_short
+
+    def backward(self, grad_out):
+        self._cached(self._cache)
+        dx_body = self.body.backward(grad_out)
+        dx_short = grad_out if self.shortcut is None else self.shortcut.backward(grad_out)
+        return dx_body + dx_short
+
+
+class Add(Module):
+    """y = sum_i branch_i(x), every branch applied to the same x; outputs share one shape.
+    backward: dx = sum_i branch_i.backward(dy). Branches are named "0", "1", ..."""
+
+    def __init__(self, *branches: Module):
+        super().__init__()
+        if not branches:
+            raise ValueError("Add: give at least one branch")
+        _distinct_modules(branches, "Add")
+        for i, m in enumerate(branches):
+            setattr(self, str(i), m)
+        self._cache = None
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def forward(self, x):
+        outputs = [m(x) for m in self._modules.values()]
+        _check_same_shapes(outputs, "Add")
+        self._cache = True
+        y = outputs[0].copy() if len(outputs) == 1 else outputs[0] + outputs[1]
+        for out in outputs[2:]:
+            y += out
+        return y
+
+    def backward(self, grad_out):
+        self._cached(self._cache)
+        branches = list(self._modules.values())
+        dx = branches[-1].backward(grad_out)
+        for m in reversed(branches[:-1]):
+            dx = dx + m.backward(grad_out)
+        return dx
+
+
+class Concat(Module):
+    """y = concatenate([branch_i(x)], axis=dim), every branch applied to the same x
+    (default dim=1: channels of (N, C_i, *spatial) outputs -> (N, sum C_i, *spatial)).
+    backward: dy is split back into the branches' pieces, whose input gradients add.
+    Branches are named "0", "1", ..."""
+
+    def __init__(self, *branches: Module, dim: int = 1):
+        super().__init__()
+        if not branches:
+            raise ValueError("Concat: give at least one branch")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"Concat: dim must be an int, got {dim!r}")
+        _distinct_modules(branches, "Concat")
+        for i, m in enumerate(branches):
+            setattr(self, str(i), m)
+        self.dim = int(dim)
+        self._cache = None
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def forward(self, x):
+        outputs = [m(x) for m in self._modules.values()]
+        ndim = outputs[0].ndim
+        if not -ndim <= self.dim < ndim:
+            raise ValueError(f"Concat: dim={self.dim} is out of range for branch outputs of rank {ndim}")
+        axis = self.dim % ndim
+        shapes = [y.shape for y in outputs]
+        if any(len(s) != ndim or s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
+            raise ValueError(f"Concat: branch outputs must match in every dim but {self.dim}, got shapes {shapes}")
+        self._cache = (axis, np.cumsum([s[axis] for s in shapes])[:-1], shapes)
+        return np.concatenate(outputs, axis=axis)
+
+    def backward(self, grad_out):
+        axis, splits, shapes = self._cached(self._cache)
+        total = sum(s[axis] for s in shapes)
+        expected = shapes[0][:axis] + (total,) + shapes[0][axis + 1:]
+        if np.shape(grad_out) != expected:
+            raise ValueError(f"Concat backward: expected grad_output of shape {expected}, got {np.shape(grad_out)}")
+        pieces = np.split(grad_out, splits, axis=axis)
+        branches = list(self._modules.values())
+        dx = branches[-1].backward(np.ascontiguousarray(pieces[-1]))
+        for m, piece in zip(reversed(branches[:-1]), reversed(pieces[:-1])):
+            dx = dx + m.backward(np.ascontiguousarray(piece))
+        return dx
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
