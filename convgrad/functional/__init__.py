@@ -45,3 +45,6 @@ from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_poo
                       adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d, avg_pool2d, avg_pool3d, avg_pool_backward,
                       avg_pool_forward, max_pool1d, max_pool2d, max_pool3d, max_pool_backward, max_pool_forward,
                       max_unpool1d, max_unpool2d, max_unpool3d)
+from .normalization import (batch_norm, batch_norm_backward, batch_norm_forward, group_norm,  # noqa: E402
+                            group_norm_backward, group_norm_forward, layer_norm, layer_norm_backward,
+                            layer_norm_forward)
