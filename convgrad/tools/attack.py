@@ -1,0 +1,204 @@
+"""`convgrad attack`: adversarial examples (FGSM, PGD) through the model's own backward.
+
+The gradient an attack follows is the one training computes, taken one step further down:
+
+    logits = model((x - mean) / std)            x: pixels in [0, 1], (N, C, H, W)
+    dL/dz  = model.backward(CrossEntropyLoss.backward())
+    dL/dx  = dL/dz / std                         (chain rule through the normalisation)
+
+FGSM (Goodfellow et al. 2015):  x' = clip(x + eps * sign(dL/dx), 0, 1)
+PGD  (Madry et al. 2018):       K steps x <- clip(proj_eps(x + alpha * sign(dL/dx)), 0, 1),
+                                proj_eps the projection onto the L-inf ball |x - x_clean| <= eps;
+                                an image stays at the first iterate that fools the model.
+Targeted (--target T): minimise the loss of class T instead, x' = x - eps * sign(dL_T/dx).
+eps and alpha are in pixel units ([0, 1]); 8/255 ~ 0.031 is the customary "invisible" budget.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._common import (PixelModel, ToolError, check_eps, class_index, guarded, load_model, load_test_split,
+                      pixels, run_dir)
+
+BATCH = 250
+
+
+def _direction(pm: PixelModel, x, labels, target):
+    """(+sign of dL/dx untargeted, -sign of dL_target/dx targeted), and the logits of x."""
+    if target is None:
+        _, grad, logits = pm.loss_grad(x, labels)
+        return np.sign(grad), logits
+    _, grad, logits = pm.loss_grad(x, np.full(len(x), target, dtype=np.int64))
+    return -np.sign(grad), logits
+
+
+def _succeeded(logits, labels, target):
+    pred = np.argmax(logits, axis=1)
+    return pred == target if target is not None else pred != labels
+
+
+def fgsm(pm: PixelModel, x: np.ndarray, labels: np.ndarray, eps: float, target: int | None = None) -> np.ndarray:
+    """x (N, C, H, W) in [0, 1], labels (N,) -> x' = clip(x +- eps * sign(grad), 0, 1), same shape."""
+    direction, _ = _direction(pm, x, labels, target)
+    return np.clip(x + eps * direction, 0.0, 1.0)
+
+
+def pgd(pm: PixelModel, x: np.ndarray, labels: np.ndarray, eps: float, steps: int = 10,
+        alpha: float | None = None, target: int | None = None) -> np.ndarray:
+    """Projected gradient descent on the L-inf ball of radius eps around x (no random start).
+
+    x (N, C, H, W) in [0, 1] -> x' with |x' - x| <= eps and x' in [0, 1]. alpha defaults to
+    2.5 * eps / steps (Madry et al.). Images that already fool the model are not moved further,
+    so every image ends at a successful iterate when there was one.
+    """
+    alpha = 2.5 * eps / steps if alpha is None else alpha
+    lo, hi = np.maximum(x - eps, 0.0), np.minimum(x + eps, 1.0)
+    x_adv = x.copy()
+    for _ in range(steps):
+        direction, logits = _direction(pm, x_adv, labels, target)
+        active = ~_succeeded(logits, labels, target)
+        if not active.any():
+            break
+        x_adv[active] = np.clip(x_adv[active] + alpha * direction[active], lo[active], hi[active])
+    return x_adv
+
+
+@dataclass
+class AttackResult:
+    """One eps: adversarial accuracy (against the true labels), targeted success rate (None when
+    untargeted), the adversarial predictions (N,) and the largest perturbation max |x' - x|."""
+    eps: float
+    accuracy: float
+    predictions: np.ndarray = field(repr=False)
+    max_perturbation: float
+    success_rate: float | None = None
+
+
+def run_attack(pm: PixelModel, x: np.ndarray, labels: np.ndarray, eps_list, method: str = "fgsm",
+               steps: int = 10, alpha: float | None = None, target: int | None = None, keep=(), clean=None):
+    """Attack every image at every eps, in batches.
+
+    x (N, C, H, W) pixels in [0, 1], labels (N,). Returns (clean predictions (N,),
+    [AttackResult per eps], {eps: adversarial images of the indices in `keep`, (len(keep), C, H, W)}).
+    `clean`: the clean predictions, when already known.
+    """
+    if method not in ("fgsm", "pgd"):
+        raise ToolError(f"unknown attack method {method!r}; expected fgsm or pgd")
+    eps_list = [check_eps(e) for e in eps_list]
+    if steps < 1:
+        raise ToolError(f"--steps must be >= 1, got {steps}")
+    if alpha is not None:
+        check_eps(alpha, "--alpha")
+    keep = np.asarray(keep, dtype=np.int64)
+    clean = pm.predict(x) if clean is None else clean
+    results, kept = [], {}
+    for eps in eps_list:
+        preds, biggest = [], 0.0
+        kept[eps] = np.empty((len(keep),) + x.shape[1:])
+        for i in range(0, len(x), BATCH):
+            xb, yb = x[i:i + BATCH], labels[i:i + BATCH]
+            x_adv = fgsm(pm, xb, yb, eps, target) if method == "fgsm" else pgd(pm, xb, yb, eps, steps, alpha, target)
+            biggest = max(biggest, float(np.abs(x_adv - xb).max()))
+            preds.append(pm.predict(x_adv))
+            inside = (keep >= i) & (keep < i + len(xb))
+            kept[eps][inside] = x_adv[keep[inside] - i]
+        preds = np.concatenate(preds)
+        success = None
+        if target is not None:
+            eligible = labels != target
+            success = float(np.mean(preds[eligible] == target)) if eligible.any() else float("nan")
+        results.append(AttackResult(eps, float(np.mean(preds == labels)), preds, biggest, success))
+    return clean, results, kept
+
+
+def example_indices(labels, clean_pred, n: int, target: int | None = None) -> np.ndarray:
+    """Up to n images to show: correctly classified ones first (and not of the target class)."""
+    good = (clean_pred == labels) & (labels != target if target is not None else True)
+    order = np.concatenate([np.flatnonzero(good), np.flatnonzero(~good)])
+    return order[:n]
+
+
+def format_table(clean_acc: float, results, target_name: str | None = None) -> str:
+    """clean accuracy, then per eps: accuracy under attack, its change in percentage points, the
+    largest perturbation and (targeted) the success rate."""
+    head = f"{'eps':>8} {'accuracy':>9} {'change':>10} {'max |dx|':>9}"
+    if target_name is not None:
+        head += f"  success (-> {target_name})"
+    rows = [f"clean accuracy: {clean_acc:.4f}", head]
+    for r in results:
+        row = f"{r.eps:>8.4g} {r.accuracy:>9.4f} {100 * (r.accuracy - clean_acc):>+6.1f} pts {r.max_perturbation:>9.4f}"
+        if r.success_rate is not None:
+            row += f"  {r.success_rate:.4f}"
+        rows.append(row)
+    if target_name is not None:
+        rows.append(f"success: the fraction classified as {target_name} among the images of other classes")
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------
+# The subcommand
+# ---------------------------------------------------------------------------------------
+def _cmd(args) -> int:
+    from ..checkpoint import atomic_write_bytes
+    from .figures import adversarial_grid
+    model, state = load_model(args.checkpoint)
+    pm = PixelModel.from_state(model, state)
+    for e in args.eps:
+        check_eps(e)
+    images, labels, classes = load_test_split(state, args.data, args.data_root, args.limit)
+    target = None if args.target is None else class_index(args.target, classes)
+    x = pixels(images)
+    print(f"{args.method.upper()} attack on {len(x)} {args.data} test images, checkpoint {args.checkpoint}"
+          + (f", {args.steps} steps of alpha {args.alpha if args.alpha is not None else '2.5 eps/steps'}"
+             if args.method == "pgd" else "")
+          + (f", targeted at class {target} ({classes[target]})" if target is not None else ""))
+    clean = pm.predict(x)
+    show = example_indices(labels, clean, args.examples, target)
+    clean, results, kept = run_attack(pm, x, labels, args.eps, args.method, args.steps, args.alpha, target,
+                                      keep=show, clean=clean)
+    print(format_table(float(np.mean(clean == labels)), results, None if target is None else classes[target]))
+    adversarial = [(r.eps, kept[r.eps], r.predictions[show]) for r in results]
+    title = (f"{args.method.upper()}{' targeted -> ' + str(classes[target]) if target is not None else ''}: "
+             f"original | perturbation (blue -eps .. red +eps) | adversarial")
+    png = adversarial_grid(x[show], labels[show], clean[show], adversarial, classes, title)
+    out_dir = args.out or run_dir(args.checkpoint)
+    name = f"attack_{args.method}" + (f"_target{target}" if target is not None else "") + ".png"
+    path = os.path.join(out_dir, name)
+    atomic_write_bytes(path, png)
+    print(f"wrote {path}")
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `attack` to an argparse subparsers object."""
+    p = subparsers.add_parser("attack", help="adversarial examples (FGSM, PGD) against a trained model",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="checkpoint.npz or a run directory")
+    p.add_argument("--data", default="fashion-mnist", help="dataset whose test split is attacked")
+    p.add_argument("--data-root", default=None, help="directory holding the dataset files")
+    p.add_argument("--method", choices=("fgsm", "pgd"), default="fgsm")
+    p.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.1, 0.2],
+                   help="L-inf budgets in pixel units [0, 1] (default 0.05 0.1 0.2)")
+    p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
+    p.add_argument("--alpha", type=float, default=None, help="PGD step size (default 2.5 * eps / steps)")
+    p.add_argument("--target", default=None, help="targeted attack: class index or name")
+    p.add_argument("--limit", type=int, default=1000, help="attack the first N test images (default 1000)")
+    p.add_argument("--examples", type=int, default=6, help="images shown in the grid (default 6)")
+    p.add_argument("--out", default=None, help="directory of the grid PNG (default: the run directory)")
+    p.set_defaults(func=lambda a: guarded("attack", _cmd, a))
+    return p
+
+
+def main(argv=None) -> int:
+    """`python -m convgrad.tools.attack CKPT ...` without the main CLI."""
+    from . import run_standalone
+    return run_standalone(add_parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
