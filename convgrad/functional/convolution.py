@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import as_tuple, check_float_array, check_finite, check_same_dtype
-from .im2col import col2im, im2col, out_size, pad_channels_first, unpad_channels_first
+from .im2col import (band_matrix, band_matrix_adjoint, col2im, im2col, out_size, pad_channels_first, pad_spatial,
+                     row_stack, row_stack_adjoint, unpad_channels_first, unpad_spatial)
 
 _LAYOUTS = {1: "N, C, L", 2: "N, C, H, W", 3: "N, C, D, H, W"}
 
@@ -131,18 +132,104 @@ def _check_inputs(x, w, b, where):
 
 
 # ---------------------------------------------------------------------------------------
-# The matrix form: three GEMMs around one patch matrix
+# Work buffers and the forward cache
+# ---------------------------------------------------------------------------------------
+def _buffer(ws: dict | None, key: str, shape, dtype) -> np.ndarray:
+    """An uninitialised work array, kept in the layer's workspace dict and reused while shape
+    and dtype match (memory the process has not touched yet is slow to fault in)."""
+    shape = tuple(shape)
+    arr = None if ws is None else ws.get(key)
+    if arr is None or arr.shape != shape or arr.dtype != dtype:
+        arr = np.empty(shape, dtype=dtype)
+        if ws is not None:
+            ws[key] = arr
+    return arr
+
+
+@dataclass(eq=False)
+class ConvCache:
+    """What conv_backward needs from conv_forward. `saved` is the route's patch matrix (or
+    stack); backward reuses a workspace-owned one as its own scratch and sets it to None, and
+    a second backward of the same forward rebuilds it from `x`."""
+    geo: ConvGeometry
+    w: np.ndarray
+    x: np.ndarray                 # the input as convolved (after non-zero padding modes)
+    route: str                    # see _route
+    saved: object
+    has_bias: bool
+    padding_mode: str
+    pads: object                  # padding-mode pads, or None
+    x_shape: tuple                # the caller's input shape
+    workspace: dict | None
+
+    def _legacy(self) -> tuple:
+        return self.geo, self.w, self.saved, self.has_bias, self.padding_mode, self.pads, self.x_shape
+
+    # Unpacks and indexes like the earlier 7-tuple (geo, w, cols, has_bias, padding_mode, pads, x_shape).
+    def __getitem__(self, i):
+        return self._legacy()[i]
+
+    def __iter__(self):
+        return iter(self._legacy())
+
+    def __len__(self) -> int:
+        return 7
+
+
+def _take_saved(cache: ConvCache):
+    """(patch matrix, whether backward may overwrite it): the saved one if it lives in the
+    layer's workspace (consumed: a second backward rebuilds it), else rebuilt or shared."""
+    saved = cache.saved
+    if saved is None:
+        return _ROUTES[cache.route][0](cache.x, cache.w, cache.geo, None), True
+    if cache.workspace is not None:
+        cache.saved = None
+        return saved, True
+    return saved, False
+
+
+# ---------------------------------------------------------------------------------------
+# Route choice: one identity (y = W @ patches), laid out to suit the shape
+# ---------------------------------------------------------------------------------------
+DEPTHWISE_MAX_ROWS = 64   # the banded route does Hp/kh times the useful multiply-adds
+
+
+def _route(geo: ConvGeometry) -> str:
+    """'depthwise' (banded matrices, 2-d groups == C_in == C_out), 'per-sample' (a batch of
+    GEMMs in N, C order: groups == 1 with a short patch, i.e. 1x1 or tiny C_in), or
+    'channel-major' (one large GEMM; everything else, including lhs_dilation)."""
+    if any(d != 1 for d in geo.lhs_dilation):
+        return "channel-major"
+    c_in, c_out, g = geo.in_shape[1], geo.w_shape[0], geo.groups
+    patch = geo.w_shape[1] * math.prod(geo.kernel)
+    if (g == c_in == c_out > 1 and len(geo.out) == 2 and geo.out[0] <= DEPTHWISE_MAX_ROWS
+            and all(p >= 0 for pair in geo.pads for p in pair)):
+        return "depthwise"
+    if g == 1 and patch <= PER_SAMPLE_MAX_PATCH:
+        return "per-sample"
+    return "channel-major"
+
+
+PER_SAMPLE_MAX_PATCH = 64
+
+
+# ---------------------------------------------------------------------------------------
+# Channel-major route: cols (C, K, N, *out), one GEMM per group
 # ---------------------------------------------------------------------------------------
 def _grouped(w: np.ndarray, groups: int) -> np.ndarray:
     """(C_out, C_in/g, *k) -> (g, C_out/g, C_in/g * K)."""
     return w.reshape(groups, w.shape[0] // groups, -1)
 
 
-def _matmul_grouped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(g, m, k) @ (g, k, n) -> (g, m, n); one BLAS call when g == 1."""
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(g, m, k) @ (g, k, n) -> (g, m, n); one plain BLAS call when g == 1."""
+    if out is None:
+        out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
     if a.shape[0] == 1:
-        return (a[0] @ b[0])[None]
-    return np.matmul(a, b)
+        np.matmul(a[0], b[0], out=out[0])
+    else:
+        np.matmul(a, b, out=out)
+    return out
 
 
 def patches(x: np.ndarray, geo: ConvGeometry, workspace: dict | None = None) -> np.ndarray:
@@ -155,41 +242,191 @@ def patches(x: np.ndarray, geo: ConvGeometry, workspace: dict | None = None) -> 
     return cols.reshape(geo.groups, -1, cols[0, 0].size)
 
 
-def _to_channels_first(y: np.ndarray) -> np.ndarray:
+def _to_channels_first(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """(N, C, *S) -> contiguous (C, N*prod(S))."""
-    return np.ascontiguousarray(y.swapaxes(0, 1)).reshape(y.shape[1], -1)
+    if out is None:
+        out = np.empty((y.shape[1], y.size // y.shape[1]), dtype=y.dtype)
+    out.reshape(y.shape[1], y.shape[0], -1)[...] = y.reshape(y.shape[0], y.shape[1], -1).swapaxes(0, 1)
+    return out
 
 
-def _from_channels_first(y_cf: np.ndarray, n: int, spatial) -> np.ndarray:
-    """(C, N*prod(S)) -> contiguous (N, C, *S)."""
+def _from_channels_first(y_cf: np.ndarray, n: int, spatial, b: np.ndarray | None = None) -> np.ndarray:
+    """(C, N*prod(S)) -> new contiguous (N, C, *S), with b (C,) added on the way."""
     c = y_cf.shape[0]
-    return np.ascontiguousarray(y_cf.reshape(c, n, *spatial).swapaxes(0, 1))
+    y = np.empty((n, c, *spatial), dtype=y_cf.dtype)
+    src = y_cf.reshape(c, n, -1).swapaxes(0, 1)
+    if b is None:
+        y.reshape(n, c, -1)[...] = src
+    else:
+        np.add(src, b[:, None], out=y.reshape(n, c, -1))
+    return y
 
 
+def _cm_forward(x, w, b, geo: ConvGeometry, ws):
+    """y = W @ cols, cols (g, C/g*K, N*P) -> (y (N, C_out, *out), cols)."""
+    cols = patches(x, geo, ws)
+    y_cf = _matmul(_grouped(w, geo.groups), cols, out=_buffer(ws, "y_cf", (geo.groups, w.shape[0] // geo.groups,
+                                                                          cols.shape[2]), x.dtype))
+    return _from_channels_first(y_cf.reshape(w.shape[0], -1), x.shape[0], geo.out, b), cols
+
+
+def _cm_input_grad(dy_cf, w, geo: ConvGeometry, ws, dcols=None) -> np.ndarray:
+    """dx = col2im(W^T @ dY): dy_cf (g, C_out/g, N*P) -> (N, C_in, *in)."""
+    dcols = _matmul(_grouped(w, geo.groups).transpose(0, 2, 1), dy_cf, out=dcols)
+    n, c_in = geo.in_shape[:2]
+    dcols = dcols.reshape(c_in, math.prod(geo.kernel), n, *geo.out)
+    xp = None if ws is None else ws.get("xp")
+    dxp = col2im(dcols, geo.padded, geo.kernel, geo.stride, geo.dilation, geo.out, xp=xp)
+    return unpad_channels_first(dxp, geo.pads, geo.in_shape[2:], geo.lhs_dilation)
+
+
+def _cm_backward(dy, cache: ConvCache):
+    """(dx, dw, db); the weight gradient first, so the patch matrix can take dcols."""
+    geo, w, ws = cache.geo, cache.w, cache.workspace
+    g = geo.groups
+    dy_cf = _to_channels_first(dy, out=_buffer(ws, "dy_cf", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
+    db = dy_cf.sum(axis=1) if cache.has_bias else None
+    dy_cf = dy_cf.reshape(g, w.shape[0] // g, -1)
+    cols, scratch = _take_saved(cache)
+    dw = _matmul(dy_cf, cols.transpose(0, 2, 1)).reshape(geo.w_shape)
+    dx = _cm_input_grad(dy_cf, w, geo, ws, dcols=cols if scratch else None)
+    return dx, dw, db
+
+
+# ---------------------------------------------------------------------------------------
+# Per-sample route: cols (N, K, C, *out), a batch of N GEMMs; x, y, dy, dx keep N, C order
+# ---------------------------------------------------------------------------------------
+def _is_plain_1x1(geo: ConvGeometry) -> bool:
+    """1x1 kernel, stride 1, no padding: the patch matrix is x itself."""
+    return (math.prod(geo.kernel) == 1 and all(s == 1 for s in geo.stride)
+            and all(p == 0 for pair in geo.pads for p in pair))
+
+
+def _ps_patches(x, w, geo: ConvGeometry, ws) -> np.ndarray:
+    """x (N, C, *S) -> cols (N, K*C, P), rows ordered (kernel offset, channel)."""
+    n, c = x.shape[:2]
+    p = math.prod(geo.out)
+    if _is_plain_1x1(geo):
+        return x.reshape(n, c, p)
+    xp = pad_spatial(x, geo.pads, out=None if ws is None else ws.get("xp_ps"))
+    cols = im2col(xp, geo.kernel, geo.stride, geo.dilation, geo.out,
+                  cols=None if ws is None else ws.get("cols_ps"))
+    if ws is not None:
+        ws["xp_ps"], ws["cols_ps"] = xp, cols
+    return cols.reshape(n, -1, p)
+
+
+def _ps_weight(w: np.ndarray) -> np.ndarray:
+    """(C_out, C_in, *k) -> (C_out, K*C_in), columns ordered (kernel offset, channel)."""
+    return w.reshape(w.shape[0], w.shape[1], -1).swapaxes(1, 2).reshape(w.shape[0], -1)
+
+
+def _ps_forward(x, w, b, geo: ConvGeometry, ws):
+    """y[n] = W @ cols[n] -> (y (N, C_out, *out), cols)."""
+    cols = _ps_patches(x, w, geo, ws)
+    y = np.matmul(_ps_weight(w), cols)
+    if b is not None:
+        y += b[:, None]
+    return y.reshape(x.shape[0], w.shape[0], *geo.out), cols
+
+
+def _ps_backward(dy, cache: ConvCache):
+    """dW = sum_n dY[n] @ cols[n]^T, dx = col2im(W^T @ dY[n]) (x itself for a plain 1x1)."""
+    geo, w, ws = cache.geo, cache.w, cache.workspace
+    n, c_out = dy.shape[:2]
+    dy3 = dy.reshape(n, c_out, -1)
+    db = dy3.sum(axis=2).sum(axis=0) if cache.has_bias else None
+    cols, scratch = _take_saved(cache)
+    per_n = np.matmul(dy3, cols.transpose(0, 2, 1), out=_buffer(ws, "dw_ps", (n, c_out, cols.shape[1]), dy.dtype))
+    kernel = math.prod(geo.kernel)
+    dw = per_n.sum(axis=0).reshape(c_out, kernel, -1).swapaxes(1, 2).reshape(geo.w_shape)
+    w_t = _ps_weight(w).T
+    if _is_plain_1x1(geo):
+        return np.matmul(w_t, dy3).reshape(geo.in_shape), dw, db
+    dcols = np.matmul(w_t, dy3, out=cols if scratch else None)
+    dcols = dcols.reshape(n, kernel, geo.in_shape[1], *geo.out)
+    dxp = col2im(dcols, geo.padded, geo.kernel, geo.stride, geo.dilation, geo.out,
+                 xp=None if ws is None else ws.get("xp_ps"))
+    return unpad_spatial(dxp, geo.pads, geo.in_shape[2:]), dw, db
+
+
+# ---------------------------------------------------------------------------------------
+# Depthwise route (2-d, groups == C_in == C_out): banded filter matrices, see im2col.py
+# ---------------------------------------------------------------------------------------
+def _dw_stack(x, w, geo: ConvGeometry, ws) -> np.ndarray:
+    """x (N, C, H, W) -> S (C, Hp, kw, N, Wo)."""
+    return row_stack(x, geo.pads, geo.kernel[1], geo.stride[1], geo.dilation[1], geo.out[1],
+                     out=_buffer(ws, "stack", (x.shape[1], geo.padded[0], geo.kernel[1], x.shape[0], geo.out[1]),
+                                 x.dtype) if ws is not None else None)
+
+
+def _dw_band(w, geo: ConvGeometry, ws) -> np.ndarray:
+    """w (C, 1, kh, kw) -> B viewed as (C, Ho, Hp*kw)."""
+    band = band_matrix(w, geo.out[0], geo.padded[0], geo.stride[0], geo.dilation[0],
+                       out=None if ws is None else ws.get("band"))
+    if ws is not None:
+        ws["band"] = band
+    return band.reshape(w.shape[0], geo.out[0], -1)
+
+
+def _dw_forward(x, w, b, geo: ConvGeometry, ws):
+    """y[n, c] = B[c] @ S[c, :, n]: one small GEMM per (channel, sample), written straight
+    into y's N, C order -> (y (N, C, Ho, Wo), S)."""
+    n, c = x.shape[:2]
+    stack = _dw_stack(x, w, geo, ws)
+    y = np.empty((n, c, *geo.out), dtype=x.dtype)
+    per_sample = stack.reshape(c, -1, n, geo.out[1]).transpose(0, 2, 1, 3)      # (C, N, Hp*kw, Wo)
+    np.matmul(_dw_band(w, geo, ws)[:, None], per_sample, out=y.transpose(1, 0, 2, 3))
+    if b is not None:
+        y += b[:, None, None]
+    return y, stack
+
+
+def _dw_backward(dy, cache: ConvCache):
+    """dB = dY @ S^T (its band is dw); dS = B^T @ dY, scattered back to dx."""
+    geo, w, ws = cache.geo, cache.w, cache.workspace
+    n, c, ho, wo = dy.shape
+    dy_cf = _buffer(ws, "dy_cf", (c, ho, n, wo), dy.dtype)
+    dy_cf[...] = dy.transpose(1, 2, 0, 3)
+    dy_cf = dy_cf.reshape(c, ho, n * wo)
+    db = dy_cf.sum(axis=2).sum(axis=1) if cache.has_bias else None
+    stack, scratch = _take_saved(cache)
+    stack = stack.reshape(c, -1, n * wo)
+    d_band = np.matmul(dy_cf, stack.transpose(0, 2, 1))
+    dw = band_matrix_adjoint(d_band.reshape(c, ho, geo.padded[0], geo.kernel[1]), geo.kernel[0],
+                             geo.stride[0], geo.dilation[0])
+    d_stack = np.matmul(_dw_band(w, geo, ws).transpose(0, 2, 1), dy_cf, out=stack if scratch else None)
+    dx = row_stack_adjoint(d_stack.reshape(c, geo.padded[0], geo.kernel[1], n, wo), geo.pads,
+                           geo.in_shape[2:], geo.stride[1], geo.dilation[1])
+    return dx, dw, db
+
+
+# route: (rebuild the saved matrix, forward, backward)
+_ROUTES = {
+    "channel-major": (lambda x, w, geo, ws: patches(x, geo, ws), _cm_forward, _cm_backward),
+    "per-sample": (_ps_patches, _ps_forward, _ps_backward),
+    "depthwise": (_dw_stack, _dw_forward, _dw_backward),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# The geometry-level API (also used by transposed convolution): channel-major route
+# ---------------------------------------------------------------------------------------
 def conv_forward_geo(x, w, b, geo: ConvGeometry, workspace: dict | None = None):
     """y = W @ im2col(x) (+ b). Returns (y, cols) — cols is what the weight gradient needs."""
-    cols = patches(x, geo, workspace)
-    y_cf = _matmul_grouped(_grouped(w, geo.groups), cols).reshape(w.shape[0], -1)
-    if b is not None:
-        y_cf += b[:, None]
-    return _from_channels_first(y_cf, x.shape[0], geo.out), cols
+    return _cm_forward(x, w, b, geo, workspace)
 
 
 def input_grad_geo(dy, w, geo: ConvGeometry) -> np.ndarray:
     """dx = col2im(W^T @ dY): dy (N, C_out, *out) -> (N, C_in, *in)."""
     dy_cf = _to_channels_first(dy).reshape(geo.groups, w.shape[0] // geo.groups, -1)
-    dcols = _matmul_grouped(_grouped(w, geo.groups).transpose(0, 2, 1), dy_cf)
-    n, c_in = geo.in_shape[:2]
-    dcols = dcols.reshape(c_in, math.prod(geo.kernel), n, *geo.out)
-    dxp = col2im(dcols, geo.padded, geo.kernel, geo.stride, geo.dilation, geo.out)
-    return unpad_channels_first(dxp, geo.pads, geo.in_shape[2:], geo.lhs_dilation)
+    return _cm_input_grad(dy_cf, w, geo, None)
 
 
 def weight_grad_geo(dy, cols: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     """dW = dY @ cols^T: -> (C_out, C_in/g, *kernel)."""
     dy_cf = _to_channels_first(dy).reshape(geo.groups, geo.w_shape[0] // geo.groups, -1)
-    dw = _matmul_grouped(dy_cf, cols.transpose(0, 2, 1))
-    return dw.reshape(geo.w_shape)
+    return _matmul(dy_cf, cols.transpose(0, 2, 1)).reshape(geo.w_shape)
 
 
 def bias_grad(dy: np.ndarray) -> np.ndarray:
@@ -206,7 +443,7 @@ def conv_general(x, w, stride=1, padding=0, lhs_dilation=1, rhs_dilation=1, grou
     _check_inputs(x, w, None, "conv_general")
     geo = conv_geometry(x.shape, w.shape, stride, padding, rhs_dilation, groups, lhs_dilation,
                         where="conv_general", allow_negative_padding=True)
-    return conv_forward_geo(x, w, None, geo)[0]
+    return _ROUTES[_route(geo)][1](x, w, None, geo, None)[0]
 
 
 def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
@@ -217,7 +454,9 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="
 
 def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
                  workspace: dict | None = None):
-    """Forward pass that also returns the cache conv_backward needs: (y, cache)."""
+    """Forward pass that also returns the cache conv_backward needs: (y, cache).
+    `workspace`: a dict the caller keeps between calls (one per layer) for the work buffers;
+    its buffers back the cache, so one forward's cache serves until the next forward."""
     from .padding import pad as pad_mode, resolve_padding
     where = f"conv{w.ndim - 2}d" if isinstance(w, np.ndarray) else "conv"
     _check_inputs(x, w, b, where)
@@ -230,22 +469,23 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
     else:
         pads, x_in = None, x
         geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, where=where)
-    y, cols = conv_forward_geo(x_in, w, b, geo, workspace)
-    return y, (geo, w, cols, b is not None, padding_mode, pads, x.shape)
+    route = _route(geo)
+    y, saved = _ROUTES[route][1](x_in, w, b, geo, workspace)
+    return y, ConvCache(geo, w, x_in, route, saved, b is not None, padding_mode, pads, x.shape, workspace)
 
 
 def conv_backward(dy, cache):
     """Gradients of conv_forward: (dx, dw, db); db is None when there was no bias."""
     from .padding import pad_backward
-    geo, w, cols, has_bias, padding_mode, pads, x_shape = cache
+    geo, w = cache.geo, cache.w
     check_float_array(dy, f"conv{w.ndim - 2}d backward", "grad_output")
     if dy.shape != geo.out_shape:
         raise ValueError(f"conv{w.ndim - 2}d backward: expected grad_output of shape {geo.out_shape}, "
                          f"got {dy.shape}")
-    dx = input_grad_geo(dy, w, geo)
-    if padding_mode != "zeros":
-        dx = pad_backward(dx, pads, padding_mode, x_shape)
-    return dx, weight_grad_geo(dy, cols, geo), (bias_grad(dy) if has_bias else None)
+    dx, dw, db = _ROUTES[cache.route][2](dy, cache)
+    if cache.padding_mode != "zeros":
+        dx = pad_backward(dx, cache.pads, cache.padding_mode, cache.x_shape)
+    return dx, dw, db
 
 
 def conv_input_grad(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=1):

@@ -1,15 +1,21 @@
-"""The matrix form of convolution: patch matrices (im2col) and their adjoint (col2im).
+"""The matrix forms of convolution: patch matrices (im2col) and their adjoint (col2im),
+and the banded-filter form used for depthwise convolution.
 
-Layout used throughout the fast path (channel-major, so one large GEMM does the work):
+Two layouts of the patch matrix are used on the fast path (see convolution.py):
 
-    padded input   xp   : (C, N, *padded)        channels first, then batch
-    patch matrix   cols : (C, K, N, *out)        K = prod(kernel) kernel offsets
-                          viewed as (C*K, N*prod(out)) for the GEMM
+    channel-major (one large GEMM; any groups)
+        padded input   xp   : (C, N, *padded)        channels first, then batch
+        patch matrix   cols : (C, K, N, *out)        K = prod(kernel) kernel offsets
+                              viewed as (C*K, N*prod(out))
+    per-sample (a batch of GEMMs; no transposes of x, y, dy, dx)
+        padded input   xp   : (N, C, *padded)
+        patch matrix   cols : (N, K, C, *out)        viewed as (N, K*C, prod(out))
 
-cols[c, k, n, o] = xp[c, n, o*stride + k*dilation]. col2im is the exact adjoint: it
+im2col and col2im work on either: for xp (A, B, *padded) the patch matrix is (A, K, B, *out)
+with cols[a, k, b, o] = xp[a, b, o*stride + k*dilation]. col2im is the exact adjoint: it
 scatter-adds every patch entry back to the input position it was read from, which is
-"convolve the padded, stride-dilated output gradient with the flipped filter" with the
-sums taken in the other order.
+"convolve the padded, stride-dilated output gradient with the flipped filter" with the sums
+taken in the other order.
 """
 from __future__ import annotations
 
@@ -41,27 +47,48 @@ def _placement(lo: int, hi: int, size: int, dilation: int) -> tuple[slice, slice
     return slice(first, last + 1), slice(lo + first * dilation, lo + last * dilation + 1, dilation)
 
 
-def pad_channels_first(x: np.ndarray, pads, lhs_dilation=None, out: np.ndarray | None = None) -> np.ndarray:
-    """(N, C, *S) -> (C, N, *padded): zero padding per side (negative crops), optional
-    zero insertion of lhs_dilation-1 zeros between elements (the lectures' up-sampling)."""
-    n_sp = x.ndim - 2
-    lhs_dilation = lhs_dilation or (1,) * n_sp
-    dilated = [(s - 1) * d + 1 for s, d in zip(x.shape[2:], lhs_dilation)]
-    full = [lo + hi + s for (lo, hi), s in zip(pads, dilated)]
-    shape = (x.shape[1], x.shape[0], *full)
-    if out is None or out.shape != shape or out.dtype != x.dtype:
-        out = np.zeros(shape, dtype=x.dtype)
-    else:
+def _zero_outside(out: np.ndarray, region) -> None:
+    """Zero every element of out (A, B, *S) outside the box `region` (one step-1 slice per
+    spatial axis): the border slabs only, not the whole array."""
+    lead = (slice(None), slice(None))
+    for axis, sl in enumerate(region):
+        before = (slice(None),) * axis
+        out[(*lead, *before, slice(0, sl.start))] = 0
+        out[(*lead, *before, slice(sl.stop, None))] = 0
+
+
+def _pad_into(src: np.ndarray, pads, lhs_dilation, out: np.ndarray | None) -> np.ndarray:
+    """src (A, B, *S) (any strides) -> (A, B, *padded), zero padded (negative pads crop), with
+    lhs_dilation-1 zeros inserted between elements. A reused `out` has only its zeros rewritten."""
+    lhs_dilation = lhs_dilation or (1,) * (src.ndim - 2)
+    dilated = [(s - 1) * d + 1 for s, d in zip(src.shape[2:], lhs_dilation)]
+    shape = (*src.shape[:2], *(lo + hi + s for (lo, hi), s in zip(pads, dilated)))
+    src_sl, dst_sl = zip(*(_placement(lo, hi, size, d) for (lo, hi), size, d in zip(pads, src.shape[2:], lhs_dilation)))
+    if out is None or out.shape != shape or out.dtype != src.dtype:
+        out = np.zeros(shape, dtype=src.dtype)
+    elif any(d != 1 for d in lhs_dilation):
         out[...] = 0
-    src, dst = zip(*(_placement(lo, hi, size, d) for (lo, hi), size, d in zip(pads, x.shape[2:], lhs_dilation)))
-    out[(slice(None), slice(None), *dst)] = x.transpose(1, 0, *range(2, x.ndim))[(slice(None), slice(None), *src)]
+    else:
+        _zero_outside(out, dst_sl)
+    out[(slice(None), slice(None), *dst_sl)] = src[(slice(None), slice(None), *src_sl)]
     return out
 
 
+def pad_channels_first(x: np.ndarray, pads, lhs_dilation=None, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, *S) -> (C, N, *padded): zero padding per side (negative crops), optional
+    zero insertion of lhs_dilation-1 zeros between elements (the lectures' up-sampling)."""
+    return _pad_into(x.swapaxes(0, 1), pads, lhs_dilation, out)
+
+
+def pad_spatial(x: np.ndarray, pads, lhs_dilation=None, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, *S) -> (N, C, *padded): as pad_channels_first, keeping the batch axis first."""
+    return _pad_into(x, pads, lhs_dilation, out)
+
+
 def im2col(xp: np.ndarray, kernel, stride, dilation, out, cols: np.ndarray | None = None) -> np.ndarray:
-    """xp (C, N, *padded) -> cols (C, K, N, *out). A Python loop over kernel offsets only."""
-    c, n = xp.shape[:2]
-    shape = (c, int(np.prod(kernel)), n, *out)
+    """xp (A, B, *padded) -> cols (A, K, B, *out). A Python loop over kernel offsets only."""
+    a, b = xp.shape[:2]
+    shape = (a, int(np.prod(kernel)), b, *out)
     if cols is None or cols.shape != shape or cols.dtype != xp.dtype:
         cols = np.empty(shape, dtype=xp.dtype)
     for k_idx, window in _windows(kernel, stride, dilation, out):
@@ -69,20 +96,118 @@ def im2col(xp: np.ndarray, kernel, stride, dilation, out, cols: np.ndarray | Non
     return cols
 
 
-def col2im(cols: np.ndarray, padded, kernel, stride, dilation, out) -> np.ndarray:
-    """Adjoint of im2col: cols (C, K, N, *out) -> xp (C, N, *padded), overlaps summed."""
-    c, _, n = cols.shape[:3]
-    xp = np.zeros((c, n, *padded), dtype=cols.dtype)
+def col2im(cols: np.ndarray, padded, kernel, stride, dilation, out, xp: np.ndarray | None = None) -> np.ndarray:
+    """Adjoint of im2col: cols (A, K, B, *out) -> xp (A, B, *padded), overlaps summed.
+    `xp`, if given with the right shape, is reused as the (zeroed) accumulator."""
+    a, _, b = cols.shape[:3]
+    shape = (a, b, *padded)
+    if xp is None or xp.shape != shape or xp.dtype != cols.dtype:
+        xp = np.zeros(shape, dtype=cols.dtype)
+    else:
+        xp[...] = 0
     for k_idx, window in _windows(kernel, stride, dilation, out):
         xp[(slice(None), slice(None), *window)] += cols[:, k_idx]
     return xp
 
 
+def _unpad_from(src: np.ndarray, pads, spatial, lhs_dilation, lead_shape) -> np.ndarray:
+    """Adjoint of _pad_into for a (possibly transposed) view src (A, B, *padded) -> (A, B, *spatial)."""
+    lhs_dilation = lhs_dilation or (1,) * len(spatial)
+    dst, srcs = zip(*(_placement(lo, hi, size, d) for (lo, hi), size, d in zip(pads, spatial, lhs_dilation)))
+    covers = all(d.stop - d.start == size for d, size in zip(dst, spatial))
+    result = (np.empty if covers else np.zeros)((*lead_shape, *spatial), dtype=src.dtype)
+    result[(slice(None), slice(None), *dst)] = src[(slice(None), slice(None), *srcs)]
+    return result
+
+
 def unpad_channels_first(xp: np.ndarray, pads, spatial, lhs_dilation=None) -> np.ndarray:
     """Adjoint of pad_channels_first: (C, N, *padded) -> (N, C, *spatial)."""
-    lhs_dilation = lhs_dilation or (1,) * len(spatial)
-    n, c = xp.shape[1], xp.shape[0]
-    result = np.zeros((n, c, *spatial), dtype=xp.dtype)
-    dst, src = zip(*(_placement(lo, hi, size, d) for (lo, hi), size, d in zip(pads, spatial, lhs_dilation)))
-    result[(slice(None), slice(None), *dst)] = xp[(slice(None), slice(None), *src)].transpose(1, 0, *range(2, xp.ndim))
-    return result
+    return _unpad_from(xp.swapaxes(0, 1), pads, spatial, lhs_dilation, (xp.shape[1], xp.shape[0]))
+
+
+def unpad_spatial(xp: np.ndarray, pads, spatial, lhs_dilation=None) -> np.ndarray:
+    """Adjoint of pad_spatial: (N, C, *padded) -> (N, C, *spatial)."""
+    return _unpad_from(xp, pads, spatial, lhs_dilation, xp.shape[:2])
+
+
+# ---------------------------------------------------------------------------------------
+# Depthwise 2-D convolution as banded matrices (groups == C_in == C_out)
+# ---------------------------------------------------------------------------------------
+# A depthwise filter touches one channel, so im2col would build K copies of the input for
+# a matrix-vector product per channel. Instead, per channel c, stack the kw column-shifted
+# copies of the padded input ("row stack") and multiply by a banded matrix that holds the
+# filter taps along the rows:
+#
+#     S[c, h, b, n, j] = xpad[n, c, h, j*sw + b*dw]                      (C, Hp, kw, N, Wo)
+#     B[c, i, h, b]    = w[c, 0, a, b]  if h == i*sh + a*dh else 0        (C, Ho, Hp, kw)
+#     y[n, c, i, j]    = (B[c] @ S[c])[i, (n, j)]                         one GEMM per channel
+#
+# Then dS = B^T @ dY (scattered back by row_stack_adjoint) and dB = dY @ S^T, whose band
+# holds dw (band_matrix_adjoint). The band wastes Hp/kh of the multiply-adds on zeros, which
+# BLAS still does faster than NumPy's single-threaded elementwise products.
+def _stack_columns(b: int, stride: int, dilation: int, pad_lo: int, width: int, out_w: int):
+    """For column tap b: (j slice into the stack, w slice into the input) of the j whose
+    input column j*stride + b*dilation - pad_lo lies inside [0, width)."""
+    shift = b * dilation - pad_lo
+    j_lo = max(0, -(shift // stride))                            # ceil(-shift / stride)
+    j_hi = min(out_w, (width - 1 - shift) // stride + 1) if shift < width else 0
+    if j_hi <= j_lo:
+        return slice(0, 0), slice(0, 0)
+    w_lo = j_lo * stride + shift
+    return slice(j_lo, j_hi), slice(w_lo, w_lo + (j_hi - j_lo - 1) * stride + 1, stride)
+
+
+def row_stack(x: np.ndarray, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """x (N, C, H, W) -> S (C, Hp, kw, N, Wo) with S[c, h, b, n, j] = xpad[n, c, h, j*sw + b*dw].
+    pads = ((top, bottom), (left, right)), non-negative. A loop over the kw column taps only."""
+    n, c, h, w = x.shape
+    (top, bottom), (left, _) = pads
+    shape = (c, top + h + bottom, kernel_w, n, out_w)
+    if out is None or out.shape != shape or out.dtype != x.dtype:
+        out = np.empty(shape, dtype=x.dtype)
+    out[:, :top] = 0
+    out[:, top + h:] = 0
+    xt = x.transpose(1, 2, 0, 3)                                 # (C, H, N, W) view
+    for b in range(kernel_w):
+        j, src = _stack_columns(b, stride_w, dilation_w, left, w, out_w)
+        rows = out[:, top:top + h, b]
+        rows[..., :j.start] = 0
+        rows[..., j.stop:] = 0
+        rows[..., j] = xt[..., src]
+    return out
+
+
+def row_stack_adjoint(ds: np.ndarray, pads, in_hw, stride_w: int, dilation_w: int) -> np.ndarray:
+    """Adjoint of row_stack: dS (C, Hp, kw, N, Wo) -> dx (N, C, H, W), overlaps summed."""
+    c, _, kernel_w, n, out_w = ds.shape
+    h, w = in_hw
+    (top, _), (left, _) = pads
+    dx = np.zeros((n, c, h, w), dtype=ds.dtype)
+    dxt = dx.transpose(1, 2, 0, 3)                               # (C, H, N, W) view
+    for b in range(kernel_w):
+        j, dst = _stack_columns(b, stride_w, dilation_w, left, w, out_w)
+        dxt[..., dst] += ds[:, top:top + h, b, :, j]
+    return dx
+
+
+def band_matrix(w: np.ndarray, out_h: int, padded_h: int, stride_h: int, dilation_h: int,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """w (C, 1, kh, kw) -> B (C, Ho, Hp, kw) with B[c, i, i*sh + a*dh, b] = w[c, 0, a, b]."""
+    c, _, kernel_h, kernel_w = w.shape
+    shape = (c, out_h, padded_h, kernel_w)
+    if out is None or out.shape != shape or out.dtype != w.dtype:
+        out = np.empty(shape, dtype=w.dtype)
+    out[...] = 0
+    i = np.arange(out_h)
+    for a in range(kernel_h):
+        out[:, i, i * stride_h + a * dilation_h, :] = w[:, 0, a, None, :]
+    return out
+
+
+def band_matrix_adjoint(db: np.ndarray, kernel_h: int, stride_h: int, dilation_h: int) -> np.ndarray:
+    """Adjoint of band_matrix: dB (C, Ho, Hp, kw) -> dw (C, 1, kh, kw), the band summed."""
+    out_h = db.shape[1]
+    i = np.arange(out_h)[:, None]
+    rows = i * stride_h + np.arange(kernel_h)[None, :] * dilation_h   # (Ho, kh)
+    return db[:, i, rows, :].sum(axis=1)[:, None]
