@@ -20,13 +20,14 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import gemm_peak, geomean, interleaved_medians, machine_info, markdown_table  # noqa: E402
+from common import LoadMonitor, gemm_peak, geomean, interleaved_samples, machine_info, markdown_table  # noqa: E402
 
 import torch  # noqa: E402  (benchmark oracle only; the library never imports it)
 
@@ -116,13 +117,16 @@ def run(shapes, reps, min_time, max_reps, peak):
         err = check_agreement(cg, th, x, g, tx, tg)
         flops = conv_flops(n, c_in, spatial, c_out, k, stride, pad, groups)
         for pass_name, fns in runners(cg, th, x, g, tx, tg).items():
-            med = interleaved_medians(fns, reps=reps, warmup=2, min_time=min_time, max_reps=max_reps)
+            samples = interleaved_samples(fns, reps=reps, warmup=2, min_time=min_time, max_reps=max_reps)
+            med = {lib: statistics.median(s) for lib, s in samples.items()}
             f = flops * (3 if pass_name == "fwd+bwd" else 1)
             row = {"shape": name, "pass": pass_name, "N": n, "C_in": c_in, "spatial": list(spatial),
                    "C_out": c_out, "k": k, "stride": stride, "pad": pad, "groups": groups,
                    "gflop": f / 1e9, "max_rel_err": err}
             for lib in ("convgrad", "torch"):
                 row[f"{lib}_ms"] = med[lib] * 1e3
+                row[f"{lib}_min_ms"] = min(samples[lib]) * 1e3
+                row[f"{lib}_reps"] = len(samples[lib])
                 row[f"{lib}_gflops"] = f / med[lib] / 1e9
                 row[f"{lib}_pct_peak"] = 100.0 * row[f"{lib}_gflops"] / peak
             row["ratio"] = med["convgrad"] / med["torch"]
@@ -173,18 +177,22 @@ def main(argv=None):
     shapes = [s for s in SHAPES if args.only is None or args.only in s[0]]
 
     t0 = time.perf_counter()
-    peak = gemm_peak(reps=3 if args.quick else 7)
-    print(f"NumPy float32 GEMM peak: {peak:.1f} GFLOP/s; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads", file=sys.stderr, flush=True)
-    results = run(shapes, reps, min_time, max_reps, peak)
-    peak_after = gemm_peak(reps=3 if args.quick else 7)
+    with LoadMonitor() as load:
+        peak = gemm_peak(reps=3 if args.quick else 7)
+        print(f"NumPy float32 GEMM peak: {peak:.1f} GFLOP/s; torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads", file=sys.stderr, flush=True)
+        results = run(shapes, reps, min_time, max_reps, peak)
+        peak_after = gemm_peak(reps=3 if args.quick else 7)
     print(report(results, peak, peak_after))
+    if load.other is not None:
+        warn = "  WARNING: a busy machine; timings are not comparable with a quiet run" if load.other > 0.1 else ""
+        print(f"Other processes used {100 * load.other:.0f}% of the CPUs during the run.{warn}")
     print(f"\n({time.perf_counter() - t0:.0f} s; torch {torch.__version__} with {torch.get_num_threads()} threads; "
           f"convgrad {getattr(convgrad, '__version__', '?')}; {machine_info()})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine_info(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                       "gemm_peak_gflops": peak, "gemm_peak_after_gflops": peak_after, "results": results,
+                       "gemm_peak_gflops": peak, "other_load": load.other, "gemm_peak_after_gflops": peak_after, "results": results,
                        "geomean_fwd": geomean([r["ratio"] for r in results if r["pass"] == "fwd"]) if results else None,
                        "geomean_fwd_bwd": geomean([r["ratio"] for r in results if r["pass"] == "fwd+bwd"])
                        if results else None}, f, indent=2)

@@ -6,13 +6,16 @@ comparison here is made *in the same run*, with the contenders *interleaved* (A 
 variables: the benchmarks measure the libraries as a user would run them.
 
     interleaved_medians({"a": fa, "b": fb}, reps)   -> {"a": seconds, "b": seconds}
+    interleaved_samples(...)                        -> {"a": [seconds, ...], "b": [...]}
     gemm_peak()                                     -> NumPy float32 GEMM GFLOP/s on this machine
     markdown_table(headers, rows)                   -> str
     geomean(values)                                 -> float
+    with LoadMonitor() as load: ...; load.other     -> CPU share other processes took meanwhile
 """
 from __future__ import annotations
 
 import math
+import os
 import platform
 import statistics
 import time
@@ -28,9 +31,9 @@ def time_once(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def interleaved_medians(fns: Mapping[str, Callable[[], object]], reps: int = 15, warmup: int = 2,
-                        min_time: float = 0.0, max_reps: int | None = None) -> dict[str, float]:
-    """Median seconds per call of each fn, the fns run alternately so drift hits them alike.
+def interleaved_samples(fns: Mapping[str, Callable[[], object]], reps: int = 15, warmup: int = 2,
+                        min_time: float = 0.0, max_reps: int | None = None) -> dict[str, list[float]]:
+    """Seconds of every timed call of each fn, the fns run alternately so drift hits them alike.
 
     Every round calls each fn once; the order is reversed on every other round (A B, B A, ...)
     so no contender systematically runs right after another. `warmup` untimed rounds come
@@ -50,6 +53,13 @@ def interleaved_medians(fns: Mapping[str, Callable[[], object]], reps: int = 15,
         for name in order:
             samples[name].append(time_once(fns[name]))
         rnd += 1
+    return samples
+
+
+def interleaved_medians(fns: Mapping[str, Callable[[], object]], reps: int = 15, warmup: int = 2,
+                        min_time: float = 0.0, max_reps: int | None = None) -> dict[str, float]:
+    """Median seconds per call of each fn over interleaved rounds (see interleaved_samples)."""
+    samples = interleaved_samples(fns, reps, warmup, min_time, max_reps)
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -104,3 +114,41 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+class LoadMonitor:
+    """Context manager: how much of the machine's CPU time *other* processes used while the
+    block ran (0.0 = idle machine, 1.0 = every core busy with someone else's work). Linux
+    /proc/stat; None elsewhere. A benchmark run under heavy foreign load is not comparable
+    with one on a quiet machine, even with interleaving (oversubscribed BLAS threads wait on
+    each other), so the benchmarks print this next to their numbers."""
+
+    def __enter__(self):
+        self._start = (_cpu_busy_seconds(), _own_cpu_seconds(), time.perf_counter())
+        self.other = None
+        return self
+
+    def __exit__(self, *exc):
+        busy0, own0, t0 = self._start
+        busy1, own1, t1 = _cpu_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
+        if busy0 is not None and busy1 is not None and t1 > t0:
+            cores = os.cpu_count() or 1
+            self.other = max(0.0, min(1.0, ((busy1 - busy0) - (own1 - own0)) / (cores * (t1 - t0))))
+        return False
+
+
+def _cpu_busy_seconds() -> float | None:
+    """Seconds of non-idle CPU time of the whole machine since boot (all cores)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)           # idle + iowait
+    busy = sum(fields[:8]) - idle                                      # guest time is already in user
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
