@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
     from .explain import add_parser as add_explain
     add_explain(sub)
+    from .tools import add_parsers as add_tools
+    add_tools(sub)          # gradcheck, attack, saliency, report
     _add_train(sub)
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a dataset's test split")
     ev.add_argument("checkpoint", help="checkpoint.npz or a run directory")
