@@ -164,8 +164,8 @@ def _buffer(ws: dict | None, key: str, shape, dtype) -> np.ndarray:
 def _running_max(taps, n_out: int, axis: int, first, nan_aware: bool, ws=None, key="", last=False):
     """Max over the taps of one axis with torch's scan rule: a later tap wins when it is
     strictly larger (or, nan_aware, when it is NaN). taps: per tap (lo, hi, view of the
-    values windows lo..hi-1 read). first: per window the first tap inside the input (torch
-    starts its scan there with -inf), or None when tap 0 covers every window.
+    values windows lo..hi-1 read). first: per window the first tap inside the input, or None
+    when that is tap 0 for every window.
     Returns (max, chosen tap or None for a single tap); the work arrays come from ws, the max
     too unless `last` (it is returned to the caller)."""
     k, v0 = len(taps), taps[0][2]
@@ -176,15 +176,21 @@ def _running_max(taps, n_out: int, axis: int, first, nan_aware: bool, ws=None, k
     m = np.empty(shape, v0.dtype) if last else _buffer(ws, f"max{key}", shape, v0.dtype)
     arg, hit, step = (_buffer(ws, f"{name}{key}", shape, t) for name, t in
                       (("arg", dt), ("hit", np.bool_), ("step", dt)))
-    fused = first is None and taps[1][:2] == (0, n_out)
-    if first is not None:                  # start as torch does: -inf at the first tap inside
-        m.fill(-np.inf)
-        arg[...] = _along(first.astype(dt), axis, len(shape))
-    elif not fused:
-        np.copyto(m, v0)
-        arg.fill(0)
+    # torch starts each window's scan at -inf and its first tap inside the input. When tap 0
+    # reaches every window (its padding, if any, holding -inf) m can start from tap 0 itself.
+    full0 = taps[0][:2] == (0, n_out)
+    fused = full0 and first is None and taps[1][:2] == (0, n_out)
+    if not fused:
+        if first is None:
+            arg.fill(0)
+        else:
+            arg[...] = _along(first.astype(dt), axis, len(shape))
+        if full0:
+            np.copyto(m, v0)
+        else:
+            m.fill(-np.inf)
     with np.errstate(invalid="ignore"):
-        for j in range(0 if first is not None else 1, k):
+        for j in range(1 if full0 else 0, k):
             lo, hi, v = taps[j]
             if hi <= lo:
                 continue
@@ -296,13 +302,41 @@ def _tiles(size, k, s, p, d, n_out) -> bool:
     return p == 0 and d == 1 and s == k and n_out * k == size
 
 
+def _padded_last_width(geo: PoolGeometry) -> int | None:
+    """Width of the last axis with its padding (and ceil_mode overhang) materialised, or None
+    when every window stays inside. Along the last axis a clipped tap range would be one
+    short strided row per window, which ufuncs run slowly, so there the padding is copied in."""
+    size, k, s, p, d, o = _axis(geo, len(geo.kernel) - 1)
+    width = max(p + size, (o - 1) * s + d * (k - 1) + 1)
+    return None if width == size else width
+
+
+def _pad_last(x: np.ndarray, p: int, width: int, fill: float, ws) -> np.ndarray:
+    """(..., W) -> (..., width): x at [p, p + W), `fill` around it."""
+    buf = _buffer(ws, "padded", x.shape[:-1] + (width,), x.dtype)
+    buf[..., :p] = fill
+    buf[..., p + x.shape[-1]:] = fill
+    buf[..., p:p + x.shape[-1]] = x
+    return buf
+
+
+def _ranges(geo: PoolGeometry, a: int, width: int | None):
+    """(length of axis a as processed, taps of axis a) — the last axis padded when width is given."""
+    size, k, s, p, d, o = _axis(geo, a)
+    if width is not None and a == len(geo.kernel) - 1:
+        return width, _tap_ranges(width, k, s, 0, d, o)
+    return size, _tap_ranges(size, k, s, p, d, o)
+
+
 def _max_pool_reduce(x: np.ndarray, geo: PoolGeometry, nan_aware: bool, ws=None):
     """Reduce the spatial axes last to first. Returns (y, per-axis chosen taps)."""
     n = len(geo.kernel)
-    cur, args = x, [None] * n
+    width = _padded_last_width(geo)
+    cur = x if width is None else _pad_last(x, geo.padding[-1], width, -np.inf, ws)
+    args = [None] * n
     for a in reversed(range(n)):
-        size, k, s, p, d, o = _axis(geo, a)
-        taps = [(lo, hi, _on(cur, 2 + a, sl)) for lo, hi, sl in _tap_ranges(size, k, s, p, d, o)]
+        _, _, s, p, d, o = _axis(geo, a)
+        taps = [(lo, hi, _on(cur, 2 + a, sl)) for lo, hi, sl in _ranges(geo, a, width)[1]]
         cur, args[a] = _running_max(taps, o, 2 + a, _first_inside(o, s, p, d), nan_aware, ws, str(a), last=a == 0)
     return cur, args
 
@@ -324,17 +358,27 @@ def max_pool_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
     return y, MaxPoolCache(geo, args, x.dtype, workspace)
 
 
+def _scatter_axes(g, args, geo: PoolGeometry, finite: bool, ws) -> np.ndarray:
+    """Apply the tap adjoint along every axis, first to last: (N, C, *out) -> (N, C, *S)."""
+    n = len(geo.kernel)
+    width = _padded_last_width(geo)
+    for a in range(n):
+        size, k, s, p, d, o = _axis(geo, a)
+        length, ranges = _ranges(geo, a, width)
+        final = a == n - 1 and width is None
+        g = _scatter_taps(g, args[a], 2 + a, length, ranges, s > d * (k - 1), _tiles(size, k, s, p, d, o),
+                          finite, ws, str(a), last=final)
+    if width is not None:
+        p, size = geo.padding[-1], geo.in_shape[-1]
+        g = np.ascontiguousarray(g[..., p:p + size])
+    return g
+
+
 def max_pool_backward(dy, cache: MaxPoolCache) -> np.ndarray:
     """dy (N, C, *out) -> dx (N, C, *S): dy routed to each window's arg-max, overlaps added."""
     geo = cache.geo
     g = _check_grad(dy, geo.out_shape, cache.dtype, geo.where)
-    finite = _all_finite(g)
-    n = len(geo.kernel)
-    for a in range(n):
-        size, k, s, p, d, o = _axis(geo, a)
-        g = _scatter_taps(g, cache.args[a], 2 + a, size, _tap_ranges(size, k, s, p, d, o), s > d * (k - 1),
-                          _tiles(size, k, s, p, d, o), finite, cache.workspace, str(a), last=a == n - 1)
-    return g
+    return _scatter_axes(g, cache.args, geo, _all_finite(g), cache.workspace)
 
 
 def max_pool_indices(cache) -> np.ndarray:
@@ -400,25 +444,26 @@ def avg_pool_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, co
     if n == 3 and any(size < k for size, k in zip(x.shape[2:], geo.kernel)):
         raise ValueError(f"{where}: input spatial size {x.shape[2:]} is smaller than kernel_size {geo.kernel} "
                          f"(torch's avg_pool3d requires the unpadded input to hold a window)")
-    cur = x
+    width = _padded_last_width(geo)
+    cur = x if width is None else _pad_last(x, geo.padding[-1], width, 0.0, workspace)
     for a in reversed(range(n)):
-        cur = _window_sums(cur, geo, a, workspace)
+        cur = _window_sums(cur, geo, a, width, workspace)
     divisor = avg_pool_divisor(geo, count_include_pad, divisor_override, x.dtype)
     y = np.divide(cur, divisor, out=cur) if geo.kernel[0] > 1 else cur / divisor
     return y, AvgPoolCache(geo, divisor, x.dtype, workspace)
 
 
-def _window_sums(cur: np.ndarray, geo: PoolGeometry, a: int, ws) -> np.ndarray:
+def _window_sums(cur: np.ndarray, geo: PoolGeometry, a: int, width, ws) -> np.ndarray:
     """Sum over the k taps of axis a (zero padding adds nothing): (.., size, ..) -> (.., n_out, ..);
     a fresh array for axis 0 (it becomes the output), a view when k == 1."""
-    size, k, s, p, _, o = _axis(geo, a)
-    taps = [(lo, hi, _on(cur, 2 + a, sl)) for lo, hi, sl in _tap_ranges(size, k, s, p, 1, o)]
+    k, o = geo.kernel[a], geo.out[a]
+    taps = [(lo, hi, _on(cur, 2 + a, sl)) for lo, hi, sl in _ranges(geo, a, width)[1]]
     if k == 1:
         return taps[0][2]
     shape = cur.shape[:2 + a] + (o,) + cur.shape[3 + a:]
     acc = np.empty(shape, cur.dtype) if a == 0 else _buffer(ws, f"sum{a}", shape, cur.dtype)
     begin = 0
-    if p == 0 and taps[1][:2] == (0, o):                # taps 0 and 1 cover every window
+    if taps[0][:2] == taps[1][:2] == (0, o):            # taps 0 and 1 reach every window
         np.add(taps[0][2], taps[1][2], out=acc)
         begin = 2
     else:
@@ -434,12 +479,7 @@ def avg_pool_backward(dy, cache: AvgPoolCache) -> np.ndarray:
     its gradient, overlapping windows add. dy (N, C, *out) -> dx (N, C, *S)."""
     geo = cache.geo
     g = _check_grad(dy, geo.out_shape, cache.dtype, geo.where) / cache.divisor
-    n = len(geo.kernel)
-    for a in range(n):
-        size, k, s, p, _, o = _axis(geo, a)
-        g = _scatter_taps(g, None, 2 + a, size, _tap_ranges(size, k, s, p, 1, o), s >= k,
-                          _tiles(size, k, s, p, 1, o), True, cache.workspace, str(a), last=a == n - 1)
-    return g
+    return _scatter_axes(g, [None] * len(geo.kernel), geo, True, cache.workspace)
 
 
 # ---------------------------------------------------------------------------------------
