@@ -121,9 +121,10 @@ def _all_finite(a: np.ndarray) -> bool:
 # ---------------------------------------------------------------------------------------
 # Per-axis building blocks: the taps of all windows as strided slices
 # ---------------------------------------------------------------------------------------
-# Padding is never materialised: tap j of window o reads input position o*s + j*d - p, and
-# each tap is applied to the range of windows for which that position lies inside the
-# input. (Max pooling's -inf padding never wins and average pooling's zeros add nothing.)
+# Tap j of window o reads input position o*s + j*d - p. Along the leading axes padding is
+# not materialised: each tap is applied to the range of windows for which that position
+# lies inside the input (max pooling's -inf padding never wins, average pooling's zeros add
+# nothing). Along the last axis the padding is copied in (see _padded_last_width).
 
 def _on(a: np.ndarray, axis: int, sl: slice) -> np.ndarray:
     return a[(slice(None),) * axis + (sl,)]
