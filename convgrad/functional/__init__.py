@@ -41,6 +41,8 @@ from .loss import (binary_cross_entropy_with_logits, binary_cross_entropy_with_l
                    mse_loss_forward, nll_loss, nll_loss_backward, nll_loss_forward)
 from .resample import (downsample, downsample_backward, upsample_nearest, upsample_nearest_backward,  # noqa: E402
                        upsample_zeros, upsample_zeros_backward)
+from .pooling import (adaptive_avg_pool_backward, adaptive_avg_pool_forward, adaptive_max_pool_backward,  # noqa: E402
+                      adaptive_max_pool_forward, max_pool_indices, max_unpool_backward, max_unpool_forward)
 from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d,  # noqa: E402
                       adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d, avg_pool2d, avg_pool3d, avg_pool_backward,
                       avg_pool_forward, max_pool1d, max_pool2d, max_pool3d, max_pool_backward, max_pool_forward,
