@@ -70,7 +70,8 @@ def _torch_pair(case, torch):
                 TResidual(T.Sequential(T.Conv2d(3, 3, 3, padding=1, bias=False), T.BatchNorm2d(3),
                                        T.Conv2d(3, 3, 3, padding=1))))
     if case == "residual projection":
-        return (Residual(Sequential(conv(3, 4, bias=False), bn(4)), Sequential(conv(3, 4, 1, seed=2, bias=False), bn(4))),
+        return (Residual(Sequential(conv(3, 4, bias=False), bn(4)),
+                         Sequential(conv(3, 4, 1, seed=2, bias=False), bn(4))),
                 TResidual(T.Sequential(T.Conv2d(3, 4, 3, padding=1, bias=False), T.BatchNorm2d(4)),
                           T.Sequential(T.Conv2d(3, 4, 1, bias=False), T.BatchNorm2d(4))))
     if case == "add":

@@ -58,7 +58,8 @@ def _randomise_affine(theirs, torch, rng):
     with torch.no_grad():
         for name, p in theirs.named_parameters():
             if p.ndim == 1:
-                values = rng.uniform(0.5, 1.5, p.shape) if name.endswith("weight") else rng.standard_normal(p.shape) * 0.3
+                weight = name.endswith("weight")
+                values = rng.uniform(0.5, 1.5, p.shape) if weight else rng.standard_normal(p.shape) * 0.3
                 p.copy_(torch.from_numpy(values))
 
 
@@ -177,5 +178,6 @@ def test_small_resnet_gradcheck(training, rng):
 
 @pytest.mark.parametrize("c_in,c_out,stride", [(3, 3, 1), (2, 3, 2)])
 def test_basic_block_gradcheck(c_in, c_out, stride):
-    report = gradcheck(BasicBlock(c_in, c_out, stride, generator=0), np.random.default_rng(0).standard_normal((2, c_in, 5, 4)))
+    x = np.random.default_rng(0).standard_normal((2, c_in, 5, 4))
+    report = gradcheck(BasicBlock(c_in, c_out, stride, generator=0), x)
     assert report.passed, str(report)

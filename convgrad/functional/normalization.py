@@ -25,8 +25,8 @@ column over (N, C, L) than at a contiguous operand. So the arrays are walked in 
 about _BLOCK elements (256 KiB of float32) that stay in L2, with per-channel vectors
 expanded once to contiguous (channels, L) "planes" shared by all blocks; every big array
 is read or written once per pass, and the caches hold the input, not normalised copies.
-Measured on (64, 64, 32, 32) float32: batch norm forward + backward 1.6x faster than
-whole-array expressions, layer and group norm ~2-3x.
+Measured forward + backward on 4M float32 values against whole-array expressions: batch
+norm ~1.4x faster, group norm ~1.4x, layer norm ~1.2x (its per-row columns remain).
 """
 from __future__ import annotations
 
