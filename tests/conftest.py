@@ -1,5 +1,10 @@
+import os
+
 import numpy as np
 import pytest
+
+FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
 def rel_err(actual, expected) -> float:
@@ -13,3 +18,36 @@ def rel_err(actual, expected) -> float:
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def rel(actual, expected) -> float:
+    """max |a - e| / max |e|: strictly relative (no floor at 1)."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    return float(np.abs(actual - expected).max(initial=0.0) / max(np.abs(expected).max(initial=0.0), 1e-300))
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def make_dataset(root, n_train=600, n_test=200, seed=0, bar=220, noise=60):
+    """A Fashion-MNIST-shaped IDX dataset in root/fashion-mnist: ten classes, each a bar of grey
+    level `bar` at its own rows on uniform noise in [0, noise). Learnable in an epoch."""
+    from convgrad.data import write_idx
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        images = rng.integers(0, noise, size=(n, 28, 28)).astype(np.uint8)
+        for c in range(10):
+            images[labels == c, 2 + 2 * c:5 + 2 * c, 4:24] = bar
+        return images, labels
+
+    d = os.path.join(root, "fashion-mnist")
+    os.makedirs(d, exist_ok=True)
+    for (images, labels), (fi, fl) in zip((split(n_train), split(n_test)), (FASHION_FILES[:2], FASHION_FILES[2:])):
+        write_idx(os.path.join(d, fi), images)
+        write_idx(os.path.join(d, fl), labels)
+    return d

@@ -5,36 +5,18 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_dataset as make_fashion_like
 
 from convgrad import nn
-from convgrad.data import write_cifar_batch, write_idx
+from convgrad.data import write_cifar_batch
 from convgrad.tools import add_parsers
 from convgrad.tools._common import PixelModel, ToolError, check_eps, load_model, load_test_split, pixels
 from convgrad.tools.attack import fgsm, pgd, run_attack
 from convgrad.tools.saliency import saliency
 
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-
-
-def make_dataset(root, n_train=600, n_test=200, seed=0, bar=120, noise=80):
-    """Ten classes, each a bar of grey level `bar` at its own rows on uniform noise in [0, noise)
-    (the idea of tests/test_train.py, with less contrast so that small perturbations matter)."""
-    rng = np.random.default_rng(seed)
-
-    def split(n):
-        labels = rng.integers(0, 10, size=n).astype(np.uint8)
-        images = rng.integers(0, noise, size=(n, 28, 28)).astype(np.uint8)
-        for c in range(10):
-            images[labels == c, 2 + 2 * c:5 + 2 * c, 4:24] = bar
-        return images, labels
-
-    d = os.path.join(root, "fashion-mnist")
-    os.makedirs(d, exist_ok=True)
-    for (images, labels), (fi, fl) in zip((split(n_train), split(n_test)), (FILES[:2], FILES[2:])):
-        write_idx(os.path.join(d, fi), images)
-        write_idx(os.path.join(d, fl), labels)
-    return d
+def make_dataset(root, **kwargs):
+    """tests/conftest.py's generated dataset with less contrast, so that small perturbations matter."""
+    return make_fashion_like(root, **{"bar": 120, "noise": 80, **kwargs})
 
 
 _RUN = {}

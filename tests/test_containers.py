@@ -5,6 +5,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from conftest import rel
+
 from convgrad import gradcheck, nn
 from convgrad.nn import containers
 from convgrad.nn.containers import Add, Concat, Residual
@@ -12,17 +14,6 @@ from convgrad.nn.module import Module, Sequential
 from convgrad.nn.normalization import BatchNorm2d
 
 TOL = 1e-10
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
-def rel(actual, expected) -> float:
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
-    return float(np.abs(actual - expected).max(initial=0.0) / max(np.abs(expected).max(initial=0.0), 1e-300))
 
 
 def conv(c_in, c_out, k=3, seed=0, **kw):

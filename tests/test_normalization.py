@@ -3,22 +3,13 @@ state_dict compatibility, gradcheck, errors."""
 import numpy as np
 import pytest
 
+from conftest import rel
+
 from convgrad import gradcheck
 from convgrad.functional import normalization as F
 from convgrad.nn.normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm
 
 TOL = 1e-10
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
-def rel(actual, expected) -> float:
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
-    return float(np.abs(actual - expected).max(initial=0.0) / max(np.abs(expected).max(initial=0.0), 1e-300))
 
 
 def _copy_params(ours, theirs, torch, rng):

@@ -3,6 +3,8 @@ statistics, eval), state_dict names, loading torch weights, gradcheck in train a
 import numpy as np
 import pytest
 
+from conftest import rel
+
 from convgrad import gradcheck
 from convgrad.nn.activation import ReLU
 from convgrad.nn.blocks import BasicBlock
@@ -14,17 +16,6 @@ from convgrad.nn.pooling import AdaptiveAvgPool2d
 from convgrad.nn.shape import Flatten
 
 TOL = 1e-10
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
-def rel(actual, expected) -> float:
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
-    return float(np.abs(actual - expected).max(initial=0.0) / max(np.abs(expected).max(initial=0.0), 1e-300))
 
 
 # ---------------------------------------------------------------------------------------

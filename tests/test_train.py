@@ -10,34 +10,11 @@ import time
 import numpy as np
 import pytest
 
+from conftest import make_dataset
+
 from convgrad import checkpoint, models
 from convgrad.cli import main
-from convgrad.data import write_idx
 from convgrad.train import METRIC_COLUMNS, TrainConfig, Trainer
-
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-
-
-def make_dataset(root, n_train=600, n_test=200, seed=0):
-    """Ten classes, each a bright bar at its own position plus noise: learnable in an epoch."""
-    rng = np.random.default_rng(seed)
-
-    def split(n):
-        labels = rng.integers(0, 10, size=n).astype(np.uint8)
-        images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
-        for c in range(10):
-            rows = 2 + 2 * c
-            images[labels == c, rows:rows + 3, 4:24] = 220
-        return images, labels
-
-    d = os.path.join(root, "fashion-mnist")
-    os.makedirs(d, exist_ok=True)
-    for (images, labels), (fi, fl) in zip((split(n_train), split(n_test)), (FILES[:2], FILES[2:])):
-        write_idx(os.path.join(d, fi), images)
-        write_idx(os.path.join(d, fl), labels)
-    return d
-
 
 @pytest.fixture
 def data_root(tmp_path):
