@@ -37,6 +37,7 @@ def _cmd_train(args) -> int:
     from .train import Trainer, TrainConfig, evaluate
     cfg = TrainConfig(data=args.data, data_root=args.data_root, model=args.model, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
+                      nesterov=args.nesterov,
                       weight_decay=args.weight_decay, scheduler=args.scheduler, augment=args.augment,
                       label_smoothing=args.label_smoothing, clip_grad_norm=args.clip_grad_norm, seed=args.seed,
                       limit_train=args.limit_train, limit_test=args.limit_test, out=args.out)
@@ -105,6 +106,7 @@ def model_dtype(model):
 
 def _add_train(sub):
     from .models import MODELS
+    from .train import AUGMENTATIONS
     p = sub.add_parser("train", help="train a CNN and evaluate it every epoch")
     p.add_argument("--data", default="fashion-mnist", help="fashion-mnist, mnist or cifar-10")
     p.add_argument("--data-root", default=None, help="directory holding the dataset files")
@@ -116,7 +118,9 @@ def _add_train(sub):
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--scheduler", default="none", choices=("none", "step", "cosine", "onecycle"))
-    p.add_argument("--augment", action="store_true", help="random crop (padding 4) and horizontal flip")
+    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
+    p.add_argument("--augment", default="none", choices=AUGMENTATIONS,
+                   help="training-set augmentation: horizontal flips, or random crops (padding 4) and flips")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--clip-grad-norm", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from . import checkpoint, models, nn, optim
-from .data import DataLoader, load_dataset, standard_augmentation
+from .data import DataLoader, RandomHorizontalFlip, load_dataset, standard_augmentation
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -34,9 +34,10 @@ class TrainConfig:
     lr: float = 0.01
     optimizer: str = "sgd"              # sgd | adam | adamw
     momentum: float = 0.9
+    nesterov: bool = False
     weight_decay: float = 0.0
     scheduler: str = "none"             # none | step | cosine | onecycle
-    augment: bool = False               # random crop (pad 4) + horizontal flip
+    augment: str = "none"               # none | flip | crop-flip (random crop with padding 4, then flip)
     label_smoothing: float = 0.0
     clip_grad_norm: float | None = None
     seed: int = 0
@@ -70,7 +71,8 @@ def build_model(mcfg: dict, seed=None):
 def build_optimizer(cfg: TrainConfig, model):
     params = list(model.parameters())
     if cfg.optimizer == "sgd":
-        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                         nesterov=cfg.nesterov)
     if cfg.optimizer == "adam":
         return optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
@@ -110,11 +112,25 @@ def load_data(cfg: TrainConfig):
         train_x, train_y = train_x[:cfg.limit_train], train_y[:cfg.limit_train]
     if cfg.limit_test:
         test_x, test_y = test_x[:cfg.limit_test], test_y[:cfg.limit_test]
-    transform = standard_augmentation(padding=4, flip=True) if cfg.augment else None
+    transform = augmentation(cfg.augment)
     train = DataLoader(train_x, train_y, cfg.batch_size, shuffle=True, seed=cfg.seed, transform=transform,
                        mean=data.mean, std=data.std)
     test = DataLoader(test_x, test_y, cfg.eval_batch_size, shuffle=False, mean=data.mean, std=data.std)
     return data, train, test
+
+
+AUGMENTATIONS = ("none", "flip", "crop-flip")
+
+
+def augmentation(name: str):
+    """The training-set transform by name (None for 'none')."""
+    if name == "none":
+        return None
+    if name == "flip":
+        return RandomHorizontalFlip(0.5)
+    if name == "crop-flip":
+        return standard_augmentation(padding=4, flip=True)
+    raise ValueError(f"unknown augmentation {name!r}; expected one of {AUGMENTATIONS}")
 
 
 def evaluate(model, loader, criterion=None):

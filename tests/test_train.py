@@ -57,14 +57,14 @@ def test_same_seed_same_metrics(data_root, tmp_path):
 def test_killed_run_resumes_to_the_same_metrics(data_root, tmp_path):
     """Kill a run (SIGKILL) mid-way through an epoch, resume it, compare with an uninterrupted run."""
     straight = str(tmp_path / "straight")
-    args = _train_args(data_root, straight, "--epochs", "3", "--no-plots", "--model", "cnn", "--augment",
+    args = _train_args(data_root, straight, "--epochs", "3", "--no-plots", "--model", "cnn", "--augment", "crop-flip",
                        "--scheduler", "onecycle")
     main(args)
     expected = [{k: v for k, v in r.items() if k != "seconds"}
                 for r in _read_metrics(os.path.join(straight, "metrics.csv"))]
 
     killed = str(tmp_path / "killed")
-    args = _train_args(data_root, killed, "--epochs", "3", "--no-plots", "--model", "cnn", "--augment",
+    args = _train_args(data_root, killed, "--epochs", "3", "--no-plots", "--model", "cnn", "--augment", "crop-flip",
                        "--scheduler", "onecycle")
     proc = subprocess.Popen([sys.executable, "-m", "convgrad.cli", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
