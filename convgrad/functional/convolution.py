@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import as_tuple, check_float_array, check_finite, check_same_dtype
-from .im2col import (band_matrix, band_matrix_adjoint, col2im, im2col, out_size, pad_channels_first, pad_spatial,
-                     row_stack, row_stack_adjoint, unpad_channels_first, unpad_spatial)
+from .im2col import (band_matrix, band_matrix_adjoint, band_span, col2im, taps_weight_grad, im2col, out_size, pad_channels_first, pad_spatial,
+                     row_stack, row_stack_adjoint, stack_blocks, unpad_channels_first, unpad_spatial)
 
 _LAYOUTS = {1: "N, C, L", 2: "N, C, H, W", 3: "N, C, D, H, W"}
 
@@ -191,7 +191,7 @@ def _take_saved(cache: ConvCache):
 # ---------------------------------------------------------------------------------------
 # Route choice: one identity (y = W @ patches), laid out to suit the shape
 # ---------------------------------------------------------------------------------------
-DEPTHWISE_MAX_ROWS = 64   # the banded route does Hp/kh times the useful multiply-adds
+DEPTHWISE_MAX_ROWS = 64   # strided depthwise: its input gradient uses one band of Ho rows
 
 
 def _route(geo: ConvGeometry) -> str:
@@ -202,8 +202,8 @@ def _route(geo: ConvGeometry) -> str:
         return "channel-major"
     c_in, c_out, g = geo.in_shape[1], geo.w_shape[0], geo.groups
     patch = geo.w_shape[1] * math.prod(geo.kernel)
-    if (g == c_in == c_out > 1 and len(geo.out) == 2 and geo.out[0] <= DEPTHWISE_MAX_ROWS
-            and all(p >= 0 for pair in geo.pads for p in pair)):
+    if (g == c_in == c_out > 1 and len(geo.out) == 2 and all(p >= 0 for pair in geo.pads for p in pair)
+            and (geo.stride == (1, 1) or geo.out[0] <= DEPTHWISE_MAX_ROWS)):
         return "depthwise"
     if g == 1 and patch <= PER_SAMPLE_MAX_PATCH:
         return "per-sample"
@@ -353,59 +353,131 @@ def _ps_backward(dy, cache: ConvCache):
 # ---------------------------------------------------------------------------------------
 # Depthwise route (2-d, groups == C_in == C_out): banded filter matrices, see im2col.py
 # ---------------------------------------------------------------------------------------
-def _dw_stack(x, w, geo: ConvGeometry, ws) -> np.ndarray:
-    """x (N, C, H, W) -> S (C, Hp, kw, N, Wo)."""
-    return row_stack(x, geo.pads, geo.kernel[1], geo.stride[1], geo.dilation[1], geo.out[1],
-                     out=_buffer(ws, "stack", (x.shape[1], geo.padded[0], geo.kernel[1], x.shape[0], geo.out[1]),
-                                 x.dtype) if ws is not None else None)
+DW_BLOCK_ROWS = 8   # output rows per banded GEMM block
 
 
-def _dw_band(w, geo: ConvGeometry, ws) -> np.ndarray:
-    """w (C, 1, kh, kw) -> B viewed as (C, Ho, Hp*kw)."""
-    band = band_matrix(w, geo.out[0], geo.padded[0], geo.stride[0], geo.dilation[0],
-                       out=None if ws is None else ws.get("band"))
-    if ws is not None:
-        ws["band"] = band
-    return band.reshape(w.shape[0], geo.out[0], -1)
+def _dw_parts(out_h: int) -> list[tuple[int, int, int]]:
+    """Blocks of output rows covering [0, Ho): (first row, number of blocks, rows per block)
+    for the full blocks, then one for the remainder."""
+    rows = min(DW_BLOCK_ROWS, out_h)
+    full = out_h // rows
+    parts = [(0, full, rows)]
+    if out_h > full * rows:
+        parts.append((full * rows, 1, out_h - full * rows))
+    return parts
 
 
-def _dw_forward(x, w, b, geo: ConvGeometry, ws):
-    """y[n, c] = B[c] @ S[c, :, n]: one small GEMM per (channel, sample), written straight
-    into y's N, C order -> (y (N, C, Ho, Wo), S)."""
+def _dw_stack(x, geo: ConvGeometry, ws, out=None) -> np.ndarray:
+    """x (N, C, H, W) -> S (N, C, Hp, kw, Wo). The workspace remembers for which geometry its
+    stack buffer's padding zeros are intact ("stack_zeros"), so they are written once."""
     n, c = x.shape[:2]
-    stack = _dw_stack(x, w, geo, ws)
+    key = (x.shape, x.dtype, geo.pads, geo.kernel[1], geo.stride[1], geo.dilation[1])
+    if out is None and ws is not None:
+        out = _buffer(ws, "stack", (n, c, geo.padded[0], geo.kernel[1], geo.out[1]), x.dtype)
+    clean = ws is not None and out is ws.get("stack") and ws.get("stack_zeros") == key
+    stack = row_stack(x, geo.pads, geo.kernel[1], geo.stride[1], geo.dilation[1], geo.out[1], out=out,
+                      zero_borders=not clean)
+    if ws is not None and stack is ws.get("stack"):
+        ws["stack_zeros"] = key
+    return stack
+
+
+def _dw_forward(x, w, b, geo: ConvGeometry, ws, stack_out=None):
+    """y[n, c, block] = B[c] @ S[n, c, block rows] -> (y (N, C, Ho, Wo), S)."""
+    n, c = x.shape[:2]
+    (kh, kw), sh, dh = geo.kernel, geo.stride[0], geo.dilation[0]
+    stack = _dw_stack(x, geo, ws, out=stack_out)
     y = np.empty((n, c, *geo.out), dtype=x.dtype)
-    per_sample = stack.reshape(c, -1, n, geo.out[1]).transpose(0, 2, 1, 3)      # (C, N, Hp*kw, Wo)
-    np.matmul(_dw_band(w, geo, ws)[:, None], per_sample, out=y.transpose(1, 0, 2, 3))
+    for first, blocks, rows in _dw_parts(geo.out[0]):
+        span = band_span(rows, kh, sh, dh)
+        band = band_matrix(w, rows, sh, dh).reshape(c, 1, rows, span * kw)
+        out = y[:, :, first:first + blocks * rows].reshape(n, c, blocks, rows, geo.out[1])
+        np.matmul(band, stack_blocks(stack, first * sh, blocks, rows, sh, span), out=out)
     if b is not None:
         y += b[:, None, None]
     return y, stack
 
 
-def _dw_backward(dy, cache: ConvCache):
-    """dB = dY @ S^T (its band is dw); dS = B^T @ dY, scattered back to dx."""
-    geo, w, ws = cache.geo, cache.w, cache.workspace
+def _dw_weight_grad(dy, stack, geo: ConvGeometry, ws) -> np.ndarray:
+    """dw: the band of dY_block @ S_block^T, summed over samples and blocks."""
+    n, c, _, wo = dy.shape
+    (kh, kw), sh, dh = geo.kernel, geo.stride[0], geo.dilation[0]
+    dw = 0
+    for first, blocks, rows in _dw_parts(geo.out[0]):
+        span = band_span(rows, kh, sh, dh)
+        dy_blocks = dy[:, :, first:first + blocks * rows].reshape(n, c, blocks, rows, wo)
+        d_band = np.matmul(dy_blocks, stack_blocks(stack, first * sh, blocks, rows, sh, span).swapaxes(3, 4),
+                           out=_buffer(ws, f"d_band{first > 0}", (n, c, blocks, rows, span * kw), dy.dtype))
+        dw = dw + band_matrix_adjoint(d_band.reshape(n, c, blocks, rows, span, kw), kh, sh, dh)
+    return dw
+
+
+def _reuse_memory(arr: np.ndarray | None, shape, dtype) -> np.ndarray | None:
+    """A view of arr's memory with the given shape, if arr is contiguous and large enough."""
+    size = math.prod(shape)
+    if arr is None or arr.dtype != dtype or arr.size < size or not arr.flags.c_contiguous:
+        return None
+    return arr.reshape(-1)[:size].reshape(shape)
+
+
+def _dw_backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads):
+    """Stride 1: the lectures' full convolution, dx = conv(pad(dy, d(k-1) - p), rot180(w)), as
+    one unblocked banded GEMM per (sample, channel) on the taps-first row stack of dy; the
+    same stack gives dw in one pass (taps_weight_grad). -> (dx, dw)."""
     n, c, ho, wo = dy.shape
-    dy_cf = _buffer(ws, "dy_cf", (c, ho, n, wo), dy.dtype)
-    dy_cf[...] = dy.transpose(1, 2, 0, 3)
-    dy_cf = dy_cf.reshape(c, ho, n * wo)
-    db = dy_cf.sum(axis=2).sum(axis=1) if cache.has_bias else None
+    (kh, kw), dh = geo.kernel, geo.dilation[0]
+    geo_t = conv_geometry(dy.shape, w.shape, 1, flipped_pads, geo.dilation, geo.groups, where="conv2d backward")
+    key = (dy.shape, dy.dtype, flipped_pads, geo.dilation)
+    shape = (n, c, kw, geo_t.padded[0], geo_t.out[1])
+    out = None if ws is None else _buffer(ws, "stack_t", shape, dy.dtype)
+    clean = ws is not None and ws.get("stack_t_zeros") == key
+    dy_stack = row_stack(dy, flipped_pads, kw, 1, geo.dilation[1], geo_t.out[1], out=out, zero_borders=not clean,
+                         taps_first=True)
+    if ws is not None:
+        ws["stack_t_zeros"] = key
+    h = geo_t.out[0]
+    band = band_matrix(np.ascontiguousarray(w[:, :, ::-1, ::-1]), h, 1, dh)         # (C, H, Hp', kw)
+    band = np.ascontiguousarray(band.transpose(0, 1, 3, 2)).reshape(c, h, -1)      # columns (b, h) as the stack
+    dx = np.matmul(band, dy_stack.reshape(n, c, -1, geo_t.out[1]))
+    return dx, taps_weight_grad(x, dy_stack, kh, dh)
+
+
+def _dw_input_grad(dy, w, geo: ConvGeometry, scratch) -> np.ndarray:
+    """dx for stride > 1: dS = B^T @ dY (one block of all Ho rows), scattered back by
+    row_stack_adjoint. `scratch`: the consumed stack buffer, reused for dS."""
+    n, c, ho, wo = dy.shape
+    (kh, kw), hp = geo.kernel, geo.padded[0]
+    span = band_span(ho, kh, geo.stride[0], geo.dilation[0])
+    band = band_matrix(w, ho, geo.stride[0], geo.dilation[0]).reshape(c, ho, span * kw)
+    d_stack = _reuse_memory(scratch, (n, c, hp, kw, wo), dy.dtype)
+    if d_stack is None:
+        d_stack = np.empty((n, c, hp, kw, wo), dtype=dy.dtype)
+    d_stack[:, :, span:] = 0                                  # rows no window reached
+    np.matmul(band.transpose(0, 2, 1), dy, out=d_stack[:, :, :span].reshape(n, c, span * kw, wo))
+    return row_stack_adjoint(d_stack, geo.pads, geo.in_shape[2:], geo.stride[1], geo.dilation[1])
+
+
+def _dw_backward(dy, cache: ConvCache):
+    """(dx, dw, db). Stride 1: both from dy's row stack. Otherwise dw from the saved stack
+    (blocked), then dx in the stack's memory."""
+    geo, w, ws = cache.geo, cache.w, cache.workspace
+    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    flipped_pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi) for (lo, hi), k, d in
+                         zip(geo.pads, geo.kernel, geo.dilation))
+    if geo.stride == (1, 1) and all(p >= 0 for pair in flipped_pads for p in pair):
+        return (*_dw_backward_stride1(dy, cache.x, w, geo, ws, flipped_pads), db)
     stack, scratch = _take_saved(cache)
-    stack = stack.reshape(c, -1, n * wo)
-    d_band = np.matmul(dy_cf, stack.transpose(0, 2, 1))
-    dw = band_matrix_adjoint(d_band.reshape(c, ho, geo.padded[0], geo.kernel[1]), geo.kernel[0],
-                             geo.stride[0], geo.dilation[0])
-    d_stack = np.matmul(_dw_band(w, geo, ws).transpose(0, 2, 1), dy_cf, out=stack if scratch else None)
-    dx = row_stack_adjoint(d_stack.reshape(c, geo.padded[0], geo.kernel[1], n, wo), geo.pads,
-                           geo.in_shape[2:], geo.stride[1], geo.dilation[1])
-    return dx, dw, db
+    if ws is not None:
+        ws["stack_zeros"] = None
+    dw = _dw_weight_grad(dy, stack, geo, ws)
+    return _dw_input_grad(dy, w, geo, stack if scratch else None), dw, db
 
 
 # route: (rebuild the saved matrix, forward, backward)
 _ROUTES = {
     "channel-major": (lambda x, w, geo, ws: patches(x, geo, ws), _cm_forward, _cm_backward),
     "per-sample": (_ps_patches, _ps_forward, _ps_backward),
-    "depthwise": (_dw_stack, _dw_forward, _dw_backward),
+    "depthwise": (lambda x, w, geo, ws: _dw_stack(x, geo, ws), _dw_forward, _dw_backward),
 }
 
 

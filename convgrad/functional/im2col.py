@@ -134,17 +134,19 @@ def unpad_spatial(xp: np.ndarray, pads, spatial, lhs_dilation=None) -> np.ndarra
 # Depthwise 2-D convolution as banded matrices (groups == C_in == C_out)
 # ---------------------------------------------------------------------------------------
 # A depthwise filter touches one channel, so im2col would build K copies of the input for
-# a matrix-vector product per channel. Instead, per channel c, stack the kw column-shifted
-# copies of the padded input ("row stack") and multiply by a banded matrix that holds the
-# filter taps along the rows:
+# a matrix-vector product per channel. Instead stack the kw column-shifted copies of each
+# padded input plane ("row stack") and multiply blocks of Bh output rows by a small banded
+# matrix that holds the filter taps, one small GEMM per (sample, channel, row block), all
+# in N, C order (no transposes):
 #
-#     S[c, h, b, n, j] = xpad[n, c, h, j*sw + b*dw]                      (C, Hp, kw, N, Wo)
-#     B[c, i, h, b]    = w[c, 0, a, b]  if h == i*sh + a*dh else 0        (C, Ho, Hp, kw)
-#     y[n, c, i, j]    = (B[c] @ S[c])[i, (n, j)]                         one GEMM per channel
+#     S[n, c, h, b, j] = xpad[n, c, h, j*sw + b*dw]                      (N, C, Hp, kw, Wo)
+#     B[c, i, r, b]    = w[c, 0, a, b]  if r == i*sh + a*dh else 0        (C, Bh, R, kw)
+#     y[n, c, q*Bh + i] = sum_{r,b} B[c, i, r, b] S[n, c, q*Bh*sh + r, b]  R = (Bh-1)*sh + dh*(kh-1) + 1
 #
-# Then dS = B^T @ dY (scattered back by row_stack_adjoint) and dB = dY @ S^T, whose band
-# holds dw (band_matrix_adjoint). The band wastes Hp/kh of the multiply-adds on zeros, which
-# BLAS still does faster than NumPy's single-threaded elementwise products.
+# The band is the same for every block (a convolution is translation invariant). Backward:
+# dw is the band of dY_block @ S_block^T summed (band_matrix_adjoint); dS = B^T @ dY is
+# scattered back by row_stack_adjoint. The band wastes R/kh of the multiply-adds on zeros,
+# which small BLAS calls still do faster than NumPy's single-threaded elementwise products.
 def _stack_columns(b: int, stride: int, dilation: int, pad_lo: int, width: int, out_w: int):
     """For column tap b: (j slice into the stack, w slice into the input) of the j whose
     input column j*stride + b*dilation - pad_lo lies inside [0, width)."""
@@ -158,56 +160,89 @@ def _stack_columns(b: int, stride: int, dilation: int, pad_lo: int, width: int, 
 
 
 def row_stack(x: np.ndarray, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int,
-              out: np.ndarray | None = None) -> np.ndarray:
-    """x (N, C, H, W) -> S (C, Hp, kw, N, Wo) with S[c, h, b, n, j] = xpad[n, c, h, j*sw + b*dw].
-    pads = ((top, bottom), (left, right)), non-negative. A loop over the kw column taps only."""
+              out: np.ndarray | None = None, zero_borders: bool = True, taps_first: bool = False) -> np.ndarray:
+    """x (N, C, H, W) -> S (N, C, Hp, kw, Wo) with S[n, c, h, b, j] = xpad[n, c, h, j*sw + b*dw],
+    or with taps_first (N, C, kw, Hp, Wo). pads = ((top, bottom), (left, right)), non-negative.
+    A loop over the kw column taps only. zero_borders=False skips rewriting the padding zeros
+    of a reused `out` whose zeros are known intact (many short strided runs: a third of the cost)."""
     n, c, h, w = x.shape
     (top, bottom), (left, _) = pads
-    shape = (c, top + h + bottom, kernel_w, n, out_w)
+    hp = top + h + bottom
+    shape = (n, c, kernel_w, hp, out_w) if taps_first else (n, c, hp, kernel_w, out_w)
     if out is None or out.shape != shape or out.dtype != x.dtype:
-        out = np.empty(shape, dtype=x.dtype)
-    out[:, :top] = 0
-    out[:, top + h:] = 0
-    xt = x.transpose(1, 2, 0, 3)                                 # (C, H, N, W) view
+        out, zero_borders = np.empty(shape, dtype=x.dtype), True
+    planes = out if taps_first else out.swapaxes(2, 3)          # (N, C, kw, Hp, Wo) view
+    if zero_borders:
+        planes[:, :, :, :top] = 0
+        planes[:, :, :, top + h:] = 0
     for b in range(kernel_w):
         j, src = _stack_columns(b, stride_w, dilation_w, left, w, out_w)
-        rows = out[:, top:top + h, b]
-        rows[..., :j.start] = 0
-        rows[..., j.stop:] = 0
-        rows[..., j] = xt[..., src]
+        rows = planes[:, :, b, top:top + h]
+        if zero_borders:
+            rows[..., :j.start] = 0
+            rows[..., j.stop:] = 0
+        rows[..., j] = x[..., src]
     return out
 
 
 def row_stack_adjoint(ds: np.ndarray, pads, in_hw, stride_w: int, dilation_w: int) -> np.ndarray:
-    """Adjoint of row_stack: dS (C, Hp, kw, N, Wo) -> dx (N, C, H, W), overlaps summed."""
-    c, _, kernel_w, n, out_w = ds.shape
+    """Adjoint of row_stack: dS (N, C, Hp, kw, Wo) -> dx (N, C, H, W), overlaps summed."""
+    n, c, _, kernel_w, out_w = ds.shape
     h, w = in_hw
     (top, _), (left, _) = pads
     dx = np.zeros((n, c, h, w), dtype=ds.dtype)
-    dxt = dx.transpose(1, 2, 0, 3)                               # (C, H, N, W) view
     for b in range(kernel_w):
         j, dst = _stack_columns(b, stride_w, dilation_w, left, w, out_w)
-        dxt[..., dst] += ds[:, top:top + h, b, :, j]
+        dx[..., dst] += ds[:, :, top:top + h, b, j]
     return dx
 
 
-def band_matrix(w: np.ndarray, out_h: int, padded_h: int, stride_h: int, dilation_h: int,
-                out: np.ndarray | None = None) -> np.ndarray:
-    """w (C, 1, kh, kw) -> B (C, Ho, Hp, kw) with B[c, i, i*sh + a*dh, b] = w[c, 0, a, b]."""
+def band_span(rows: int, kernel_h: int, stride_h: int, dilation_h: int) -> int:
+    """R: how many stack rows a block of `rows` output rows reads."""
+    return (rows - 1) * stride_h + dilation_h * (kernel_h - 1) + 1
+
+
+def band_matrix(w: np.ndarray, rows: int, stride_h: int, dilation_h: int) -> np.ndarray:
+    """w (C, 1, kh, kw) -> B (C, Bh, R, kw) with B[c, i, i*sh + a*dh, b] = w[c, 0, a, b]."""
     c, _, kernel_h, kernel_w = w.shape
-    shape = (c, out_h, padded_h, kernel_w)
-    if out is None or out.shape != shape or out.dtype != w.dtype:
-        out = np.empty(shape, dtype=w.dtype)
-    out[...] = 0
-    i = np.arange(out_h)
+    band = np.zeros((c, rows, band_span(rows, kernel_h, stride_h, dilation_h), kernel_w), dtype=w.dtype)
+    i = np.arange(rows)
     for a in range(kernel_h):
-        out[:, i, i * stride_h + a * dilation_h, :] = w[:, 0, a, None, :]
-    return out
+        band[:, i, i * stride_h + a * dilation_h, :] = w[:, 0, a, None, :]
+    return band
 
 
-def band_matrix_adjoint(db: np.ndarray, kernel_h: int, stride_h: int, dilation_h: int) -> np.ndarray:
-    """Adjoint of band_matrix: dB (C, Ho, Hp, kw) -> dw (C, 1, kh, kw), the band summed."""
-    out_h = db.shape[1]
-    i = np.arange(out_h)[:, None]
-    rows = i * stride_h + np.arange(kernel_h)[None, :] * dilation_h   # (Ho, kh)
-    return db[:, i, rows, :].sum(axis=1)[:, None]
+def band_matrix_adjoint(d_band: np.ndarray, kernel_h: int, stride_h: int, dilation_h: int) -> np.ndarray:
+    """Adjoint of band_matrix, summed over the leading axes: dB (N, C, blocks, Bh, R, kw) ->
+    dw (C, 1, kh, kw). The band entries [i, i*sh + a*dh] are read through a strided view."""
+    n, c, blocks, rows, _, kernel_w = d_band.shape
+    s_n, s_c, s_q, s_i, s_r, s_b = d_band.strides
+    band = np.lib.stride_tricks.as_strided(d_band, (n, c, blocks, rows, kernel_h, kernel_w),
+                                           (s_n, s_c, s_q, s_i + stride_h * s_r, dilation_h * s_r, s_b),
+                                           writeable=False)
+    return band.sum(axis=(0, 2, 3))[:, None]
+
+
+def taps_weight_grad(x: np.ndarray, dy_stack: np.ndarray, kernel_h: int, dilation_h: int) -> np.ndarray:
+    """Stride-1 weight gradient from x (N, C, H, W) and the taps-first row stack of the padded
+    dy, Sd (N, C, kw, H + dh*(kh-1), W), built for the input gradient:
+        dw[c, a, b] = sum_{n,h,w} x[n, c, h, w] Sd[n, c, kw-1-b, h + (kh-1-a)*dh, w]
+    One batch of matrix-vector products over (n, c) reading each stack plane once."""
+    n, c, h, w = x.shape
+    kernel_w = dy_stack.shape[2]
+    assert dy_stack.flags.c_contiguous and dy_stack.shape[4] == w
+    s_n, s_c, s_b, s_h, s_w = dy_stack.strides
+    taps = np.lib.stride_tricks.as_strided(dy_stack, (n, c, kernel_h, kernel_w, h * w),
+                                           (s_n, s_c, dilation_h * s_h, s_b, s_w), writeable=False)
+    dw = np.matmul(taps, x.reshape(n, c, 1, h * w, 1))[..., 0].sum(axis=0)    # (C, kh, kw), both flipped
+    return dw[:, None, ::-1, ::-1]
+
+
+def stack_blocks(stack: np.ndarray, first_row: int, blocks: int, rows: int, stride_h: int, span: int) -> np.ndarray:
+    """Overlapping row blocks of S (N, C, Hs, kw, Wo), no copy: -> (N, C, blocks, span*kw, Wo),
+    block q holding stack rows [first_row + q*rows*sh, ... + span)."""
+    n, c, _, kernel_w, out_w = stack.shape
+    sn, sc, sh_, sb, sj = stack.strides
+    assert sh_ == kernel_w * sb and first_row + (blocks - 1) * rows * stride_h + span <= stack.shape[2]
+    return np.lib.stride_tricks.as_strided(stack[:, :, first_row:], (n, c, blocks, span * kernel_w, out_w),
+                                           (sn, sc, rows * stride_h * sh_, sb, sj), writeable=False)
