@@ -192,6 +192,7 @@ def _take_saved(cache: ConvCache):
 # Route choice: one identity (y = W @ patches), laid out to suit the shape
 # ---------------------------------------------------------------------------------------
 DEPTHWISE_MAX_ROWS = 64   # strided depthwise: its input gradient uses one band of Ho rows
+PER_SAMPLE_MAX_PATCH = 64  # C_in/g * K up to which N small GEMMs beat one wide GEMM (measured)
 
 
 def _route(geo: ConvGeometry) -> str:
@@ -208,9 +209,6 @@ def _route(geo: ConvGeometry) -> str:
     if g == 1 and patch <= PER_SAMPLE_MAX_PATCH:
         return "per-sample"
     return "channel-major"
-
-
-PER_SAMPLE_MAX_PATCH = 64
 
 
 # ---------------------------------------------------------------------------------------
@@ -341,7 +339,7 @@ def _ps_backward(dy, cache: ConvCache):
     kernel = math.prod(geo.kernel)
     dw = per_n.sum(axis=0).reshape(c_out, kernel, -1).swapaxes(1, 2).reshape(geo.w_shape)
     w_t = _ps_weight(w).T
-    if _is_plain_1x1(geo):
+    if _is_plain_1x1(geo):                    # cols is x itself: never a scratch buffer
         return np.matmul(w_t, dy3).reshape(geo.in_shape), dw, db
     dcols = np.matmul(w_t, dy3, out=cols if scratch else None)
     dcols = dcols.reshape(n, kernel, geo.in_shape[1], *geo.out)
@@ -407,7 +405,7 @@ def _dw_weight_grad(dy, stack, geo: ConvGeometry, ws) -> np.ndarray:
         span = band_span(rows, kh, sh, dh)
         dy_blocks = dy[:, :, first:first + blocks * rows].reshape(n, c, blocks, rows, wo)
         d_band = np.matmul(dy_blocks, stack_blocks(stack, first * sh, blocks, rows, sh, span).swapaxes(3, 4),
-                           out=_buffer(ws, f"d_band{first > 0}", (n, c, blocks, rows, span * kw), dy.dtype))
+                           out=_buffer(ws, "d_band_tail" if first else "d_band", (n, c, blocks, rows, span * kw), dy.dtype))
         dw = dw + band_matrix_adjoint(d_band.reshape(n, c, blocks, rows, span, kw), kh, sh, dh)
     return dw
 
