@@ -102,3 +102,40 @@ def test_configuration_coverage():
     assert any(max(c["dilation"]) > 1 for c in cfgs)
     assert any(any(s > k for s, k in zip(c["stride"], c["kernel"])) for c in cfgs)
     assert any(any((sz - 1) % s for sz, s in zip(c["size"], c["stride"])) for c in cfgs)
+
+
+@pytest.mark.parametrize("limit,route", [(0, "channel-major"), (10 ** 9, "per-sample")])
+@pytest.mark.parametrize("seed", range(0, 260, 4))
+def test_every_route_matches_torch(seed, limit, route, monkeypatch):
+    """The same configurations forced through the channel-major and the per-sample route."""
+    from convgrad.functional import convolution
+    monkeypatch.setattr(convolution, "PER_SAMPLE_MAX_PATCH", limit)
+    cfg = _conv_config(seed)
+    n = cfg["n_sp"]
+    args = (cfg["c_in"], cfg["c_out"], cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"],
+            cfg["bias"], cfg["mode"])
+    ours = getattr(nn, f"Conv{n}d")(*args)
+    theirs = getattr(torch.nn, f"Conv{n}d")(*args, dtype=torch.float64)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["batch"], cfg["c_in"], *cfg["size"]))
+    errors = _compare(ours, theirs, x, rng)
+    assert max(errors.values()) < TOL, (cfg, errors)
+    if cfg["groups"] == 1:
+        assert ours._cache.route == route
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_depthwise_route_matches_torch(seed):
+    rng = np.random.default_rng(20_000 + seed)
+    c = int(rng.integers(2, 6))
+    kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
+    stride = tuple(int(s) for s in rng.integers(1, 4, size=2)) if seed % 2 else (1, 1)
+    dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
+    padding = "same" if seed % 5 == 0 and stride == (1, 1) else tuple(int(p) for p in rng.integers(0, 3, size=2))
+    size = tuple(int(d * (k - 1) + 1 + rng.integers(0, 9)) for k, d in zip(kernel, dilation))
+    args = (c, c, kernel, stride, padding, dilation, c, bool(seed % 3))
+    ours, theirs = nn.Conv2d(*args), torch.nn.Conv2d(*args, dtype=torch.float64)
+    x = rng.standard_normal((int(rng.integers(1, 4)), c, *size))
+    errors = _compare(ours, theirs, x, rng)
+    assert ours._cache.route == "depthwise"
+    assert max(errors.values()) < TOL, (args, errors)
