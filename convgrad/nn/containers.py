@@ -83,15 +83,14 @@ class Residual(Module):
         return dx_body + dx_short
 
 
-class Add(Module):
-    """y = sum_i branch_i(x), every branch applied to the same x; outputs share one shape.
-    backward: dx = sum_i branch_i.backward(dy). Branches are named "0", "1", ..."""
+class _Branches(Module):
+    """Modules that all read the same input, registered as "0", "1", ..."""
 
-    def __init__(self, *branches: Module):
+    def __init__(self, branches, where: str):
         super().__init__()
         if not branches:
-            raise ValueError("Add: give at least one branch")
-        _distinct_modules(branches, "Add")
+            raise ValueError(f"{where}: give at least one branch")
+        _distinct_modules(branches, where)
         for i, m in enumerate(branches):
             setattr(self, str(i), m)
         self._cache = None
@@ -101,6 +100,14 @@ class Add(Module):
 
     def __getitem__(self, index: int) -> Module:
         return list(self._modules.values())[index]
+
+
+class Add(_Branches):
+    """y = sum_i branch_i(x), every branch applied to the same x; outputs share one shape.
+    backward: dx = sum_i branch_i.backward(dy). Branches are named "0", "1", ..."""
+
+    def __init__(self, *branches: Module):
+        super().__init__(branches, "Add")
 
     def forward(self, x):
         outputs = [m(x) for m in self._modules.values()]
@@ -120,29 +127,17 @@ class Add(Module):
         return dx
 
 
-class Concat(Module):
+class Concat(_Branches):
     """y = concatenate([branch_i(x)], axis=dim), every branch applied to the same x
     (default dim=1: channels of (N, C_i, *spatial) outputs -> (N, sum C_i, *spatial)).
     backward: dy is split back into the branches' pieces, whose input gradients add.
     Branches are named "0", "1", ..."""
 
     def __init__(self, *branches: Module, dim: int = 1):
-        super().__init__()
-        if not branches:
-            raise ValueError("Concat: give at least one branch")
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise TypeError(f"Concat: dim must be an int, got {dim!r}")
-        _distinct_modules(branches, "Concat")
-        for i, m in enumerate(branches):
-            setattr(self, str(i), m)
+        super().__init__(branches, "Concat")
         self.dim = int(dim)
-        self._cache = None
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
 
     def forward(self, x):
         outputs = [m(x) for m in self._modules.values()]
