@@ -225,7 +225,10 @@ class Trainer:
             model.zero_grad()
             logits = model(x)
             loss = float(crit(logits, y))
-            model.backward(crit.backward())
+            if isinstance(model, nn.Sequential):
+                model.backward(crit.backward(), input_grad=False)   # the images need no gradient
+            else:
+                model.backward(crit.backward())
             if self.cfg.clip_grad_norm:
                 optim.clip_grad_norm_(model.parameters(), self.cfg.clip_grad_norm)
             opt.step()

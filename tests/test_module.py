@@ -98,3 +98,21 @@ def test_float32_stays_float32(rng):
 def test_repr_mentions_arguments():
     assert "Conv2d(1, 4, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))" in repr(
         nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1)))
+
+
+@pytest.mark.parametrize("first", [
+    lambda: nn.Conv2d(1, 4, 3, generator=0),                          # per-sample route
+    lambda: nn.Conv2d(8, 4, 3, padding=1, generator=0),               # channel-major route
+    lambda: nn.Conv2d(4, 4, 3, groups=4, padding=1, generator=0),     # depthwise route
+    lambda: nn.ConvTranspose2d(2, 4, 3, generator=0),                 # cannot skip: still correct
+])
+def test_backward_without_input_grad_gives_the_same_parameter_grads(first, rng):
+    a = nn.Sequential(first(), nn.ReLU(), nn.Conv2d(4, 2, 3, generator=1)).double()
+    b = nn.Sequential(first(), nn.ReLU(), nn.Conv2d(4, 2, 3, generator=1)).double()
+    x = rng.standard_normal((2, a[0].in_channels, 9, 9))
+    ya, yb = a(x), b(x)
+    g = rng.standard_normal(ya.shape)
+    assert a.backward(g).shape == x.shape
+    assert b.backward(g, input_grad=False) is None
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert np.array_equal(p.grad, q.grad), name

@@ -278,7 +278,7 @@ def _cm_input_grad(dy_cf, w, geo: ConvGeometry, ws, dcols=None) -> np.ndarray:
     return unpad_channels_first(dxp, geo.pads, geo.in_shape[2:], geo.lhs_dilation)
 
 
-def _cm_backward(dy, cache: ConvCache):
+def _cm_backward(dy, cache: ConvCache, input_grad: bool = True):
     """(dx, dw, db); the weight gradient first, so the patch matrix can take dcols."""
     geo, w, ws = cache.geo, cache.w, cache.workspace
     g = geo.groups
@@ -287,6 +287,8 @@ def _cm_backward(dy, cache: ConvCache):
     dy_cf = dy_cf.reshape(g, w.shape[0] // g, -1)
     cols, scratch = _take_saved(cache)
     dw = _matmul(dy_cf, cols.transpose(0, 2, 1)).reshape(geo.w_shape)
+    if not input_grad:
+        return None, dw, db
     dx = _cm_input_grad(dy_cf, w, geo, ws, dcols=cols if scratch else None)
     return dx, dw, db
 
@@ -328,7 +330,7 @@ def _ps_forward(x, w, b, geo: ConvGeometry, ws):
     return y.reshape(x.shape[0], w.shape[0], *geo.out), cols
 
 
-def _ps_backward(dy, cache: ConvCache):
+def _ps_backward(dy, cache: ConvCache, input_grad: bool = True):
     """dW = sum_n dY[n] @ cols[n]^T, dx = col2im(W^T @ dY[n]) (x itself for a plain 1x1)."""
     geo, w, ws = cache.geo, cache.w, cache.workspace
     n, c_out = dy.shape[:2]
@@ -338,6 +340,8 @@ def _ps_backward(dy, cache: ConvCache):
     per_n = np.matmul(dy3, cols.transpose(0, 2, 1), out=_buffer(ws, "dw_ps", (n, c_out, cols.shape[1]), dy.dtype))
     kernel = math.prod(geo.kernel)
     dw = per_n.sum(axis=0).reshape(c_out, kernel, -1).swapaxes(1, 2).reshape(geo.w_shape)
+    if not input_grad:
+        return None, dw, db
     w_t = _ps_weight(w).T
     if _is_plain_1x1(geo):                    # cols is x itself: never a scratch buffer
         return np.matmul(w_t, dy3).reshape(geo.in_shape), dw, db
@@ -455,9 +459,10 @@ def _dw_input_grad(dy, w, geo: ConvGeometry, scratch) -> np.ndarray:
     return row_stack_adjoint(d_stack, geo.pads, geo.in_shape[2:], geo.stride[1], geo.dilation[1])
 
 
-def _dw_backward(dy, cache: ConvCache):
+def _dw_backward(dy, cache: ConvCache, input_grad: bool = True):
     """(dx, dw, db). Stride 1: both from dy's row stack. Otherwise dw from the saved stack
-    (blocked), then dx in the stack's memory."""
+    (blocked), then dx in the stack's memory. (dx is always computed: at stride 1 it comes
+    with dw from the same stack.)"""
     geo, w, ws = cache.geo, cache.w, cache.workspace
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     flipped_pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi) for (lo, hi), k, d in
@@ -544,15 +549,19 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
     return y, ConvCache(geo, w, x_in, route, saved, b is not None, padding_mode, pads, x.shape, workspace)
 
 
-def conv_backward(dy, cache):
-    """Gradients of conv_forward: (dx, dw, db); db is None when there was no bias."""
+def conv_backward(dy, cache, input_grad: bool = True):
+    """Gradients of conv_forward: (dx, dw, db); db is None when there was no bias.
+    input_grad=False: dx is not needed (the input is data, as torch's requires_grad=False)
+    and may be returned as None, saving the col2im."""
     from .padding import pad_backward
     geo, w = cache.geo, cache.w
     check_float_array(dy, f"conv{w.ndim - 2}d backward", "grad_output")
     if dy.shape != geo.out_shape:
         raise ValueError(f"conv{w.ndim - 2}d backward: expected grad_output of shape {geo.out_shape}, "
                          f"got {dy.shape}")
-    dx, dw, db = _ROUTES[cache.route][2](dy, cache)
+    dx, dw, db = _ROUTES[cache.route][2](dy, cache, input_grad)
+    if not input_grad:
+        return None, dw, db
     if cache.padding_mode != "zeros":
         dx = pad_backward(dx, cache.pads, cache.padding_mode, cache.x_shape)
     return dx, dw, db

@@ -14,6 +14,7 @@ from .module import Module, Parameter
 
 class _ConvNd(Module):
     n_dims = 2
+    skips_input_grad = True      # backward(grad, input_grad=False) spares the col2im
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", generator=None, dtype=None):
@@ -61,8 +62,9 @@ class _ConvNd(Module):
                                         self.padding_mode, workspace=self._workspace)
         return y
 
-    def backward(self, grad_out):
-        dx, dw, db = F.conv_backward(grad_out, self._cached(self._cache))
+    def backward(self, grad_out, input_grad: bool = True):
+        """Adds dW, db into the parameters' .grad; returns dx (None when input_grad=False)."""
+        dx, dw, db = F.conv_backward(grad_out, self._cached(self._cache), input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)
@@ -100,6 +102,7 @@ class Conv3d(_ConvNd):
 
 
 class _ConvTransposeNd(_ConvNd):
+    skips_input_grad = False
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
                  groups=1, bias=True, dilation=1, padding_mode="zeros", generator=None, dtype=None):
         if padding_mode != "zeros":

@@ -243,7 +243,18 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def backward(self, grad_out):
-        for m in reversed(self._modules.values()):
+    def backward(self, grad_out, input_grad: bool = True):
+        """Runs the children's backward in reverse. input_grad=False: the caller needs no
+        gradient for the input (training on data), so a first layer that can skip computing
+        it does (as torch skips it for inputs without requires_grad); returns None then."""
+        if not self._modules:
+            return grad_out if input_grad else None
+        *rest, first = reversed(self._modules.values())
+        for m in rest:
             grad_out = m.backward(grad_out)
-        return grad_out
+        if not input_grad:
+            if getattr(first, "skips_input_grad", False):
+                return first.backward(grad_out, input_grad=False)
+            first.backward(grad_out)
+            return None
+        return first.backward(grad_out)
