@@ -48,7 +48,9 @@ def _cmd_train(args) -> int:
     start = time.perf_counter()
     history = trainer.run()
     if not args.no_plots:
-        _, _, predictions = evaluate(trainer.model, trainer.test_loader)
+        predictions = trainer.test_predictions
+        if predictions is None:             # resumed after the last epoch: nothing evaluated yet
+            _, _, predictions = evaluate(trainer.model, trainer.test_loader)
         image = trainer.test_loader.convert(trainer.test_loader.images[:1])[0]
         try:
             written = plots.all_plots(cfg.out, history, trainer.model, trainer.test_loader.labels, predictions,

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -45,15 +45,6 @@ class TrainConfig:
     limit_test: int | None = None
     eval_batch_size: int = 1000
     out: str = "runs/latest"
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown training options {sorted(unknown)}")
-        return cls(**d)
 
 
 # ---- pieces ------------------------------------------------------------------------------
@@ -171,6 +162,7 @@ class Trainer:
         self.scheduler, self.per_batch = build_scheduler(cfg, self.optimizer, len(self.train_loader))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.epoch, self.history = 0, []
+        self.test_predictions = None        # of the last evaluation, for the confusion matrix
         os.makedirs(cfg.out, exist_ok=True)
         self.checkpoint_path = os.path.join(cfg.out, CHECKPOINT_NAME)
         if resume:
@@ -251,7 +243,7 @@ class Trainer:
         while self.epoch < self.cfg.epochs:
             start = time.perf_counter()
             train_loss, train_acc = self.train_epoch()
-            test_loss, test_acc, _ = evaluate(self.model, self.test_loader)
+            test_loss, test_acc, self.test_predictions = evaluate(self.model, self.test_loader)
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                    "test_loss": test_loss, "test_accuracy": test_acc, "seconds": time.perf_counter() - start}

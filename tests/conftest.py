@@ -3,6 +3,14 @@ import os
 import numpy as np
 import pytest
 
+# The lectures' worked example and its known results (shared/seeds/README.md); only tests type them.
+X = np.array([[2, -3, 4], [1, -1, 2], [-1, 2, 3]], dtype=np.float64)
+W = np.array([[3, -1], [4, 2]], dtype=np.float64)
+DJ_DV = np.array([[3, -2], [1, -1]], dtype=np.float64)
+V = np.array([[11, -13], [4, 9]])
+DJ_DW = np.array([[14, -20], [2, -8]])
+DJ_DX = np.array([[9, -9, 2], [15, -6, -3], [4, -2, -2]])
+
 FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 

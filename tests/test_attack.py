@@ -11,7 +11,7 @@ from convgrad import nn
 from convgrad.data import write_cifar_batch
 from convgrad.tools import add_parsers
 from convgrad.tools._common import PixelModel, ToolError, check_eps, load_model, load_test_split, pixels
-from convgrad.tools.attack import fgsm, pgd, run_attack
+from convgrad.tools.attack import fgsm, run_attack
 from convgrad.tools.saliency import saliency
 
 def make_dataset(root, **kwargs):

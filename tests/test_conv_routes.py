@@ -8,13 +8,7 @@ from convgrad import functional as F
 from convgrad import reference as ref
 from convgrad.functional import convolution as C
 
-# The lectures' worked example (recomputed in shared/seeds/README.md).
-X = np.array([[2, -3, 4], [1, -1, 2], [-1, 2, 3]], dtype=np.float64)
-W = np.array([[3, -1], [4, 2]], dtype=np.float64)
-DJ_DV = np.array([[3, -2], [1, -1]], dtype=np.float64)
-V = np.array([[11, -13], [4, 9]])
-DJ_DW = np.array([[14, -20], [2, -8]])
-DJ_DX = np.array([[9, -9, 2], [15, -6, -3], [4, -2, -2]])
+from conftest import DJ_DV, DJ_DW, DJ_DX, V, W, X  # the lectures' worked example
 
 
 def test_worked_example_forward_every_route():

@@ -128,7 +128,7 @@ def test_download_file_http_error_and_short_read(server, tmp_path):
     url, _, _ = server
     with pytest.raises(DownloadError, match="404"):
         download_file(f"{url}/missing", tmp_path / "out" / "missing", "0" * 64)
-    with pytest.raises(DownloadError, match="could not download short") as e:
+    with pytest.raises(DownloadError, match="could not download short"):
         download_file(f"{url}/short", tmp_path / "out" / "short", "0" * 64)
     assert leftovers(tmp_path / "out") == []
 

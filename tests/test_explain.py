@@ -19,13 +19,7 @@ from convgrad.explain import (ExplainError, add_parser, explain_conv, explain_po
                               parse_maps, parse_matrix, render_text, write_html)
 from convgrad.functional.resample import upsample_zeros
 
-# The lectures' worked example and its known results (seeds/README.md); only the tests type them.
-X = np.array([[2, -3, 4], [1, -1, 2], [-1, 2, 3]], dtype=np.float64)
-W = np.array([[3, -1], [4, 2]], dtype=np.float64)
-DJ_DV = np.array([[3, -2], [1, -1]], dtype=np.float64)
-V = np.array([[11, -13], [4, 9]])
-DJ_DW = np.array([[14, -20], [2, -8]])
-DJ_DX = np.array([[9, -9, 2], [15, -6, -3], [4, -2, -2]])
+from conftest import DJ_DV, DJ_DW, DJ_DX, V, W, X  # the lectures' worked example
 
 
 def run_cli(argv, capsys):

@@ -124,7 +124,7 @@ def explain_conv(x=None, w=None, grad=None, stride=1, padding=0, dilation=1, cha
     x, w, dy, geo, sources = prepare(x, w, grad, stride, padding, dilation, channels, filters, seed)
     C, H, W = x.shape
     K, _, fh, fw = w.shape
-    s, d, pads, out = geo.stride, geo.dilation, geo.pads, geo.out
+    s, d, pads = geo.stride, geo.dilation, geo.pads
     n = _Names(C, K)
     xp = pad_or_crop(x, pads)
 

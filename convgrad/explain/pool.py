@@ -106,7 +106,7 @@ def explain_pool(x=None, kernel_size=2, stride=None, mode="max", grad=None, seed
             bwd_eqs.append(f"dJ/dx{idx(p, q)} = {sym} = " + (f"{num} = " if len(terms) > 1 else "") + fmt(dx[p, q]))
     if len(bwd_eqs) < H * W:
         bwd_eqs.append("every other dJ/dx[p,q] = 0 (no window sends it anything)")
-    text = ([f"Max routes the gradient: dy[i,j]/dx[p,q] = 1 at the arg-max of window (i,j), 0 elsewhere, so "
+    text = (["Max routes the gradient: dy[i,j]/dx[p,q] = 1 at the arg-max of window (i,j), 0 elsewhere, so "
              "dJ/dy[i,j] goes to that one cell and the other cells of the window get nothing."]
             if mode == "max" else
             [f"Mean spreads the gradient: dy[i,j]/dx[p,q] = 1/{k[0] * k[1]} on window (i,j), so every cell of "

@@ -612,7 +612,7 @@ def conv_weight_grad_by_conv(x, dy, w_shape, stride=1, padding=0, dilation=1, gr
     dilated by the stride (rhs_dilation = stride) and the kernel dilation becomes the stride."""
     geo = conv_geometry(x.shape, tuple(w_shape), stride, padding, dilation, groups, where="conv_weight_grad")
     n, c_in = x.shape[:2]
-    g, c_out = groups, w_shape[0]
+    g = groups
     sp = x.shape[2:]
     # x: (N, C_in, *S) -> (C_in/g, g*N, *S): each group's input channels become a batch
     xt = x.reshape(n, g, c_in // g, *sp).transpose(2, 1, 0, *range(3, 3 + len(sp))).reshape(c_in // g, g * n, *sp)
