@@ -229,3 +229,17 @@ def test_argument_errors():
         LogSoftmax(dim=1.0)(np.ones((2, 3)))
     with pytest.raises(ValueError, match="Softplus: beta"):
         Softplus(beta=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_gradient_at_nan_zero_and_with_infinite_dy_matches_torch(dtype):
+    torch = pytest.importorskip("torch")
+    x = np.array([np.nan, 0.0, -0.0, -1.0, 2.0, -3.0, 4.0, np.inf, -np.inf], dtype=dtype)
+    dy = np.array([1.5, 2.0, 3.0, np.inf, np.nan, -np.inf, np.inf, 1.0, 1.0], dtype=dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    torch.relu(tx).backward(torch.tensor(dy))
+    layer = ReLU()
+    np.testing.assert_array_equal(layer(x), torch.relu(torch.tensor(x)).numpy())
+    dx = layer.backward(dy)
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(dx, tx.grad.numpy())    # NaN passes its gradient; inf/NaN dy at x <= 0 gives 0

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from .._checks import check_float_array
+from ._bits import keep_where
 
 __all__ = [
     "erf", "erfc",
@@ -209,10 +210,13 @@ def relu_forward(x, *, where="relu"):
 
 
 def relu_backward(dy, cache):
-    """dx = dy where y > 0, else 0 (the subgradient at 0 is 0, as in torch)."""
+    """dx = dy except where y <= 0 (the subgradient at 0 is 0; a NaN passes its gradient,
+    as in torch). Selected bitwise, so an infinite dy where y <= 0 gives 0, not NaN."""
     y, where = cache
     _check_grad(dy, y.shape, where)
-    return dy * (y > 0)          # a multiply by the 0/1 mask is ~6x faster than np.where
+    passes = np.less_equal(y, 0)
+    np.logical_not(passes, out=passes)
+    return keep_where(dy.astype(y.dtype, copy=False), passes)
 
 
 def leaky_relu_forward(x, negative_slope=0.01, *, where="leaky_relu"):

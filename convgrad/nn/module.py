@@ -239,17 +239,34 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for m in self._modules.values():
+        """Runs the children in order. A ReLU directly followed by a 2x2 stride-2 MaxPool2d
+        runs as one step, relu(max_pool(x)) — equal to max_pool(relu(x)), gradient included,
+        on a quarter of the elements (MaxPool2d.forward_relu)."""
+        self._steps = steps = []          # what backward runs, in forward order
+        children = list(self._modules.values())
+        i = 0
+        while i < len(children):
+            m = children[i]
+            if i + 1 < len(children) and _relu_fuses_into(m, children[i + 1]):
+                x = children[i + 1].forward_relu(x)
+                steps.append(children[i + 1])
+                i += 2
+                continue
             x = m(x)
+            steps.append(m)
+            i += 1
         return x
 
     def backward(self, grad_out, input_grad: bool = True):
         """Runs the children's backward in reverse. input_grad=False: the caller needs no
         gradient for the input (training on data), so a first layer that can skip computing
         it does (as torch skips it for inputs without requires_grad); returns None then."""
-        if not self._modules:
+        steps = getattr(self, "_steps", None)
+        if steps is None:                 # no forward yet: the children raise their own error
+            steps = list(self._modules.values())
+        if not steps:
             return grad_out if input_grad else None
-        *rest, first = reversed(self._modules.values())
+        *rest, first = reversed(steps)
         for m in rest:
             grad_out = m.backward(grad_out)
         if not input_grad:
@@ -258,3 +275,10 @@ class Sequential(Module):
             first.backward(grad_out)
             return None
         return first.backward(grad_out)
+
+
+def _relu_fuses_into(m: Module, nxt: Module) -> bool:
+    """A plain nn.ReLU followed by a MaxPool2d that can take it in (MaxPool2d.fuses_relu)."""
+    from .activation import ReLU
+    from .pooling import MaxPool2d
+    return type(m) is ReLU and type(nxt) is MaxPool2d and nxt.fuses_relu()

@@ -29,8 +29,26 @@ class _MaxPoolNd(Module):
         return (y, F.max_pool_indices(self._cache)) if self.return_indices else y
 
     def backward(self, grad_out):
-        """grad_out (N, C, *out) -> (N, C, *S): routed to each window's arg-max."""
+        """grad_out (N, C, *out) -> (N, C, *S): routed to each window's arg-max (after
+        forward_relu: the gradient for the ReLU's input)."""
         return F.max_pool_backward(grad_out, self._cached(self._cache))
+
+    def fuses_relu(self) -> bool:
+        """Whether a ReLU in front of this layer can run inside it (forward_relu): the plain
+        2x2, stride-2 pooling without indices, where relu(max_pool(x)) == max_pool(relu(x))."""
+        if self.n_dims != 2 or self.return_indices or self.ceil_mode:
+            return False
+        args = F.pool_args(self.kernel_size, self.stride, self.padding, self.dilation, 2, type(self).__name__)
+        return args == ((2, 2), (2, 2), (0, 0), (1, 1))
+
+    def forward_relu(self, x):
+        """max_pool(relu(x)) in one step (x (N, C, H, W) -> (N, C, H/2, W/2)), computed as
+        relu(max_pool(x)) on a quarter of the elements; backward then returns the gradient
+        for x, the ReLU's input. Sequential uses it for a ReLU followed by this layer."""
+        y, self._cache = F.max_pool_forward(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                            self.ceil_mode, n_dims=self.n_dims, where=type(self).__name__,
+                                            workspace=self._workspace, relu=True)
+        return y
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
