@@ -4,7 +4,9 @@
 
 Both sides start from the same initial weights (convgrad's seeded init, copied into torch)
 and see the same batches in the same order (convgrad's DataLoader feeds both): SGD momentum
-0.9, lr 0.01, batch 64, standardised inputs, float32, 2 threads. Each side runs in its own
+0.9, lr 0.01, batch 64, standardised inputs, float32, 2 threads — torch's intra-op threads,
+convgrad's DataParallel (each batch split in two halves, one per thread, as `convgrad train`
+runs; --threads 1 times convgrad unsplit, its BLAS still on 2 threads). Each side runs in its own
 subprocess so its peak memory (ru_maxrss) is its own. Reports training seconds per epoch,
 the ratio convgrad/torch, images/s, peak RSS and test accuracy after each epoch.
 """
@@ -37,10 +39,12 @@ def _loaders(limit_train):
     return train, test
 
 
-def run_convgrad(epochs, limit_train, init_path):
+def run_convgrad(epochs, limit_train, init_path, threads):
     from convgrad import models, nn, optim
+    from convgrad.parallel import DataParallel
     from convgrad.train import evaluate
     model = models.lenet(generator=0)
+    runner = DataParallel(model, threads)
     np.savez(init_path, **model.state_dict())
     opt = optim.SGD(list(model.parameters()), lr=0.01, momentum=0.9)
     crit = nn.CrossEntropyLoss()
@@ -51,18 +55,18 @@ def run_convgrad(epochs, limit_train, init_path):
         start = time.perf_counter()
         for x, y in train:
             model.zero_grad()
-            crit(model(x), y)
-            model.backward(crit.backward(), input_grad=False)   # torch skips it too: x needs no grad
+            crit(runner(x), y)
+            runner.backward(crit.backward(), input_grad=False)   # torch skips it too: x needs no grad
             opt.step()
         seconds = time.perf_counter() - start
         results.append({"seconds": seconds, "images": len(train.labels),
-                        "test_accuracy": evaluate(model, test)[1]})
+                        "test_accuracy": evaluate(runner, test)[1]})
     return results
 
 
-def run_torch(epochs, limit_train, init_path):
+def run_torch(epochs, limit_train, init_path, threads):
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         torch.nn.Conv2d(32, 64, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -93,13 +97,14 @@ def run_torch(epochs, limit_train, init_path):
 
 def _child(args):
     runner = run_convgrad if args.child == "convgrad" else run_torch
-    results = runner(args.epochs, args.limit_train, args.init)
+    results = runner(args.epochs, args.limit_train, args.init, args.threads)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"results": results, "peak_rss_mb": peak_mb}))
 
 
 def _spawn(which, args, init):
-    cmd = [sys.executable, __file__, "--child", which, "--epochs", str(args.epochs), "--init", init]
+    cmd = [sys.executable, __file__, "--child", which, "--epochs", str(args.epochs), "--init", init,
+           "--threads", str(args.threads if which == "convgrad" else 2)]
     if args.limit_train:
         cmd += ["--limit-train", str(args.limit_train)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -111,6 +116,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1, help="alternate convgrad/torch this many times")
     parser.add_argument("--limit-train", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2, help="convgrad's DataParallel threads (torch: 2)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--child", choices=("convgrad", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--init", help=argparse.SUPPRESS)
@@ -135,7 +141,8 @@ def main():
     for which, s in summary.items():
         rows.append([which, f"{s['seconds_per_epoch']:.1f}", f"{s['images_per_s']:.0f}",
                      f"{s['peak_rss_mb']:.0f}", " / ".join(f"{a:.4f}" for a in s["test_accuracy"])])
-    print(f"lenet on Fashion-MNIST, SGD(0.01, momentum 0.9), batch 64, {args.epochs} epoch(s), "
+    print(f"lenet on Fashion-MNIST, SGD(0.01, momentum 0.9), batch 64, {args.epochs} epoch(s), convgrad on "
+          f"{args.threads} DataParallel thread(s), torch on 2 intra-op threads, "
           f"median of {args.repeats} run(s) each")
     print(markdown_table(["library", "s / epoch (train)", "images/s", "peak RSS MB", "test accuracy per epoch"],
                          rows))

@@ -40,17 +40,19 @@ def _cmd_train(args) -> int:
                       nesterov=args.nesterov,
                       weight_decay=args.weight_decay, scheduler=args.scheduler, augment=args.augment,
                       label_smoothing=args.label_smoothing, clip_grad_norm=args.clip_grad_norm, seed=args.seed,
-                      limit_train=args.limit_train, limit_test=args.limit_test, out=args.out)
+                      limit_train=args.limit_train, limit_test=args.limit_test, out=args.out,
+                      threads=args.threads)
     trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"training {cfg.model} on {cfg.data}: {len(trainer.train_loader.labels)} train / "
           f"{len(trainer.test_loader.labels)} test images, {sum(p.data.size for p in trainer.model.parameters())} "
-          f"parameters, {cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}, {cfg.epochs} epoch(s) -> {cfg.out}")
+          f"parameters, {cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), "
+          f"{cfg.threads} thread(s) -> {cfg.out}")
     start = time.perf_counter()
     history = trainer.run()
     if not args.no_plots:
         predictions = trainer.test_predictions
         if predictions is None:             # resumed after the last epoch: nothing evaluated yet
-            _, _, predictions = evaluate(trainer.model, trainer.test_loader)
+            _, _, predictions = evaluate(trainer.runner, trainer.test_loader)
         image = trainer.test_loader.convert(trainer.test_loader.images[:1])[0]
         try:
             written = plots.all_plots(cfg.out, history, trainer.model, trainer.test_loader.labels, predictions,
@@ -128,6 +130,9 @@ def _add_train(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
     p.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
+    p.add_argument("--threads", type=int, default=None,
+                   help="split each batch across N threads (default: the CPUs available); models with "
+                        "BatchNorm or Dropout train on one")
     p.add_argument("--out", default="runs/latest", help="run directory (metrics, checkpoint, plots)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

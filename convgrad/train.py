@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import checkpoint, models, nn, optim
+from .parallel import DataParallel, available_cpus
 from .data import DataLoader, RandomHorizontalFlip, load_dataset, standard_augmentation
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
@@ -44,6 +45,7 @@ class TrainConfig:
     limit_train: int | None = None      # use only the first n training images (quick runs, tests)
     limit_test: int | None = None
     eval_batch_size: int = 1000
+    threads: int | None = None          # data-parallel threads (convgrad.parallel); None: the CPUs available
     out: str = "runs/latest"
 
 
@@ -158,6 +160,9 @@ class Trainer:
         self.data, self.train_loader, self.test_loader = load_data(cfg)
         self.model_config = model_config(cfg, self.data)
         self.model = build_model(self.model_config, seed=cfg.seed)
+        if cfg.threads is None:
+            cfg.threads = available_cpus()
+        self.runner = DataParallel(self.model, cfg.threads)   # the model, its batches split across threads
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler, self.per_batch = build_scheduler(cfg, self.optimizer, len(self.train_loader))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -189,8 +194,9 @@ class Trainer:
         if not os.path.exists(self.checkpoint_path):
             raise FileNotFoundError(f"--resume: no checkpoint at {self.checkpoint_path}")
         state = checkpoint.load(self.checkpoint_path)
-        saved_cfg = {k: v for k, v in state["config"].items() if k not in ("epochs", "out")}
-        current = {k: v for k, v in asdict(self.cfg).items() if k not in ("epochs", "out")}
+        # (threads may differ: the sums then run in another order, a last-digit difference)
+        saved_cfg = {k: v for k, v in state["config"].items() if k not in ("epochs", "out", "threads")}
+        current = {k: v for k, v in asdict(self.cfg).items() if k not in ("epochs", "out", "threads")}
         if saved_cfg != current:
             changed = sorted(k for k in current if saved_cfg.get(k) != current[k])
             raise checkpoint.CheckpointError(
@@ -215,12 +221,9 @@ class Trainer:
         bar = _progress(len(self.train_loader), f"epoch {self.epoch + 1}/{self.cfg.epochs}", self.progress)
         for x, y in self.train_loader:
             model.zero_grad()
-            logits = model(x)
+            logits = self.runner(x)
             loss = float(crit(logits, y))
-            if isinstance(model, nn.Sequential):
-                model.backward(crit.backward(), input_grad=False)   # the images need no gradient
-            else:
-                model.backward(crit.backward())
+            self.runner.backward(crit.backward(), input_grad=False)   # the images need no gradient
             if self.cfg.clip_grad_norm:
                 optim.clip_grad_norm_(model.parameters(), self.cfg.clip_grad_norm)
             opt.step()
@@ -243,7 +246,7 @@ class Trainer:
         while self.epoch < self.cfg.epochs:
             start = time.perf_counter()
             train_loss, train_acc = self.train_epoch()
-            test_loss, test_acc, self.test_predictions = evaluate(self.model, self.test_loader)
+            test_loss, test_acc, self.test_predictions = evaluate(self.runner, self.test_loader)
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                    "test_loss": test_loss, "test_accuracy": test_acc, "seconds": time.perf_counter() - start}

@@ -1,0 +1,186 @@
+"""Data parallelism over CPU threads.
+
+    runner = DataParallel(model, threads=2)
+    logits = runner(x)              # x (N, ...) -> (N, ...), the batch split across threads
+    runner.backward(dlogits)        # the parameter gradients of all parts, added into model's
+
+forward cuts the batch into `threads` contiguous parts. Part 0 runs through `model` itself on
+the calling thread; part t through replica t, a copy of the model made once whose parameters
+and buffers are pointed at the model's own arrays before every call, on a worker thread.
+The outputs are concatenated in order. backward sends the same parts of the output gradient
+back through the same members, then adds each replica's parameter gradients to the model's,
+in thread order: the unsplit gradient up to the order of the float additions, and the same
+result for the same number of threads every time.
+
+The parts really run at once because NumPy releases the GIL inside its array loops and BLAS
+calls. While they run, BLAS is held to one thread per caller (threadpoolctl): each caller
+starting BLAS's own two-thread pool oversubscribes the cores (measured 2.5x slower than not
+splitting at all).
+
+A model is split only when splitting cannot change its output: in training mode BatchNorm
+(statistics of the whole batch) and Dropout (one random stream) need the whole batch, so a
+model containing either runs unsplit, on the calling thread. Without threadpoolctl installed
+DataParallel also runs unsplit (and says so once).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .nn.module import Module, Sequential
+
+MIN_PART = 4        # samples per part below which splitting is not worth a thread
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                                   # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_controller = None
+
+
+def _blas_one_thread():
+    """A context manager holding BLAS to one thread, or None without threadpoolctl."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            warnings.warn("DataParallel: threadpoolctl is not installed, so the batch is not split across "
+                          "threads (pip install threadpoolctl)", RuntimeWarning, stacklevel=3)
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas") if _controller else None
+
+
+def splits_over_batch(module: Module) -> bool:
+    """Whether running the batch in parts gives the same output: False in training mode for
+    a module containing BatchNorm or Dropout (with p > 0)."""
+    from .nn.dropout import _DropoutNd
+    from .nn.normalization import _BatchNorm
+    for m in module.modules():
+        if m.training and (isinstance(m, _BatchNorm) or (isinstance(m, _DropoutNd) and m.p > 0)):
+            return False
+    return True
+
+
+def _backward(member: Module, grad: np.ndarray, input_grad: bool):
+    if input_grad:
+        return member.backward(grad)
+    if isinstance(member, Sequential) or getattr(member, "skips_input_grad", False):
+        return member.backward(grad, input_grad=False)
+    member.backward(grad)
+    return None
+
+
+class DataParallel(Module):
+    """Runs `module` on `threads` parts of each batch at once (see the module docstring).
+    threads=None: the CPUs available to the process. `module` maps (N, ...) -> (N, ...)."""
+
+    def __init__(self, module: Module, threads: int | None = None):
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"DataParallel: expected a Module, got {type(module).__name__}")
+        threads = available_cpus() if threads is None else threads
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"DataParallel: threads must be a positive integer, got {threads!r}")
+        self.module = module
+        self.threads = int(threads)
+        object.__setattr__(self, "_replicas", [])
+        object.__setattr__(self, "_pool", None)
+        object.__setattr__(self, "_parts", None)     # the batch slices of the last forward; None: unsplit
+
+    # ---- members --------------------------------------------------------------------------
+    def _members(self, count: int) -> list:
+        """The module and count - 1 replicas, synchronised with it."""
+        master = list(self.module.modules())
+        if len(self._replicas) < count - 1 or any(len(list(r.modules())) != len(master) for r in self._replicas):
+            object.__setattr__(self, "_replicas", [copy.deepcopy(self.module) for _ in range(count - 1)])
+        for replica in self._replicas[:count - 1]:
+            for m, r in zip(master, replica.modules()):
+                object.__setattr__(r, "training", m.training)
+                for name, p in m._parameters.items():
+                    rp = r._parameters[name]
+                    rp.data, rp.grad = p.data, None
+                for name, b in m._buffers.items():
+                    setattr(r, name, b)
+        return [self.module, *self._replicas[:count - 1]]
+
+    def _split(self, n: int) -> list | None:
+        parts = min(self.threads, n // MIN_PART)
+        if parts < 2 or not splits_over_batch(self.module):
+            return None
+        bounds = [n * i // parts for i in range(parts + 1)]
+        return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def _run(self, calls: list) -> list | None:
+        """Run [(fn, arg), ...]: the first on this thread, the others on the pool, BLAS held to
+        one thread meanwhile. Returns the results in order, or None when that is impossible."""
+        limit = _blas_one_thread()
+        if limit is None:
+            return None
+        if self._pool is None:
+            object.__setattr__(self, "_pool", ThreadPoolExecutor(max_workers=max(1, self.threads - 1),
+                                                                 thread_name_prefix="convgrad"))
+        with limit:
+            futures = [self._pool.submit(fn, arg) for fn, arg in calls[1:]]
+            error, results = None, []
+            try:
+                results.append(calls[0][0](calls[0][1]))
+            except BaseException as e:          # wait for the other parts before raising
+                error = e
+            for f in futures:
+                try:
+                    results.append(f.result())
+                except BaseException as e:
+                    error = error or e
+        if error is not None:
+            raise error
+        return results
+
+    # ---- forward / backward ---------------------------------------------------------------
+    def forward(self, x):
+        """x (N, ...) -> module(x) (N, ...), computed in parts on `threads` threads."""
+        parts = self._split(len(x)) if isinstance(x, np.ndarray) and x.ndim >= 1 else None
+        outs = None
+        if parts is not None:
+            members = self._members(len(parts))
+            outs = self._run([(m.forward, x[sl]) for m, sl in zip(members, parts)])
+        object.__setattr__(self, "_parts", parts if outs is not None else None)
+        if outs is None:
+            return self.module(x)
+        return np.concatenate(outs)
+
+    def backward(self, grad_out, input_grad: bool = True):
+        """grad_out (N, ...) -> dx (N, ...), or None with input_grad=False (the input is data).
+        The module's parameter gradients receive the sum over the parts."""
+        parts = self._parts
+        if parts is None:
+            return _backward(self.module, grad_out, input_grad)
+        n = parts[-1].stop
+        if not isinstance(grad_out, np.ndarray) or grad_out.ndim < 1 or len(grad_out) != n:
+            shape = getattr(grad_out, "shape", type(grad_out).__name__)
+            raise ValueError(f"DataParallel backward: expected grad_output with {n} samples (the forward's batch), "
+                             f"got {shape}")
+        members = [self.module, *self._replicas[:len(parts) - 1]]
+        dxs = self._run([(lambda g, m=m: _backward(m, g, input_grad), grad_out[sl])
+                         for m, sl in zip(members, parts)])
+        master = list(self.module.parameters())
+        for replica in members[1:]:
+            for p, rp in zip(master, replica.parameters()):
+                if rp.grad is not None:
+                    p.accumulate(rp.grad)
+                    rp.grad = None
+        return np.concatenate(dxs) if input_grad else None
+
+    def extra_repr(self) -> str:
+        return f"threads={self.threads}"

@@ -1,0 +1,112 @@
+"""DataParallel: the batch split across threads gives the unsplit output and gradients (up to
+the order of float additions), accumulates like backward, and leaves batch-coupled or random
+layers unsplit."""
+import numpy as np
+import pytest
+
+from convgrad import models, nn
+from convgrad.parallel import DataParallel, splits_over_batch
+
+pytest.importorskip("threadpoolctl")
+
+
+def _lenet():
+    return models.lenet(generator=0).to(np.float64)
+
+
+def _pass(runner, model, x, dy, input_grad=True):
+    model.zero_grad()
+    y = runner(x)
+    dx = runner.backward(dy, input_grad=input_grad)
+    return y, dx, {k: p.grad.copy() for k, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("threads,batch", [(2, 64), (3, 50), (2, 9), (4, 16)])
+def test_split_equals_unsplit(threads, batch):
+    rng = np.random.default_rng(0)
+    model = _lenet()
+    x = rng.standard_normal((batch, 1, 28, 28))
+    dy = rng.standard_normal((batch, 10))
+    y1, dx1, g1 = _pass(model, model, x, dy)
+    runner = DataParallel(model, threads=threads)
+    y2, dx2, g2 = _pass(runner, model, x, dy)
+    assert runner._parts is not None and len(runner._parts) == min(threads, batch // 4)
+    np.testing.assert_allclose(y2, y1, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-12, atol=1e-13)
+    for k in g1:
+        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-11, atol=1e-13, err_msg=k)
+
+
+def test_same_threads_same_result_and_accumulation():
+    rng = np.random.default_rng(1)
+    model = _lenet()
+    runner = DataParallel(model, threads=2)
+    x, dy = rng.standard_normal((32, 1, 28, 28)), rng.standard_normal((32, 10))
+    _, dx_a, g_a = _pass(runner, model, x, dy)
+    _, dx_b, g_b = _pass(runner, model, x, dy)
+    np.testing.assert_array_equal(dx_a, dx_b)                       # deterministic
+    for k in g_a:
+        np.testing.assert_array_equal(g_a[k], g_b[k])
+    runner(x)
+    runner.backward(dy)                                             # no zero_grad: adds, as backward does
+    for k, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, 2 * g_a[k], rtol=1e-12, atol=1e-14)
+
+
+def test_input_grad_false_returns_none_and_keeps_weight_gradients():
+    rng = np.random.default_rng(2)
+    model = _lenet()
+    x, dy = rng.standard_normal((16, 1, 28, 28)), rng.standard_normal((16, 10))
+    _, _, g1 = _pass(model, model, x, dy)
+    _, dx, g2 = _pass(DataParallel(model, 2), model, x, dy, input_grad=False)
+    assert dx is None
+    for k in g1:
+        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-11, atol=1e-13)
+
+
+def test_parameter_updates_reach_the_replicas():
+    rng = np.random.default_rng(3)
+    model = _lenet()
+    runner = DataParallel(model, 2)
+    x = rng.standard_normal((16, 1, 28, 28))
+    runner(x)
+    for p in model.parameters():
+        p.data -= 0.1                                            # in place, as the optimisers do
+    model[0].weight.data = model[0].weight.data * 2.0            # or a new array
+    np.testing.assert_allclose(runner(x), model(x), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("make", [lambda: models.cnn(generator=0), lambda: models.resnet(generator=0)])
+def test_batch_coupled_and_random_layers_run_unsplit_in_training(make):
+    model = make().to(np.float64)
+    runner = DataParallel(model, 2)
+    x = np.random.default_rng(4).standard_normal((8, 1, 28, 28))
+    assert not splits_over_batch(model)
+    runner(x)
+    assert runner._parts is None
+    model.eval()
+    assert splits_over_batch(model)
+    y = runner(x)
+    assert runner._parts is not None
+    np.testing.assert_allclose(y, model(x), rtol=1e-12, atol=1e-12)   # eval: running statistics, no dropout
+
+
+def test_errors_name_what_was_expected():
+    model = _lenet()
+    runner = DataParallel(model, 2)
+    runner(np.zeros((16, 1, 28, 28)))
+    with pytest.raises(ValueError, match="expected grad_output with 16 samples"):
+        runner.backward(np.zeros((15, 10)))
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        DataParallel(model, 0)
+    with pytest.raises(TypeError, match="expected a Module"):
+        DataParallel(lambda x: x)
+    with pytest.raises(ValueError, match="channels"):             # a layer's own check, raised on this thread
+        runner(np.zeros((16, 3, 28, 28)))
+
+
+def test_state_dict_and_parameters_are_the_modules():
+    model = _lenet()
+    runner = DataParallel(model, 2)
+    assert [id(p) for p in runner.parameters()] == [id(p) for p in model.parameters()]
+    assert list(runner.state_dict()) == [f"module.{k}" for k in model.state_dict()]
