@@ -5,6 +5,7 @@
 """
 from . import functional, nn, optim
 from ._dtype import get_default_dtype, set_default_dtype
+from ._threads import get_num_threads, set_num_threads
 from .nn.init import manual_seed
 from .nn.module import Module, Parameter
 

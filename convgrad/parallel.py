@@ -25,23 +25,15 @@ DataParallel also runs unsplit (and says so once).
 from __future__ import annotations
 
 import copy
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import _threads
+from ._threads import available_cpus  # noqa: F401  (re-exported: the default thread count)
 from .nn.module import Module, Sequential
 
 MIN_PART = 4        # samples per part below which splitting is not worth a thread
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:                                   # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 _controller = None
@@ -96,7 +88,6 @@ class DataParallel(Module):
         self.module = module
         self.threads = int(threads)
         object.__setattr__(self, "_replicas", [])
-        object.__setattr__(self, "_pool", None)
         object.__setattr__(self, "_parts", None)     # the batch slices of the last forward; None: unsplit
 
     # ---- members --------------------------------------------------------------------------
@@ -123,29 +114,13 @@ class DataParallel(Module):
         return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
     def _run(self, calls: list) -> list | None:
-        """Run [(fn, arg), ...]: the first on this thread, the others on the pool, BLAS held to
-        one thread meanwhile. Returns the results in order, or None when that is impossible."""
+        """Run [(fn, arg), ...] at once, the first on this thread, BLAS held to one thread
+        meanwhile. Returns the results in order, or None without threadpoolctl."""
         limit = _blas_one_thread()
         if limit is None:
             return None
-        if self._pool is None:
-            object.__setattr__(self, "_pool", ThreadPoolExecutor(max_workers=max(1, self.threads - 1),
-                                                                 thread_name_prefix="convgrad"))
-        with limit:
-            futures = [self._pool.submit(fn, arg) for fn, arg in calls[1:]]
-            error, results = None, []
-            try:
-                results.append(calls[0][0](calls[0][1]))
-            except BaseException as e:          # wait for the other parts before raising
-                error = e
-            for f in futures:
-                try:
-                    results.append(f.result())
-                except BaseException as e:
-                    error = error or e
-        if error is not None:
-            raise error
-        return results
+        with limit:                          # the parts mark their threads busy: no nested splitting
+            return _threads.run_parts(lambda call: call[0](call[1]), calls)
 
     # ---- forward / backward ---------------------------------------------------------------
     def forward(self, x):

@@ -124,10 +124,16 @@ def test_every_route_matches_torch(seed, limit, route, monkeypatch):
         assert ours._cache.route == route
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("seed", range(40))
-def test_depthwise_route_matches_torch(seed):
+def test_depthwise_route_matches_torch(seed, threads, monkeypatch):
+    """Also with the channels split across threads (convgrad._threads; stride 1 only)."""
+    from convgrad import _threads
+    from convgrad.functional import convolution
+    monkeypatch.setitem(_threads._state, "threads", threads)
+    monkeypatch.setattr(convolution, "DW_MIN_CHANNELS", 2)
     rng = np.random.default_rng(20_000 + seed)
-    c = int(rng.integers(2, 6))
+    c = int(rng.integers(2, 6)) if threads == 1 else int(rng.integers(4, 12))
     kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
     stride = tuple(int(s) for s in rng.integers(1, 4, size=2)) if seed % 2 else (1, 1)
     dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
@@ -139,3 +145,5 @@ def test_depthwise_route_matches_torch(seed):
     errors = _compare(ours, theirs, x, rng)
     assert ours._cache.route == "depthwise"
     assert max(errors.values()) < TOL, (args, errors)
+    split = any(isinstance(k, tuple) for k in ours._workspace)
+    assert split == (threads > 1 and convolution._dw_stride1(ours._cache.geo)), (args, threads)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _threads
 from .._checks import as_tuple, check_float_array, check_finite, check_same_dtype
 from .im2col import (band_matrix, band_matrix_adjoint, band_span, col2im, taps_weight_grad, im2col, out_size, pad_channels_first, pad_spatial,
                      row_stack, row_stack_adjoint, stack_blocks, unpad_channels_first, unpad_spatial)
@@ -384,12 +385,14 @@ def _dw_stack(x, geo: ConvGeometry, ws, out=None) -> np.ndarray:
     return stack
 
 
-def _dw_forward(x, w, b, geo: ConvGeometry, ws, stack_out=None):
-    """y[n, c, block] = B[c] @ S[n, c, block rows] -> (y (N, C, Ho, Wo), S)."""
+def _dw_forward(x, w, b, geo: ConvGeometry, ws, stack_out=None, y=None):
+    """y[n, c, block] = B[c] @ S[n, c, block rows] -> (y (N, C, Ho, Wo), S). y: where to write
+    (a view of a larger output is fine)."""
     n, c = x.shape[:2]
     (kh, kw), sh, dh = geo.kernel, geo.stride[0], geo.dilation[0]
     stack = _dw_stack(x, geo, ws, out=stack_out)
-    y = np.empty((n, c, *geo.out), dtype=x.dtype)
+    if y is None:
+        y = np.empty((n, c, *geo.out), dtype=x.dtype)
     for first, blocks, rows in _dw_parts(geo.out[0]):
         span = band_span(rows, kh, sh, dh)
         band = band_matrix(w, rows, sh, dh).reshape(c, 1, rows, span * kw)
@@ -422,7 +425,7 @@ def _reuse_memory(arr: np.ndarray | None, shape, dtype) -> np.ndarray | None:
     return arr.reshape(-1)[:size].reshape(shape)
 
 
-def _dw_backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads):
+def _dw_backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads, dx_out=None):
     """Stride 1: the lectures' full convolution, dx = conv(pad(dy, d(k-1) - p), rot180(w)), as
     one unblocked banded GEMM per (sample, channel) on the taps-first row stack of dy; the
     same stack gives dw in one pass (taps_weight_grad). -> (dx, dw)."""
@@ -440,7 +443,7 @@ def _dw_backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads):
     h = geo_t.out[0]
     band = band_matrix(np.ascontiguousarray(w[:, :, ::-1, ::-1]), h, 1, dh)         # (C, H, Hp', kw)
     band = np.ascontiguousarray(band.transpose(0, 1, 3, 2)).reshape(c, h, -1)      # columns (b, h) as the stack
-    dx = np.matmul(band, dy_stack.reshape(n, c, -1, geo_t.out[1]))
+    dx = np.matmul(band, dy_stack.reshape(n, c, -1, geo_t.out[1]), out=dx_out)
     return dx, taps_weight_grad(x, dy_stack, kh, dh)
 
 
@@ -459,16 +462,27 @@ def _dw_input_grad(dy, w, geo: ConvGeometry, scratch) -> np.ndarray:
     return row_stack_adjoint(d_stack, geo.pads, geo.in_shape[2:], geo.stride[1], geo.dilation[1])
 
 
+def _dw_flipped_pads(geo: ConvGeometry) -> tuple:
+    """The input gradient's padding, d(k-1) - p per side (the lectures' full convolution)."""
+    return tuple((d * (k - 1) - lo, d * (k - 1) - hi) for (lo, hi), k, d in zip(geo.pads, geo.kernel, geo.dilation))
+
+
+def _dw_stride1(geo: ConvGeometry) -> bool:
+    return geo.stride == (1, 1) and all(p >= 0 for pair in _dw_flipped_pads(geo) for p in pair)
+
+
 def _dw_backward(dy, cache: ConvCache, input_grad: bool = True):
     """(dx, dw, db). Stride 1: both from dy's row stack. Otherwise dw from the saved stack
     (blocked), then dx in the stack's memory. (dx is always computed: at stride 1 it comes
     with dw from the same stack.)"""
     geo, w, ws = cache.geo, cache.w, cache.workspace
+    if _dw_stride1(geo):
+        split = _threads.parts(geo.in_shape[1], DW_MIN_CHANNELS)
+        if split is not None:
+            return _dw_backward_threads(dy, cache, split)
+        db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
+        return (*_dw_backward_stride1(dy, cache.x, w, geo, ws, _dw_flipped_pads(geo)), db)
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
-    flipped_pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi) for (lo, hi), k, d in
-                         zip(geo.pads, geo.kernel, geo.dilation))
-    if geo.stride == (1, 1) and all(p >= 0 for pair in flipped_pads for p in pair):
-        return (*_dw_backward_stride1(dy, cache.x, w, geo, ws, flipped_pads), db)
     stack, scratch = _take_saved(cache)
     if ws is not None:
         ws["stack_zeros"] = None
@@ -476,11 +490,62 @@ def _dw_backward(dy, cache: ConvCache, input_grad: bool = True):
     return _dw_input_grad(dy, w, geo, stack if scratch else None), dw, db
 
 
+# Threads: depthwise channels are independent, and this route is many small BLAS calls and
+# copies that NumPy runs on one core, so the stride-1 case splits its channels into one part
+# per thread (convgrad._threads), each part writing its slice of y, dx and dw.
+DW_MIN_CHANNELS = 8       # channels per part below which splitting does not pay
+
+
+def _dw_part(geo: ConvGeometry, channels: int) -> ConvGeometry:
+    """The same depthwise convolution on `channels` of the channels."""
+    n = geo.in_shape[0]
+    return conv_geometry((n, channels, *geo.in_shape[2:]), (channels, 1, *geo.kernel), geo.stride, geo.pads,
+                         geo.dilation, channels, where="depthwise part")
+
+
+def _part_workspace(ws: dict | None, t: int) -> dict | None:
+    return None if ws is None else ws.setdefault(("part", t), {})
+
+
+def _dw_forward_threads(x, w, b, geo: ConvGeometry, ws):
+    """The depthwise forward, stride 1 split over channels -> (y, None): its backward
+    needs x and dy only."""
+    split = _threads.parts(x.shape[1], DW_MIN_CHANNELS) if _dw_stride1(geo) else None
+    if split is None:
+        return _dw_forward(x, w, b, geo, ws)
+    y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
+
+    def part(item):
+        t, sl = item
+        _dw_forward(x[:, sl], w[sl], None if b is None else b[sl], _dw_part(geo, sl.stop - sl.start),
+                    _part_workspace(ws, t), y=y[:, sl])
+    _threads.run_parts(part, list(enumerate(split)))
+    return y, None
+
+
+def _dw_backward_threads(dy, cache: ConvCache, split):
+    geo, w = cache.geo, cache.w
+    dx = np.empty(geo.in_shape, dtype=dy.dtype)
+    dw = np.empty(w.shape, dtype=w.dtype)
+    db = np.empty(w.shape[0], dtype=dy.dtype) if cache.has_bias else None
+    flipped = _dw_flipped_pads(geo)
+
+    def part(item):
+        t, sl = item
+        g = dy[:, sl]
+        _, dw[sl] = _dw_backward_stride1(g, cache.x[:, sl], w[sl], _dw_part(geo, sl.stop - sl.start),
+                                         _part_workspace(cache.workspace, t), flipped, dx_out=dx[:, sl])
+        if db is not None:
+            db[sl] = g.sum(axis=(0, 2, 3))
+    _threads.run_parts(part, list(enumerate(split)))
+    return dx, dw, db
+
+
 # route: (rebuild the saved matrix, forward, backward)
 _ROUTES = {
     "channel-major": (lambda x, w, geo, ws: patches(x, geo, ws), _cm_forward, _cm_backward),
     "per-sample": (_ps_patches, _ps_forward, _ps_backward),
-    "depthwise": (lambda x, w, geo, ws: _dw_stack(x, geo, ws), _dw_forward, _dw_backward),
+    "depthwise": (lambda x, w, geo, ws: _dw_stack(x, geo, ws), _dw_forward_threads, _dw_backward),
 }
 
 

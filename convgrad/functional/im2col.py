@@ -227,14 +227,18 @@ def taps_weight_grad(x: np.ndarray, dy_stack: np.ndarray, kernel_h: int, dilatio
     """Stride-1 weight gradient from x (N, C, H, W) and the taps-first row stack of the padded
     dy, Sd (N, C, kw, H + dh*(kh-1), W), built for the input gradient:
         dw[c, a, b] = sum_{n,h,w} x[n, c, h, w] Sd[n, c, kw-1-b, h + (kh-1-a)*dh, w]
-    One batch of matrix-vector products over (n, c) reading each stack plane once."""
+    One batch of dot products over (n, c) reading each stack plane once. (As matrix-vector
+    products BLAS may start its own threads, which collide with convgrad's.)"""
     n, c, h, w = x.shape
     kernel_w = dy_stack.shape[2]
     assert dy_stack.flags.c_contiguous and dy_stack.shape[4] == w
     s_n, s_c, s_b, s_h, s_w = dy_stack.strides
     taps = np.lib.stride_tricks.as_strided(dy_stack, (n, c, kernel_h, kernel_w, h * w),
                                            (s_n, s_c, dilation_h * s_h, s_b, s_w), writeable=False)
-    dw = np.matmul(taps, x.reshape(n, c, 1, h * w, 1))[..., 0].sum(axis=0)    # (C, kh, kw), both flipped
+    if hasattr(np, "vecdot"):              # NumPy >= 2: dot products that never start BLAS threads
+        dw = np.vecdot(taps, x.reshape(n, c, 1, 1, h * w)).sum(axis=0)         # (C, kh, kw), both flipped
+    else:
+        dw = np.matmul(taps, x.reshape(n, c, 1, h * w, 1))[..., 0].sum(axis=0)
     return dw[:, None, ::-1, ::-1]
 
 
