@@ -96,6 +96,8 @@ def run_torch(epochs, limit_train, init_path, threads):
 
 
 def _child(args):
+    from convgrad.memory import retain_freed_memory
+    retain_freed_memory()           # as `convgrad train` runs; the torch child too, for the same allocator
     runner = run_convgrad if args.child == "convgrad" else run_torch
     results = runner(args.epochs, args.limit_train, args.init, args.threads)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -167,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from .checkpoint import CheckpointError
+    from .memory import retain_freed_memory
     from .data import DownloadError
     args = build_parser().parse_args(argv)
+    retain_freed_memory()           # an application may make this process-wide choice; see memory.py
     try:
         return args.func(args)
     except (CheckpointError, DownloadError, FileNotFoundError) as exc:

@@ -19,7 +19,6 @@ import warnings
 import numpy as np
 
 from .._checks import check_float_array
-from ._bits import keep_where
 
 __all__ = [
     "erf", "erfc",
@@ -210,13 +209,14 @@ def relu_forward(x, *, where="relu"):
 
 
 def relu_backward(dy, cache):
-    """dx = dy except where y <= 0 (the subgradient at 0 is 0; a NaN passes its gradient,
-    as in torch). Selected bitwise, so an infinite dy where y <= 0 gives 0, not NaN."""
+    """dx = dy except where y <= 0 (the subgradient at 0 is 0; a NaN passes its gradient, as
+    in torch). A multiply by the 0/1 mask: the fastest exact-for-finite-dy form NumPy has
+    (np.where is ~6x slower), so an infinite dy where y <= 0 gives NaN (torch gives 0)."""
     y, where = cache
     _check_grad(dy, y.shape, where)
     passes = np.less_equal(y, 0)
     np.logical_not(passes, out=passes)
-    return keep_where(dy.astype(y.dtype, copy=False), passes)
+    return np.multiply(dy, passes, dtype=y.dtype)
 
 
 def leaky_relu_forward(x, negative_slope=0.01, *, where="leaky_relu"):

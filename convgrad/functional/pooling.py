@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import as_tuple, check_float_array
-from . import pool2x2
 from ._bits import keep_where
 
 _LAYOUTS = {1: "N, C, L", 2: "N, C, H, W", 3: "N, C, D, H, W"}
@@ -279,11 +278,10 @@ def _plane_indices(args, bases, steps, in_spatial, out_shape) -> np.ndarray:
 @dataclass
 class MaxPoolCache:
     geo: PoolGeometry
-    args: list | None   # per spatial axis: the chosen tap of each partial window (None: k == 1)
+    args: list          # per spatial axis: the chosen tap of each partial window (None: k == 1)
     dtype: np.dtype
     workspace: dict | None = None
-    fast: pool2x2.Pool2x2Cache | None = None   # the 2x2 stride-2 path's record (args is then None)
-    positive: np.ndarray | None = None         # relu=True on the general path: where relu(y) > 0
+    relu_zero: np.ndarray | None = None        # relu=True: where relu(y) == 0 (no gradient passes)
 
 
 def _first_inside(n_out: int, s: int, p: int, d: int) -> np.ndarray | None:
@@ -352,25 +350,24 @@ def max_pool_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
     """x (N, C, *S) -> (y (N, C, *out), cache); the padding counts as -inf and
     out = floor_or_ceil((S + 2p - d(k-1) - 1)/s) + 1 (torch's rule). n_dims defaults to x.ndim - 2.
     workspace: a dict whose work arrays are reused by the next call (that call invalidates
-    this call's cache). relu=True: max_pool(relu(x)), computed as relu(max_pool(x)) (equal,
-    gradient included, for the 2x2 stride-2 pooling it is used with; see pool2x2.py)."""
+    this call's cache). relu=True: max_pool(relu(x)), computed as relu(max_pool(x)) on the
+    pooled values — equal, gradient included, because relu is monotone: where a window's max
+    is positive both send the gradient to the same element, otherwise both send none. (A
+    window made only of padding is the exception: -inf here, 0 in torch. Sequential uses
+    relu=True only for unpadded 2x2 pooling.)"""
     n, name = _spatial_dims(x, n_dims, "max_pool")
     where = where or name
     geo = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, n, where)
-    if pool2x2.applies(geo):
-        fast = pool2x2.forward(x, relu, workspace)
-        if fast is not None:                     # None: x holds a NaN, which the general code handles
-            return fast[0], MaxPoolCache(geo, None, x.dtype, workspace, fast=fast[1])
     y, args = _max_pool_reduce(x, geo, False, workspace)
     if np.isnan(y).any():            # NaN wins every comparison in torch: redo with that rule
         y, args = _max_pool_reduce(x, geo, True, workspace)
     if y.base is not None:           # kernel 1: a view of x
         y = y.copy()
-    positive = None
-    if relu:                         # torch's ReLU passes the gradient of a NaN: keep all but y <= 0
-        positive = ~(y <= 0)
+    relu_zero = None
+    if relu:                         # torch's ReLU passes the gradient of a NaN: drop only y <= 0
+        relu_zero = np.less_equal(y, 0)
         np.maximum(y, 0, out=y)
-    return y, MaxPoolCache(geo, args, x.dtype, workspace, positive=positive)
+    return y, MaxPoolCache(geo, args, x.dtype, workspace, relu_zero=relu_zero)
 
 
 def _scatter_axes(g, args, geo: PoolGeometry, finite: bool, ws) -> np.ndarray:
@@ -393,10 +390,8 @@ def max_pool_backward(dy, cache: MaxPoolCache) -> np.ndarray:
     """dy (N, C, *out) -> dx (N, C, *S): dy routed to each window's arg-max, overlaps added."""
     geo = cache.geo
     g = _check_grad(dy, geo.out_shape, cache.dtype, geo.where)
-    if cache.fast is not None:
-        return pool2x2.backward(g, cache.fast, cache.workspace)
-    if cache.positive is not None:   # the ReLU in front (relu=True): no gradient where relu(y) == 0
-        g = keep_where(g, cache.positive)
+    if cache.relu_zero is not None:   # the ReLU in front (relu=True): no gradient where relu(y) == 0
+        g = keep_where(g, cache.relu_zero, invert=True)
     return _scatter_axes(g, cache.args, geo, _all_finite(g), cache.workspace)
 
 
@@ -405,8 +400,6 @@ def max_pool_indices(cache) -> np.ndarray:
     the unpadded input, int64 of the output's shape. Accepts a max or adaptive-max cache."""
     if isinstance(cache, AdaptiveMaxPoolCache):
         return cache.indices.copy()
-    if cache.fast is not None:
-        return pool2x2.indices(cache.fast)
     geo = cache.geo
     bases = [np.arange(o) * s - p for o, s, p in zip(geo.out, geo.stride, geo.padding)]
     return _plane_indices(cache.args, bases, geo.dilation, geo.in_shape[2:], geo.out_shape)

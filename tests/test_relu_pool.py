@@ -1,5 +1,5 @@
-"""The 2x2 stride-2 max-pooling path (functional/pool2x2.py) and the ReLU it takes in when a
-Sequential has ReLU -> MaxPool2d(2): torch as the oracle for values, indices and gradients,
+"""Max pooling with the ReLU in front of it fused in (max_pool_forward(relu=True), used by
+Sequential for ReLU -> MaxPool2d(2)): torch as the oracle for values, indices and gradients,
 including ties, all-negative windows, NaN, infinite gradients and odd sizes."""
 import numpy as np
 import pytest
@@ -33,11 +33,10 @@ def _torch_pool(x, dy_seed, relu=False, dtype=np.float64):
 
 @pytest.mark.parametrize("values", VALUES)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_fast_path_matches_torch(shape, values):
+def test_2x2_pooling_matches_torch(shape, values):
     x = _x(shape, values)
     ty, tidx, tdx, dy = _torch_pool(x, 1)
     y, cache = F.max_pool_forward(x, 2)
-    assert cache.fast is not None                      # this is the case the fast path serves
     np.testing.assert_array_equal(y, ty)
     np.testing.assert_array_equal(F.max_pool_indices(cache), tidx)
     np.testing.assert_array_equal(F.max_pool_backward(dy, cache), tdx)
@@ -54,12 +53,11 @@ def test_relu_inside_matches_relu_then_pool_in_torch(shape, values):
 
 
 @pytest.mark.parametrize("relu", [False, True])
-def test_nan_falls_back_to_the_general_rule(relu):
+def test_nan_wins_and_passes_its_gradient_through_the_relu(relu):
     x = np.random.default_rng(5).standard_normal((2, 3, 6, 7))
     x[np.random.default_rng(6).random(x.shape) < 0.2] = np.nan
     ty, tidx, tdx, dy = _torch_pool(x, 3, relu=relu)
     y, cache = F.max_pool_forward(x, 2, relu=relu)
-    assert cache.fast is None
     np.testing.assert_array_equal(y, ty)
     if not relu:
         np.testing.assert_array_equal(F.max_pool_indices(cache), tidx)
