@@ -108,7 +108,7 @@ class DataParallel(Module):
 
     def _split(self, n: int) -> list | None:
         parts = min(self.threads, n // MIN_PART)
-        if parts < 2 or not splits_over_batch(self.module):
+        if parts < 2 or _threads.in_parallel_region() or not splits_over_batch(self.module):
             return None
         bounds = [n * i // parts for i in range(parts + 1)]
         return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]

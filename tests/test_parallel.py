@@ -110,3 +110,13 @@ def test_state_dict_and_parameters_are_the_modules():
     runner = DataParallel(model, 2)
     assert [id(p) for p in runner.parameters()] == [id(p) for p in model.parameters()]
     assert list(runner.state_dict()) == [f"module.{k}" for k in model.state_dict()]
+
+
+def test_nested_data_parallel_runs_the_inner_one_unsplit():
+    rng = np.random.default_rng(5)
+    inner = DataParallel(_lenet(), 2)
+    outer = DataParallel(nn.Sequential(inner), 2)
+    x = rng.standard_normal((16, 1, 28, 28))
+    y = outer(x)                                  # would deadlock if the inner one waited on the busy pool
+    assert outer._parts is not None and inner._parts is None
+    np.testing.assert_allclose(y, inner.module(x), rtol=1e-13, atol=1e-13)
