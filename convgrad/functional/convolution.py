@@ -482,13 +482,12 @@ def _dw_backward(dy, cache: ConvCache, input_grad: bool = True):
     (blocked), then dx in the stack's memory. (dx is always computed: at stride 1 it comes
     with dw from the same stack.)"""
     geo, w, ws = cache.geo, cache.w, cache.workspace
-    if _dw_stride1(geo):
-        split = _threads.parts(geo.in_shape[1], DW_MIN_CHANNELS)
-        if split is not None:
-            return _dw_backward_threads(dy, cache, split)
-        db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
-        return (*_dw_backward_stride1(dy, cache.x, w, geo, ws, _dw_flipped_pads(geo)), db)
+    split = _threads.parts(geo.in_shape[1], DW_MIN_CHANNELS) if _dw_stride1(geo) else None
+    if split is not None:
+        return _dw_backward_threads(dy, cache, split)
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    if _dw_stride1(geo):
+        return (*_dw_backward_stride1(dy, cache.x, w, geo, ws, _dw_flipped_pads(geo)), db)
     stack, scratch = _take_saved(cache)
     if ws is not None:
         ws["stack_zeros"] = None

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import as_tuple, check_float_array
-from ._bits import keep_where
+from ._bits import zero_where
 
 _LAYOUTS = {1: "N, C, L", 2: "N, C, H, W", 3: "N, C, D, H, W"}
 
@@ -391,7 +391,7 @@ def max_pool_backward(dy, cache: MaxPoolCache) -> np.ndarray:
     geo = cache.geo
     g = _check_grad(dy, geo.out_shape, cache.dtype, geo.where)
     if cache.relu_zero is not None:   # the ReLU in front (relu=True): no gradient where relu(y) == 0
-        g = keep_where(g, cache.relu_zero, invert=True)
+        g = zero_where(g, cache.relu_zero)
     return _scatter_axes(g, cache.args, geo, _all_finite(g), cache.workspace)
 
 

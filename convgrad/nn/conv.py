@@ -65,9 +65,7 @@ class _ConvNd(Module):
     def backward(self, grad_out, input_grad: bool = True):
         """Adds dW, db into the parameters' .grad; returns dx (None when input_grad=False)."""
         dx, dw, db = F.conv_backward(grad_out, self._cached(self._cache), input_grad)
-        self.weight.accumulate(dw)
-        if self.bias is not None:
-            self.bias.accumulate(db)
+        self._accumulate(weight=dw, bias=db)
         return dx
 
     def extra_repr(self):
@@ -129,9 +127,7 @@ class _ConvTransposeNd(_ConvNd):
 
     def backward(self, grad_out):
         dx, dw, db = F.conv_transpose_backward(grad_out, self._cached(self._cache))
-        self.weight.accumulate(dw)
-        if self.bias is not None:
-            self.bias.accumulate(db)
+        self._accumulate(weight=dw, bias=db)
         return dx
 
 

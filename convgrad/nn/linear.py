@@ -39,9 +39,7 @@ class Linear(Module):
     def backward(self, grad_out):
         """grad_out (*, out_features) -> grad_in (*, in_features); adds weight/bias grads."""
         dx, dw, db = F.linear_backward(grad_out, self._cached(self._cache))
-        self.weight.accumulate(dw)
-        if self.bias is not None:
-            self.bias.accumulate(db)
+        self._accumulate(weight=dw, bias=db)
         return dx
 
     def extra_repr(self):

@@ -84,6 +84,14 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def _accumulate(self, **grads) -> None:
+        """Add each gradient to the parameter of that name (skipping absent ones: bias=False,
+        affine=False), as every layer's backward does."""
+        for name, grad in grads.items():
+            param = getattr(self, name)
+            if param is not None and grad is not None:
+                param.accumulate(grad)
+
     def _cached(self, cache):
         """Return the forward cache, or raise the error for backward() before forward()."""
         if cache is None:

@@ -82,9 +82,7 @@ class _BatchNorm(Module):
     def backward(self, grad_out):
         """grad_out of y's shape -> grad_in; weight/bias gradients are accumulated."""
         dx, dw, db = F.batch_norm_backward(grad_out, self._cached(self._cache), workspace=self._workspace)
-        if self.weight is not None:
-            self.weight.accumulate(dw)
-            self.bias.accumulate(db)
+        self._accumulate(weight=dw, bias=db)
         return dx
 
     def extra_repr(self):
@@ -134,9 +132,7 @@ class LayerNorm(Module):
     def backward(self, grad_out):
         dx, dw, db = F.layer_norm_backward(grad_out, self._cached(self._cache), workspace=self._workspace)
         if self.weight is not None:
-            self.weight.accumulate(dw)
-        if self.bias is not None:
-            self.bias.accumulate(db)
+            self._accumulate(weight=dw, bias=db)
         return dx
 
     def extra_repr(self):
@@ -174,9 +170,7 @@ class GroupNorm(Module):
 
     def backward(self, grad_out):
         dx, dw, db = F.group_norm_backward(grad_out, self._cached(self._cache), workspace=self._workspace)
-        if self.weight is not None:
-            self.weight.accumulate(dw)
-            self.bias.accumulate(db)
+        self._accumulate(weight=dw, bias=db)
         return dx
 
     def extra_repr(self):
