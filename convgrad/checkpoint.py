@@ -48,22 +48,59 @@ def _join(obj, arrays):
     return obj
 
 
+TEMP_PREFIX = ".tmp-"
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write data to path via a temporary file in the same directory and os.replace."""
+    """Write data to path via a temporary file in the same directory, os.replace, then fsync the
+    directory (so the rename itself survives a power cut). An OSError (unwritable directory, full
+    disk) is re-raised naming `path`; the temporary file is removed."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    tmp = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
         os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+        fsync_directory(directory)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def fsync_directory(directory: str) -> None:
+    """Flush a directory's entries (a rename into it) to disk; a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: str) -> list:
+    """Delete the temporary files an interrupted atomic write left in `directory`; returns their names."""
+    removed = []
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if name.startswith(TEMP_PREFIX):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                    removed.append(name)
+                except OSError:
+                    pass
+    return removed
 
 
 def _umask() -> int:

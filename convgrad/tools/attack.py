@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._common import (PixelModel, ToolError, check_eps, class_index, guarded, load_model, load_test_split,
+from ..cli_args import HelpFormatter, existing_path, integer, non_empty
+from ._common import (PixelModel, ToolError, check_eps, class_index, eps_rule, guarded, load_model, load_test_split,
                       pixels, run_dir)
 
 BATCH = 250
@@ -148,12 +149,11 @@ def _cmd(args) -> int:
     from .figures import adversarial_grid
     model, state = load_model(args.checkpoint)
     pm = PixelModel.from_state(model, state)
-    for e in args.eps:
-        check_eps(e)
     images, labels, classes = load_test_split(state, args.data, args.data_root, args.limit)
     target = None if args.target is None else class_index(args.target, classes)
     x = pixels(images)
-    print(f"{args.method.upper()} attack on {len(x)} {args.data} test images, checkpoint {args.checkpoint}"
+    data = args.data or (state.get("data") or {}).get("data") or state.get("config", {}).get("data")
+    print(f"{args.method.upper()} attack on {len(x)} {data} test images, checkpoint {args.checkpoint}"
           + (f", {args.steps} steps of alpha {args.alpha if args.alpha is not None else '2.5 eps/steps'}"
              if args.method == "pgd" else "")
           + (f", targeted at class {target} ({classes[target]})" if target is not None else ""))
@@ -174,13 +174,23 @@ def _cmd(args) -> int:
     return 0
 
 
+def _data_rule(value):
+    from ..data.source import check_data
+    return check_data(value)
+
+
+RULES = {"checkpoint": existing_path, "data": _data_rule, "data_root": non_empty, "eps": eps_rule,
+         "steps": integer(1), "alpha": eps_rule, "limit": integer(1), "examples": integer(1), "out": non_empty}
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `attack` to an argparse subparsers object."""
     p = subparsers.add_parser("attack", help="adversarial examples (FGSM, PGD) against a trained model",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("checkpoint", help="checkpoint.npz or a run directory")
-    p.add_argument("--data", default="fashion-mnist", help="dataset whose test split is attacked")
-    p.add_argument("--data-root", default=None, help="directory holding the dataset files")
+    p.add_argument("--data", default=None, help="dataset or image folder whose test split is attacked "
+                                                "(default: the run's)")
+    p.add_argument("--data-root", default=None, help="directory holding the dataset files (default: the run's)")
     p.add_argument("--method", choices=("fgsm", "pgd"), default="fgsm")
     p.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.1, 0.2],
                    help="L-inf budgets in pixel units [0, 1] (default 0.05 0.1 0.2)")
@@ -190,7 +200,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000, help="attack the first N test images (default 1000)")
     p.add_argument("--examples", type=int, default=6, help="images shown in the grid (default 6)")
     p.add_argument("--out", default=None, help="directory of the grid PNG (default: the run directory)")
-    p.set_defaults(func=lambda a: guarded("attack", _cmd, a))
+    p.set_defaults(func=lambda a: guarded("attack", _cmd, a, RULES, positional=("checkpoint",)))
     return p
 
 
