@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .cli_args import (HelpFormatter, OneLineParser, UsageError, check_args, existing_files, existing_path,
+from .cli_args import (HelpFormatter, OneLineParser, UsageError, check_args, existing_files, run_path,
                        integer, non_empty, number)
 
 EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
@@ -258,7 +258,7 @@ def _add_eval(sub):
     ev.add_argument("--batch-size", type=int, default=1000)
     ev.add_argument("--out", default=None, help="directory of eval_confusion_matrix.csv (default: the run's)")
     ev.set_defaults(func=_cmd_eval, check=lambda a: check_args(a, {
-        "checkpoint": existing_path, "data": _data_check, "data_root": non_empty, "limit": integer(1),
+        "checkpoint": run_path, "data": _data_check, "data_root": non_empty, "limit": integer(1),
         "batch_size": integer(1), "out": non_empty}, positional=("checkpoint",)))
 
 
@@ -308,7 +308,7 @@ def _add_predict(sub):
     pr.add_argument("--invert", action="store_true",
                     help="invert grey levels (dark object on light background, unlike Fashion-MNIST)")
     pr.set_defaults(func=_cmd_predict, check=lambda a: check_args(a, {
-        "checkpoint": existing_path, "images": existing_files, "top": integer(1)},
+        "checkpoint": run_path, "images": existing_files, "top": integer(1)},
         positional=("checkpoint", "images")))
 
 

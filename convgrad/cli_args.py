@@ -72,6 +72,17 @@ def existing_path(v):
     return None if os.path.exists(v) else f"{v!r} does not exist"
 
 
+def run_path(v):
+    """A run directory (holding checkpoint.npz or best.npz) or a checkpoint file."""
+    if isinstance(v, str) and not v.strip():
+        return "must not be empty"
+    if not os.path.exists(v):
+        return f"no checkpoint or run directory at {v!r}"
+    if os.path.isdir(v) and not any(os.path.isfile(os.path.join(v, f)) for f in ("checkpoint.npz", "best.npz")):
+        return f"{v!r} holds no checkpoint.npz (not a run directory)"
+    return None
+
+
 def existing_files(values):
     for v in values:
         if not os.path.isfile(v):
@@ -98,5 +109,4 @@ def check_args(args, rules: dict, positional=()) -> None:
             continue
         message = check(value)
         if message:
-            name = dest.upper() if dest in positional else option(dest)
-            raise UsageError(f"{name} {message}")
+            raise UsageError(f"{dest.upper()}: {message}" if dest in positional else f"{option(dest)} {message}")

@@ -293,8 +293,7 @@ class Trainer:
         if self.val_loader is not None:
             row["val_loss"], row["val_accuracy"], _ = evaluate(self.runner, self.val_loader)
             best = self.best
-            improved = best is None or row["val_accuracy"] > best["val_accuracy"] or (
-                row["val_accuracy"] == best["val_accuracy"] and row["val_loss"] < best["val_loss"])
+            improved = best is None or row["val_accuracy"] > best["val_accuracy"]   # ties keep the earlier
             if improved:
                 self.best = {"epoch": row["epoch"], "val_accuracy": row["val_accuracy"], "val_loss": row["val_loss"]}
                 self.bad_epochs = 0

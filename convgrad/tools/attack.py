@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..cli_args import HelpFormatter, existing_path, integer, non_empty
+from ..cli_args import HelpFormatter, run_path, integer, non_empty
 from ._common import (PixelModel, ToolError, check_eps, class_index, eps_rule, guarded, load_model, load_test_split,
                       pixels, run_dir)
 
@@ -179,7 +179,7 @@ def _data_rule(value):
     return check_data(value)
 
 
-RULES = {"checkpoint": existing_path, "data": _data_rule, "data_root": non_empty, "eps": eps_rule,
+RULES = {"checkpoint": run_path, "data": _data_rule, "data_root": non_empty, "eps": eps_rule,
          "steps": integer(1), "alpha": eps_rule, "limit": integer(1), "examples": integer(1), "out": non_empty}
 
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ..cli_args import HelpFormatter, UsageError, existing_path, integer, non_empty
+from ..cli_args import HelpFormatter, UsageError, integer, run_path, non_empty
 from ._common import PixelModel, eps_rule, guarded, load_model, load_test_split, pixels, run_dir
 
 PLOTS = (("curves.png", "Training curves"), ("confusion_matrix.png", "Confusion matrix (test set)"),
@@ -270,20 +270,12 @@ def _cmd(args) -> int:
     return 0
 
 
-def _run_rule(path):
-    message = existing_path(path)
-    if message is None and os.path.isdir(path) and not any(
-            os.path.isfile(os.path.join(path, f)) for f in ("checkpoint.npz", "best.npz")):
-        return f"{path!r} holds no checkpoint.npz (not a run directory)"
-    return message
-
-
 def _data_rule(value):
     from ..data.source import check_data
     return check_data(value)
 
 
-RULES = {"run_dir": _run_rule, "out": non_empty, "attack_eps": eps_rule, "limit": integer(1),
+RULES = {"run_dir": run_path, "out": non_empty, "attack_eps": eps_rule, "limit": integer(1),
          "examples": integer(1), "data": _data_rule, "data_root": non_empty}
 
 

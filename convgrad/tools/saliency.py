@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from ..cli_args import HelpFormatter, existing_files, existing_path, non_empty
+from ..cli_args import HelpFormatter, existing_files, run_path, non_empty
 from ._common import PixelModel, check_image_shape, guarded, load_model
 
 
@@ -61,7 +61,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="invert grey levels (dark object on light background, unlike Fashion-MNIST)")
     p.add_argument("--fit", default=None, choices=("pad", "crop"),
                    help="non-square images: pad or centre-crop (default: as the run's data, else pad)")
-    p.set_defaults(func=lambda a: guarded("saliency", _cmd, a, {"checkpoint": existing_path, "image": lambda v:
+    p.set_defaults(func=lambda a: guarded("saliency", _cmd, a, {"checkpoint": run_path, "image": lambda v:
                                                                 existing_files([v]), "out": non_empty},
                                           positional=("checkpoint", "image")))
     return p
