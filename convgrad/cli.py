@@ -84,6 +84,10 @@ TRAIN_RULES = {
 def _check_train_args(args) -> None:
     check_args(args, TRAIN_RULES)
     from .data.source import is_named
+    from .models import MODELS
+    if args.model in MODELS and json.loads(args.model_args):
+        raise UsageError(f"--model-args apply to a factory spec (MODULE:FACTORY or FILE.py:FACTORY), not to the "
+                         f"built-in model {args.model!r}")
     if is_named(args.data) and (args.image_size is not None or args.channels is not None):
         raise UsageError("--image-size and --channels apply to an image folder (--data DIR), "
                          f"not to the dataset {args.data!r}")
@@ -180,20 +184,20 @@ def _add_train(sub):
     p.add_argument("--model", default="lenet", metavar="{" + ",".join(MODELS) + "} | MODULE:FACTORY | FILE.py:FACTORY",
                    help="a built-in model, or a function returning a Module")
     p.add_argument("--model-args", default="{}", metavar="JSON", help="keyword arguments of the model factory")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--eval-batch-size", type=int, default=1000)
+    p.add_argument("--epochs", type=int, default=1, help="passes over the training images")
+    p.add_argument("--batch-size", type=int, default=64, help="training images per step")
+    p.add_argument("--eval-batch-size", type=int, default=1000, help="images per evaluation batch")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate")
-    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
+    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="update rule")
     p.add_argument("--momentum", type=float, default=0.9, help="sgd momentum")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--scheduler", default="none", choices=SCHEDULERS)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (decoupled for adamw)")
+    p.add_argument("--scheduler", default="none", choices=SCHEDULERS, help="learning-rate schedule")
     p.add_argument("--augment", default="none", choices=AUGMENTATIONS,
                    help="training-set augmentation: horizontal flips, or random crops (padding 4) and flips")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing in [0, 1)")
     p.add_argument("--clip-grad-norm", type=float, default=None, help="clip the gradients' 2-norm to this (> 0)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initial weights, shuffling, augmentation, validation split")
     p.add_argument("--val-split", type=float, default=0.0,
                    help="fraction of the training images held out (seeded) for validation each epoch")
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
@@ -214,7 +218,7 @@ def _add_train(sub):
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr "
                                                                "is not a terminal)")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     p.set_defaults(func=_cmd_train, check=_check_train_args)
 
 
@@ -255,7 +259,7 @@ def _add_eval(sub):
     ev.add_argument("--data", default=None, help="another dataset or image folder (default: the run's)")
     ev.add_argument("--data-root", default=None, help="directory holding a named dataset (default: the run's)")
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images")
-    ev.add_argument("--batch-size", type=int, default=1000)
+    ev.add_argument("--batch-size", type=int, default=1000, help="images per evaluation batch")
     ev.add_argument("--out", default=None, help="directory of eval_confusion_matrix.csv (default: the run's)")
     ev.set_defaults(func=_cmd_eval, check=lambda a: check_args(a, {
         "checkpoint": run_path, "data": _data_check, "data_root": non_empty, "limit": integer(1),
@@ -328,7 +332,7 @@ def build_parser() -> OneLineParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run convolutions forward and backward and a gradient check",
                           formatter_class=HelpFormatter)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="seed of the random batch")
     demo.set_defaults(func=_cmd_demo, check=lambda a: check_args(a, {"seed": integer(0)}))
     from .explain import add_parser as add_explain
     add_explain(sub)

@@ -24,8 +24,17 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Docstrings keep their layout; every option's help shows its default."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Docstrings keep their layout; every option with a default value shows it (flags and options
+    whose absence means something else say so in their help)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or "(default" in text or action.default is None or action.default is False \
+                or action.default == argparse.SUPPRESS
+                or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
 
 
 def option(dest: str) -> str:

@@ -191,7 +191,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset or image folder whose test split is attacked "
                                                 "(default: the run's)")
     p.add_argument("--data-root", default=None, help="directory holding the dataset files (default: the run's)")
-    p.add_argument("--method", choices=("fgsm", "pgd"), default="fgsm")
+    p.add_argument("--method", choices=("fgsm", "pgd"), default="fgsm", help="one signed-gradient step, or PGD")
     p.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.1, 0.2],
                    help="L-inf budgets in pixel units [0, 1] (default 0.05 0.1 0.2)")
     p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")

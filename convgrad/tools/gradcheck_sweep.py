@@ -229,8 +229,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=1e-5)
     p.add_argument("--rtol", type=float, default=1e-3)
     p.add_argument("--list", action="store_true", help="list the layers and families and exit")
+    from ..cli_args import integer, number
     from ._common import guarded
-    p.set_defaults(func=lambda a: guarded("gradcheck", _cmd, a))
+    rules = {"configs": integer(1), "seed": integer(0), "eps": number(above=0), "atol": number(at_least=0),
+             "rtol": number(at_least=0)}
+    p.set_defaults(func=lambda a: guarded("gradcheck", _cmd, a, rules))
     return p
 
 
