@@ -30,9 +30,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "%(default)" in text or "(default" in text or action.default is None or action.default is False \
-                or action.default == argparse.SUPPRESS
-                or not action.option_strings:
+        shown = action.default is not None and action.default is not False and action.default != argparse.SUPPRESS
+        if "(default" in text or not shown or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)".lstrip()
 
