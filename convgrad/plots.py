@@ -67,12 +67,12 @@ def curves(history: list, path: str, steps: list | None = None) -> str:
         for ax, key in ((ax_loss, "train_loss"), (ax_acc, "train_accuracy")):
             ax.plot([r["epoch"] for r in history], [r[key] for r in history], "-o", label="train")
         ax_loss.set_xlabel("epoch"), ax_acc.set_xlabel("epoch")
-    for split, style in (("val", "s--"), ("test", "D:")):
+    for split, style, colour in (("val", "s--", "tab:orange"), ("test", "D:", "tab:green")):
         rows = [r for r in history if r.get(f"{split}_loss") not in (None, "")]
         if rows:
             xs = [at(r["epoch"]) for r in rows]
-            ax_loss.plot(xs, [r[f"{split}_loss"] for r in rows], style, label=split, ms=6)
-            ax_acc.plot(xs, [r[f"{split}_accuracy"] for r in rows], style, label=split, ms=6)
+            ax_loss.plot(xs, [r[f"{split}_loss"] for r in rows], style, color=colour, label=split, ms=6)
+            ax_acc.plot(xs, [r[f"{split}_accuracy"] for r in rows], style, color=colour, label=split, ms=6)
     for ax, title in ((ax_loss, "cross-entropy loss"), (ax_acc, "accuracy")):
         ax.set_title(title), ax.grid(alpha=0.3), ax.legend(fontsize=8)
     return _save(fig, path)
