@@ -77,6 +77,14 @@ def parse_kernel(text: str) -> np.ndarray:
     return np.stack(filters)
 
 
+def parse_values(text: str) -> np.ndarray:
+    """'1' or '1,-2' -> a 1-D float64 array."""
+    m = parse_matrix(text)
+    if m.shape[0] != 1:
+        raise argparse.ArgumentTypeError(f"expected values separated by commas, got {text!r}")
+    return m[0]
+
+
 def parse_pair(text: str):
     """'2' -> 2, '2,1' -> (2, 1)."""
     try:
@@ -114,7 +122,7 @@ def _run(args, build, **kwargs) -> int:
 def _cmd_conv(args) -> int:
     return _run(args, explain_conv, x=args.input, w=args.kernel, grad=args.grad, stride=args.stride,
                 padding=args.padding, dilation=args.dilation, channels=args.channels, filters=args.filters,
-                seed=args.seed)
+                seed=args.seed, bias=args.bias, activation=args.activation, batch=args.batch)
 
 
 def _cmd_pool(args) -> int:
@@ -156,6 +164,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--stride", type=parse_pair, default=1, help="int or 'sh,sw' (default 1)")
     c.add_argument("--padding", type=parse_pair, default=0, help="zero padding, int or 'ph,pw' (default 0)")
     c.add_argument("--dilation", type=parse_pair, default=1, help="kernel dilation, int or 'dh,dw' (default 1)")
+    c.add_argument("--bias", type=parse_values, default=None, metavar="B",
+                   help="bias, one value per filter ('1' or '1,-2'): z = v + b, and dJ/db")
+    c.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default=None,
+                   help="activation after the bias: a = f(z), and dJ/dz = dJ/da * f'(z)")
+    c.add_argument("--batch", type=int, default=1, metavar="M",
+                   help="a batch of M samples (sample 0 is --input, the others random): gradients summed")
     c.add_argument("--channels", type=int, default=None, help="input channels (random maps when not given)")
     c.add_argument("--filters", type=int, default=None, help="number of filters (random maps when not given)")
     common(c, "random small integers for every map not given (default: the worked example)")
