@@ -16,12 +16,14 @@ import sys
 import numpy as np
 
 from .conv import explain_conv
+from .convnd import explain_conv_nd
+from .transposed import explain_transposed
 from .pool import explain_pool
 from .resample import explain_resample
 from .render_text import render as render_text
 from .steps import ExplainError, Walkthrough
 
-__all__ = ["explain_conv", "explain_pool", "explain_resample", "render_text", "write_html", "add_parser", "main",
+__all__ = ["explain_conv", "explain_conv_nd", "explain_transposed", "explain_pool", "explain_resample", "render_text", "write_html", "add_parser", "main",
            "ExplainError", "Walkthrough", "parse_matrix", "parse_maps", "parse_kernel"]
 
 
@@ -119,10 +121,39 @@ def _run(args, build, **kwargs) -> int:
     return 0 if wt.passed else 1
 
 
+def _rows_as_1d(a, what):
+    """A parsed matrix read as 1-D signals: (1, n) -> (n,), channels (C, 1, n) -> (C, n)."""
+    if a is None:
+        return None
+    if a.shape[-2] != 1:
+        raise ExplainError(f"--dims 1: {what} must be one row per channel (e.g. '1,2,3' or '1,2,3|4,5,6'), "
+                           f"got {a.shape[-2]} rows")
+    return a[..., 0, :]
+
+
 def _cmd_conv(args) -> int:
+    if args.dims != 2 or args.groups != 1:
+        def build(**kw):
+            if args.dims == 3 and any(v is not None for v in (args.input, args.kernel, args.grad)):
+                raise ExplainError("--dims 3 draws its maps at random (--seed); --input/--kernel/--grad are 2-D")
+            if args.bias is not None or args.activation or args.batch != 1:
+                raise ExplainError("--bias, --activation and --batch are part of the 2-D walk-through "
+                                   "(without --dims 1|3 and --groups)")
+            if args.dims == 1:
+                kw.update(x=_rows_as_1d(kw["x"], "--input"), w=_rows_as_1d(kw["w"], "--kernel"),
+                          grad=_rows_as_1d(kw["grad"], "--grad"))
+            return explain_conv_nd(**kw)
+        return _run(args, build, dims=args.dims, x=args.input, w=args.kernel, grad=args.grad, stride=args.stride,
+                    padding=args.padding, dilation=args.dilation, groups=args.groups, channels=args.channels,
+                    filters=args.filters, seed=args.seed)
     return _run(args, explain_conv, x=args.input, w=args.kernel, grad=args.grad, stride=args.stride,
                 padding=args.padding, dilation=args.dilation, channels=args.channels, filters=args.filters,
                 seed=args.seed, bias=args.bias, activation=args.activation, batch=args.batch)
+
+
+def _cmd_transposed(args) -> int:
+    return _run(args, explain_transposed, x=args.input, w=args.kernel, grad=args.grad, stride=args.stride,
+                padding=args.padding, seed=args.seed)
 
 
 def _cmd_pool(args) -> int:
@@ -144,7 +175,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("explain", help="walk through backprop in CNNs step by step, the lectures' way",
                               description=__doc__.split("\n\n")[0] + "\n\n" + _MATRIX_HELP, formatter_class=fmt)
-    sub = p.add_subparsers(dest="explain_command", metavar="{conv,pool,resample}", required=True)
+    sub = p.add_subparsers(dest="explain_command", metavar="{conv,transposed,pool,resample}", required=True)
 
     def common(q, seed_help):
         q.add_argument("--seed", type=int, default=None, help=seed_help)
@@ -170,10 +201,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="activation after the bias: a = f(z), and dJ/dz = dJ/da * f'(z)")
     c.add_argument("--batch", type=int, default=1, metavar="M",
                    help="a batch of M samples (sample 0 is --input, the others random): gradients summed")
+    c.add_argument("--dims", type=int, choices=(1, 2, 3), default=2,
+                   help="spatial dimensions: 1 (signals, one row per channel), 2 (default) or 3 (random volumes)")
+    c.add_argument("--groups", type=int, default=1,
+                   help="grouped convolution; groups = channels = filters is the depthwise convolution")
     c.add_argument("--channels", type=int, default=None, help="input channels (random maps when not given)")
     c.add_argument("--filters", type=int, default=None, help="number of filters (random maps when not given)")
     common(c, "random small integers for every map not given (default: the worked example)")
     c.set_defaults(func=_cmd_conv)
+
+    t = sub.add_parser("transposed", formatter_class=fmt, help="transposed convolution as the backward of a conv",
+                       description="A transposed convolution is the input gradient of the convolution it transposes: "
+                       "the scatter of scaled kernels, the same numbers as dJ/du of conv(u, w) with dJ/dv = x, and "
+                       "its own backward, which is that strided convolution.\n\n" + _MATRIX_HELP)
+    t.add_argument("--input", type=parse_matrix, metavar="X", help="the input (h, w) (default: random 2x2)")
+    t.add_argument("--kernel", type=parse_matrix, metavar="W", help="the filter (default: random 3x3)")
+    t.add_argument("--grad", type=parse_matrix, metavar="DJDY", help="dJ/dy, the output's shape")
+    t.add_argument("--stride", type=parse_pair, default=2, help="int or 'sh,sw' (default 2)")
+    t.add_argument("--padding", type=parse_pair, default=0, help="int or 'ph,pw' (default 0)")
+    common(t, "seed of the random maps (default 0)")
+    t.set_defaults(func=_cmd_transposed)
 
     q = sub.add_parser("pool", formatter_class=fmt, help="max/mean pooling: routing and spreading the gradient",
                        description="Backprop through pooling: max routes the gradient to the arg-max of each window, "
