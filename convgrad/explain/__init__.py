@@ -2,7 +2,8 @@
 
 Each walk-through is computed as data (a Walkthrough of Steps with named matrices, checks
 and animation frames; see steps.py) by conv.py, pool.py and resample.py, and drawn by
-render_text.py (the terminal) or render_html.py + animate.py (one self-contained page).
+render_text.py (the terminal) or render_html.py (one self-contained page whose players step
+through the animations with step / back / play / pause controls).
 
     from convgrad.explain import explain_conv
     wt = explain_conv()                  # the lectures' worked example
@@ -28,7 +29,7 @@ __all__ = ["explain_conv", "explain_conv_nd", "explain_transposed", "explain_poo
 
 
 def write_html(wt: Walkthrough, path) -> None:
-    """The walk-through as one self-contained HTML page (needs Pillow for the GIFs)."""
+    """The walk-through as one self-contained HTML page (inline CSS and JavaScript, no images)."""
     from .render_html import write
     write(wt, path)
 
@@ -108,7 +109,7 @@ def _run(args, build, **kwargs) -> int:
         if args.html:
             write_html(wt, args.html)
             n = sum(len(s.animations) for s in wt.steps)
-            print(f"wrote {args.html}: {len(wt.steps)} sections, {n} animations; "
+            print(f"wrote {args.html}: {len(wt.steps)} sections, {n} animation players; "
                   f"check result: {'OK' if wt.passed else 'FAILED'}")
         else:
             sys.stdout.write(render_text(wt))
@@ -180,7 +181,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     def common(q, seed_help):
         q.add_argument("--seed", type=int, default=None, help=seed_help)
         q.add_argument("--html", metavar="FILE", default=None,
-                       help="write the walk-through as one self-contained HTML page with animations (needs Pillow)")
+                       help="write the walk-through as one self-contained HTML page with step/back/play/pause players")
 
     c = sub.add_parser("conv", formatter_class=fmt, help="forward windows, 4-D Jacobians, chain rule, shortcuts",
                        description="Backprop through a convolution: the forward windows, the 4-D Jacobians dv/dw "

@@ -112,8 +112,11 @@ def _errata(x, w, dy, computed, steps):
         label = e["name"] + idx(*e["index"])
         note = (f"   <- {e['where']} prints {fmt(e['printed'])} here; the sum of its own products is "
                 f"{fmt(value)}")
+        mark = lambda lines: [q + note if q.startswith(label + " =") else q for q in lines]  # noqa: E731
         for step in steps:
-            step.equations = [q + note if q.startswith(label + " =") else q for q in step.equations]
+            step.equations = mark(step.equations)
+            for anim in step.animations:
+                anim.sums = anim.sums and mark(anim.sums)
             step.text.append(f"Slide erratum: {e['where']} prints {label} = {fmt(e['printed'])}; the computed "
                              f"value is {fmt(value)} (marked below).")
         found.append((e["where"], label, e["printed"], value))
@@ -287,7 +290,8 @@ def _forward(x, xp, w, geo, n):
                                f"{'the padded ' if padded else ''}x",
                                [(n.x(c, "x", xname), xp[c]) for c in range(C)],
                                [(n.w(o, c), w[o, c]) for c in range(C)],
-                               (n.v(o), v[o]), (fh, fw), geo.stride, geo.dilation)
+                               (n.v(o), v[o]), (fh, fw), geo.stride, geo.dilation,
+                               sums=eqs[o * ho * wo:(o + 1) * ho * wo])
              for o in range(min(K, MAX_ANIMATIONS))]
     return v, Step("forward", "Forward: each output is the sum of products of its window", text, mats,
                    cap(eqs), animations=anims)
@@ -392,7 +396,8 @@ def _shortcut_dw(xp, dy, geo, n):
     anims = [sliding_animation("dJ/dw: dJ/dv acts as the filter and slides over x",
                                [(n.x(c, "x", xname), xw[c])], [(n.v(o, "dJ/dv", dname), dyd[o])],
                                (n.w(o, c, "dJ/dw"), dw[o, c]),
-                               dyd.shape[1:], d, (1, 1))
+                               dyd.shape[1:], d, (1, 1),
+                               sums=eqs[(o * C + c) * fh * fw:(o * C + c + 1) * fh * fw])
              for o, c in list(itertools.product(range(K), range(C)))[:MAX_ANIMATIONS]]
     step = Step("shortcut_dw", "Shortcut: dJ/dw = conv(x, dJ/dv)", [t for t in text if t], mats, cap(eqs),
                 animations=anims)
@@ -457,7 +462,8 @@ def _shortcut_dx(x, w, dy, geo, n):
                                f"{' and dilated' if s != (1, 1) else ''} dJ/dv",
                                [(n.v(o, "dJ/dv", " padded"), padded[o]) for o in range(K)],
                                [(f"W-dagger[{c}][{o}]" if n.multi else "rot180(w)", wdag[c, o]) for o in range(K)],
-                               (n.x(c, "dJ/dx"), dx[c]), (fh, fw), (1, 1), d)
+                               (n.x(c, "dJ/dx"), dx[c]), (fh, fw), (1, 1), d,
+                               sums=eqs[c * H * W:(c + 1) * H * W])
              for c in range(min(C, MAX_ANIMATIONS))]
     step = Step("shortcut_dx", "Shortcut: dJ/dx = conv(pad(dJ/dv, f-1), rot180(w))", text, mats, cap(eqs),
                 animations=anims)

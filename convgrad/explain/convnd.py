@@ -208,14 +208,15 @@ def explain_conv_nd(dims=1, x=None, w=None, grad=None, stride=1, padding=0, dila
                 f"forward: filter {o} slides along x" + (f" (group {g})" if G > 1 else ""),
                 [(f"x[{c}]", xp[c][None]) for c in range(g * cg, (g + 1) * cg)],
                 [(f"w[{o},{cc}]", w[o, cc][None]) for cc in range(cg)], (f"v[{o}]", v[o][None]),
-                (1, f[0]), (1, s[0]), (1, d[0])))
+                (1, f[0]), (1, s[0]), (1, d[0]), sums=fwd_eqs[o * v[o].size:(o + 1) * v[o].size]))
     elif dims == 2:
         for o in range(min(K, 4)):
             g = group(o)
             anims.append(sliding_animation(
                 f"forward: filter {o} slides over the channels of group {g}",
                 [(f"x[{c}]", xp[c]) for c in range(g * cg, (g + 1) * cg)],
-                [(f"w[{o},{cc}]", w[o, cc]) for cc in range(cg)], (f"v[{o}]", v[o]), tuple(f), s, d))
+                [(f"w[{o},{cc}]", w[o, cc]) for cc in range(cg)], (f"v[{o}]", v[o]), tuple(f), s, d,
+                sums=fwd_eqs[o * v[o].size:(o + 1) * v[o].size]))
     steps.append(Step("forward", "Forward: each output is the sum of products of its window", ftext, fmats,
                       cap(fwd_eqs), animations=anims))
     dmats = [m for o in range(K) for m in _maps(f"dJ/dv[{o}]", dy[o], dims)]
