@@ -174,6 +174,13 @@ def _parse_shape(text: str) -> tuple:
 
 
 def _cmd(args) -> int:
+    if args.expr is not None:                    # the lectures' scalar example (convgrad.explain.expression)
+        from ..explain.expression import report
+        if args.at is None:
+            raise ToolError("--expr needs --at, e.g. --expr 'x1*x2*x3' --at 2,1,3")
+        lines, ok = report(args.expr, args.at, h=args.eps, analytic_texts=args.analytic or ())
+        print("\n".join(lines))
+        return 0 if ok else 1
     if args.list:
         for family, names in FAMILIES.items():
             print(f"{family:<14} {' '.join(names)}")
@@ -229,6 +236,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=1e-5)
     p.add_argument("--rtol", type=float, default=1e-3)
     p.add_argument("--list", action="store_true", help="list the layers and families and exit")
+    p.add_argument("--expr", default=None, metavar="FORMULA",
+                   help="check a formula instead, as the lectures do: 'x1*x2*x3' (+ - * / **, exp log sqrt tanh "
+                        "sigmoid relu; parsed, never evaluated as Python)")
+    p.add_argument("--at", default=None, metavar="VALUES",
+                   help="the point for --expr: '2,1,3' (variables in order of appearance) or 'x1=2,x2=1,x3=3'")
+    p.add_argument("--analytic", action="append", default=None, metavar="NAME=FORMULA",
+                   help="use this formula as the analytic gradient of NAME (e.g. the lecture's bug x2=2*w2)")
     from ._common import guarded
     p.set_defaults(func=lambda a: guarded("gradcheck", _cmd, a))
     return p
