@@ -17,12 +17,7 @@ from .nn.module import Module
 
 def is_explicit(model) -> bool:
     """Whether the model's class (or a base below Module) defines its own backward."""
-    for cls in type(model).__mro__:
-        if cls is Module or not issubclass(cls, Module):
-            break
-        if "backward" in vars(cls):
-            return True
-    return False
+    return type(model).backward is not Module.backward
 
 
 def _recorded():

@@ -220,3 +220,24 @@ def test_per_class_metrics_are_valid_json_without_nan():
     assert rows[2]["precision"] is None and rows[2]["recall"] == 0.0          # never predicted: undefined
     json.dumps(rows, allow_nan=False)
     assert "macro mean" in metrics.format_table(rows, ["a", "b", "c"])
+
+
+@pytest.mark.skipif(not hasattr(cg, "tensor"), reason="recorded mode (convgrad.tensor) is not in this tree yet")
+def test_forward_only_model_through_the_command_and_every_tool(tmp_path, capsys):
+    """Training, eval, predict, saliency, attack and report of a model with no backward of its own:
+    input gradients come from the recorded graph."""
+    data_root = make_dataset(str(tmp_path / "data"), n_train=120, n_test=40)
+    out = str(tmp_path / "run")
+    assert main(["train", "--data-root", data_root, "--model", f"{TINY_FILE}:forward_only", "--epochs", "2",
+                 "--batch-size", "20", "--lr", "0.05", "--out", out, "--no-progress", "--val-split", "0.2",
+                 "--checkpoint-every", "2"]) == 0
+    assert "forward-only, recorded mode" in capsys.readouterr().out
+    img = np.zeros((28, 28), np.uint8)
+    img[4:7, 4:24] = 220
+    Image.fromarray(img).save(tmp_path / "bar.png")
+    assert main(["eval", out]) == 0
+    assert main(["predict", out, str(tmp_path / "bar.png")]) == 0
+    assert main(["saliency", out, str(tmp_path / "bar.png")]) == 0
+    assert main(["attack", out, "--limit", "10", "--eps", "0.1", "--examples", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "clean accuracy" in text and "saliency map" in text
