@@ -43,7 +43,9 @@ def _cmd_demo(args) -> int:
 
 
 # ---- train ------------------------------------------------------------------------------------
-DEFAULT_OUT = "runs/run"
+def default_out(model: str) -> str:
+    """runs/MODEL (a factory spec: runs/FACTORY); a used one becomes runs/MODEL-2, -3, ..."""
+    return os.path.join("runs", model.rpartition(":")[2].split(".")[-1] or "run")
 
 
 def _model_spec_check(spec: str):
@@ -96,7 +98,7 @@ def _check_train_args(args) -> None:
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     from .rundir import is_used
-    out = args.out or DEFAULT_OUT
+    out = args.out or default_out(args.model)
     if args.resume and not os.path.isfile(os.path.join(out, "checkpoint.npz")):
         raise UsageError(f"--resume: no checkpoint.npz in {out}")
     if args.out is not None and not (args.resume or args.overwrite) and is_used(args.out):
@@ -115,7 +117,7 @@ def _train_config(args):
                        early_stopping=args.early_stopping, test_every_epoch=args.test_every_epoch,
                        limit_train=args.limit_train, limit_test=args.limit_test,
                        eval_batch_size=args.eval_batch_size, checkpoint_every=args.checkpoint_every,
-                       threads=args.threads, out=args.out or DEFAULT_OUT)
+                       threads=args.threads, out=args.out or default_out(args.model))
 
 
 def _resume_command(argv, out: str) -> str:
@@ -212,8 +214,8 @@ def _add_train(sub):
                    help="split each batch across N threads (default: the CPUs available); models with "
                         "BatchNorm or Dropout train on one")
     p.add_argument("--out", default=None,
-                   help=f"run directory (default {DEFAULT_OUT}, or {DEFAULT_OUT}-2, ... when used); a used --out "
-                        "is refused unless --resume or --overwrite")
+                   help="run directory (default: runs/MODEL, or runs/MODEL-2, ... when that is used); a used "
+                        "--out is refused unless --resume or --overwrite")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr "
@@ -350,6 +352,20 @@ def _user_errors() -> tuple:
     return (CheckpointError, DownloadError, OSError, ValueError, ImportError)
 
 
+def _terminate_as_interrupt():
+    """SIGTERM outside training (which saves a checkpoint first, see train.py) stops like Ctrl-C.
+    Returns a function restoring the previous handler."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     from .memory import retain_freed_memory
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -365,6 +381,7 @@ def main(argv=None) -> int:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     retain_freed_memory()           # an application may make this process-wide choice; see memory.py
+    restore_sigterm = _terminate_as_interrupt()
     try:
         return args.func(args)
     except UsageError as exc:
@@ -384,6 +401,8 @@ def main(argv=None) -> int:
         print(f"{command}: internal error: {type(exc).__name__}: {exc} (CONVGRAD_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        restore_sigterm()
 
 
 if __name__ == "__main__":

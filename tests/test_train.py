@@ -193,6 +193,14 @@ def test_a_used_run_directory_is_never_silently_replaced(data_root, tmp_path, ca
     assert trainer.out == out + "-2" and "goes to" in logged[0]
 
 
+def test_the_default_run_directory_is_versioned(data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data-root", data_root, "--epochs", "1", "--no-plots", "--limit-train", "64", "--no-progress"]
+    assert main(args) == 0 and main(args) == 0
+    assert os.path.isfile("runs/lenet/checkpoint.npz") and os.path.isfile("runs/lenet-2/checkpoint.npz")
+    assert "runs/lenet already holds a run; this run goes to runs/lenet-2" in capsys.readouterr().out
+
+
 def test_resume_with_different_options_is_refused(data_root, tmp_path, capsys):
     out = str(tmp_path / "run")
     main(_train_args(data_root, out, "--epochs", "1", "--no-plots", "--limit-train", "64"))
