@@ -143,8 +143,11 @@ def _cmd_train(args) -> int:
                                           else False, plots=not args.no_plots)
     explicit = "explicit backward" if trainer.explicit else "forward-only, recorded mode"
     split = f" (+{len(loaders.val.labels)} validation)" if loaders.val is not None else ""
-    threads = (f"{trainer.threads_used} thread(s)" if trainer.threads_used == cfg.threads else
-               f"1 thread (asked for {cfg.threads}; batches with BatchNorm/Dropout in training run unsplit)")
+    threads = f"{trainer.threads_used} thread(s)"
+    if trainer.threads_used != cfg.threads:
+        why = "batches with BatchNorm/Dropout in training run unsplit" if trainer.explicit else \
+            "a forward-only model runs unsplit"
+        threads += f" (asked for {cfg.threads}; {why})"
     print(f"training {cfg.model} ({explicit}) on {data.info['data']}: {len(loaders.train.labels)} train{split} / "
           f"{len(loaders.test.labels)} test images {tuple(data.train.images.shape[1:])}, "
           f"{sum(p.data.size for p in trainer.model.parameters())} parameters, {cfg.optimizer} lr {cfg.lr}, "
