@@ -90,6 +90,18 @@ class Section:
         return f'<section id="{self.anchor}"><h2>{_e(self.title)}</h2>{"".join(self.parts)}</section>'
 
 
+def _last_checkpoint(directory: str, state: dict) -> dict:
+    """The run's checkpoint.npz state (its full history) when the model came from best.npz."""
+    from ..checkpoint import CheckpointError, load
+    last = os.path.join(directory, "checkpoint.npz")
+    if os.path.isfile(last):
+        try:
+            return load(last)
+        except CheckpointError:
+            pass
+    return state
+
+
 def steps_of(state: dict) -> list:
     """The per-step rows of a checkpoint (stored as columns), [] for runs from before steps.csv."""
     cols = state.get("steps") or {}
@@ -135,9 +147,11 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
         raise UsageError(f"--limit and --examples must be >= 1, got {limit} and {examples}")
     start = time.perf_counter()
     directory = run_dir(path)
-    model, state = load_model(path)
+    model, state, model_file = load_model(path, with_path=True)
     pm = PixelModel.from_state(model, state)
-    cfg, mc, history = state.get("config", {}), state["model_config"], list(state.get("history", []))
+    cfg, mc = state.get("config", {}), state["model_config"]
+    progress = _last_checkpoint(directory, state)        # the model may be best.npz; the history is the whole run's
+    history = list(progress.get("history", []))
     classes = list(state.get("classes") or range(mc["num_classes"]))
     n_params = sum(p.data.size for p in model.parameters())
     sections = []
@@ -156,7 +170,7 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
     # -- overview --------------------------------------------------------------------------
     s = Section("overview", "Run")
     final = history[-1] if history else None
-    kpis = [("epochs", len(history)), ("parameters", f"{n_params:,}")]
+    kpis = [("epochs", len(history)), ("parameters", f"{n_params:,}"), ("model from", os.path.basename(model_file))]
     if final and final.get("test_accuracy") is not None:
         kpis += [("test accuracy", f"{final['test_accuracy']:.4f}"), ("test loss", f"{final['test_loss']:.4f}")]
     s.add("<div class=card>" + "".join(f'<span class="kpi"><b>{_e(v)}</b>{_e(k)}</span>' for k, v in kpis)
@@ -184,7 +198,7 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
     # -- the PNGs train writes --------------------------------------------------------------
     s = Section("plots", "Curves, confusion matrix, filters, feature maps")
     makers = {
-        "curves.png": (lambda p: plots.curves(history, p, steps_of(state))) if history else None,
+        "curves.png": (lambda p: plots.curves(history, p, steps_of(progress))) if history else None,
         "confusion_matrix.png": (lambda p: plots.confusion_matrix(labels, predictions, classes, p))
         if x is not None else None,
         "filters.png": lambda p: plots.filters(model, p),
