@@ -23,7 +23,7 @@ import numpy as np
 
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..autograd.graph import Node
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, _from_foreign
 
 _MACHINERY = frozenset({"_parameters", "_buffers", "_modules", "training", "_in_backward"})
 _local = threading.local()
@@ -55,7 +55,9 @@ def _has_tensor(args, kwargs) -> bool:
 
 
 def call(module, args, kwargs, own_backward: bool):
-    """Module.__call__: dispatch on the mode."""
+    """Module.__call__: dispatch on the mode. torch tensors are read as arrays (without torch)."""
+    if not all(isinstance(a, (np.ndarray, Tensor)) for a in args):
+        args = tuple(_from_foreign(a) for a in args)
     if not own_backward:                              # forward-only: its Tensor ops record themselves
         args = tuple(Tensor(a) if _is_array(a) else a for a in args)
         return module.forward(*args, **kwargs)
