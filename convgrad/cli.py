@@ -246,7 +246,12 @@ def _cmd_eval(args) -> int:
     cm_path = os.path.join(out_dir, "eval_confusion_matrix.csv")
     atomic_write_text(cm_path, "true\\predicted," + ",".join(f'"{c}"' for c in classes) + "\n" + "".join(
         f'"{c}",' + ",".join(str(v) for v in counts[i]) + "\n" for i, c in enumerate(classes)))
-    print(f"confusion matrix -> {cm_path}")
+    try:
+        from . import plots
+        png = plots.confusion_matrix(y, predictions, classes, os.path.join(out_dir, "eval_confusion_matrix.png"))
+        print(f"confusion matrix -> {cm_path}, {png}")
+    except ImportError:
+        print(f"confusion matrix -> {cm_path}")
     result = {"checkpoint": path, "data": (state.get("data") or {}).get("data", args.data),
               "test_images": int(len(y)), "test_loss": round(loss, 6), "test_accuracy": round(acc, 6),
               "macro_f1": metrics.macro(rows, "f1"), "confusion_matrix": counts.tolist(),

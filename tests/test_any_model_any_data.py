@@ -52,6 +52,7 @@ def test_file_factory_is_recorded_and_every_tool_rebuilds_it_elsewhere(file_mode
     result = json.loads(printed.strip().splitlines()[-1])
     assert result["test_images"] == 60 and result["data"] == "fashion-mnist"
     assert "precision" in printed and os.path.isfile(os.path.join(out, "eval_confusion_matrix.csv"))
+    assert os.path.isfile(os.path.join(out, "eval_confusion_matrix.png"))
     assert main(["predict", out, "bar.png"]) == 0
     assert main(["saliency", out, "bar.png"]) == 0
     assert main(["attack", out, "--limit", "20", "--eps", "0.1", "--examples", "2", "--out", str(tmp_path)]) == 0
