@@ -384,3 +384,12 @@ def _progress(total: int, done: int, desc: str, enabled: bool):
     except ImportError:
         return None
     return tqdm(total=total, initial=done, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+
+
+def __getattr__(name):
+    """The command's configuration lives in train_config.py; these names are still importable from here."""
+    if name in ("TrainConfig", "AUGMENTATIONS", "load_for_inference", "build_optimizer", "build_scheduler",
+                "augmentation", "make_trainer"):
+        from . import train_config
+        return getattr(train_config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
