@@ -276,3 +276,12 @@ def test_full_disk_while_saving_names_the_file(tmp_path, monkeypatch):
         checkpoint.atomic_write_bytes(target, b"x" * 10)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_fsyncs_the_file_then_its_directory(tmp_path, monkeypatch):
+    import stat
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(stat.S_ISDIR(os.fstat(fd).st_mode)), real(fd)))
+    checkpoint.atomic_write_bytes(str(tmp_path / "a.bin"), b"data")
+    assert synced == [False, True] and (tmp_path / "a.bin").read_bytes() == b"data"
