@@ -97,8 +97,8 @@ def _weight_grad(dy, stack, geo: ConvGeometry, ws) -> np.ndarray:
     for first, blocks, rows in _parts(geo.out[0]):
         span = band_span(rows, kh, sh, dh)
         dy_blocks = dy[:, :, first:first + blocks * rows].reshape(n, c, blocks, rows, wo)
-        d_band = np.matmul(dy_blocks, stack_blocks(stack, first * sh, blocks, rows, sh, span).swapaxes(3, 4),
-                           out=buffer(ws, "d_band_tail" if first else "d_band", (n, c, blocks, rows, span * kw), dy.dtype))
+        out = buffer(ws, "d_band_tail" if first else "d_band", (n, c, blocks, rows, span * kw), dy.dtype)
+        d_band = np.matmul(dy_blocks, stack_blocks(stack, first * sh, blocks, rows, sh, span).swapaxes(3, 4), out=out)
         dw = dw + band_matrix_adjoint(d_band.reshape(n, c, blocks, rows, span, kw), kh, sh, dh)
     return dw
 
