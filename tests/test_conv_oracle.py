@@ -148,14 +148,19 @@ def test_every_route_is_forced_somewhere():
     assert min(ran.values()) >= 3, ran          # depthwise also has its own sweep below
 
 
+@pytest.mark.parametrize("route", ["channel-major", "per-sample"])
 @pytest.mark.parametrize("nbytes", [1, 3000])
 @pytest.mark.parametrize("seed", range(0, 260, 10))
-def test_channel_major_in_batch_chunks_matches_torch(seed, nbytes):
+def test_routes_in_batch_chunks_match_torch(seed, nbytes, route):
     """A workspace budget too small for one sample (chunks of one) or for a few: the
-    channel-major route works the batch in chunks, with the same results."""
+    channel-major and per-sample routes work the batch in chunks, with the same results."""
     from convgrad.functional import conv_route
     from convgrad.functional.convolution import budget
     cfg = _conv_config(seed)
+    if route == "per-sample":
+        cfg["c_out"], cfg["groups"] = cfg["c_out"] // cfg["groups"] * cfg["groups"], 1
+        if cfg["padding"] == "same" and seed % 2:
+            cfg["padding"] = "valid"
     cfg["batch"] += 2
     n = cfg["n_sp"]
     args = (cfg["c_in"], cfg["c_out"], cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"],
@@ -164,9 +169,10 @@ def test_channel_major_in_batch_chunks_matches_torch(seed, nbytes):
     theirs = getattr(torch.nn, f"Conv{n}d")(*args, dtype=torch.float64)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((cfg["batch"], cfg["c_in"], *cfg["size"]))
-    with conv_route("channel-major"), budget(nbytes):
+    with conv_route(route), budget(nbytes):
         errors = _compare(ours, theirs, x, rng)
     assert max(errors.values()) < TOL, (cfg, errors)
+    assert ours._cache.route == route
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

@@ -132,6 +132,6 @@ def unpad_channels_first(xp: np.ndarray, pads, spatial, lhs_dilation=None, out=N
     return _unpad_from(xp.swapaxes(0, 1), pads, spatial, lhs_dilation, (xp.shape[1], xp.shape[0]), out)
 
 
-def unpad_spatial(xp: np.ndarray, pads, spatial, lhs_dilation=None) -> np.ndarray:
-    """Adjoint of pad_spatial: (N, C, *padded) -> (N, C, *spatial)."""
-    return _unpad_from(xp, pads, spatial, lhs_dilation, xp.shape[:2])
+def unpad_spatial(xp: np.ndarray, pads, spatial, lhs_dilation=None, out=None) -> np.ndarray:
+    """Adjoint of pad_spatial: (N, C, *padded) -> (N, C, *spatial) (into `out` if given)."""
+    return _unpad_from(xp, pads, spatial, lhs_dilation, xp.shape[:2], out)

@@ -1,12 +1,13 @@
-"""Per-sample route: a batch of N GEMMs, x, y, dy, dx kept in N, C order (no transposes).
+"""Per-sample route: a batch of GEMMs, x, y, dy, dx kept in N, C order (no transposes).
 
-    cols (N, K, C, *out) viewed as (N, K*C, P)      rows ordered (kernel offset, channel)
+    cols (nb, K, C, *out) viewed as (nb, K*C, P)    rows ordered (kernel offset, channel)
     y[n] = W' @ cols[n]                             W' (C_out, K*C_in)
     dW   = sum_n dY[n] @ cols[n]^T
     dx   = col2im(W'^T @ dY[n])                     (x itself for a plain 1x1)
 
-Chosen for groups == 1 with a short patch (1x1, or a tiny C_in) where N small GEMMs beat one
-wide one. The patch matrix lives in the layer's workspace and backs the cache.
+Chosen for groups == 1 with a short patch (1x1, or a tiny C_in) where small GEMMs beat one
+wide one. Like the channel-major route it works the batch in chunks that fit the workspace
+budget, in scratch-pool buffers, and the cache keeps only x (a plain 1x1 needs no patches).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..im2col import col2im, im2col, pad_spatial, unpad_spatial
 from .geometry import ConvGeometry
-from .workspace import ConvCache, buffer, release_saved, take_saved
+from .workspace import ConvCache, chunk_size, scratch
 
 NAME = "per-sample"
 
@@ -32,17 +33,15 @@ def is_plain_1x1(geo: ConvGeometry) -> bool:
             and all(p == 0 for pair in geo.pads for p in pair))
 
 
-def patches(x, w, geo: ConvGeometry, ws=None) -> np.ndarray:
-    """x (N, C, *S) -> cols (N, K*C, P), rows ordered (kernel offset, channel)."""
+def patches(x, geo: ConvGeometry) -> np.ndarray:
+    """x (nb, C, *S) -> cols (nb, K*C, P) in scratch-pool buffers (x itself for a plain 1x1)."""
     n, c = x.shape[:2]
     p = math.prod(geo.out)
     if is_plain_1x1(geo):
         return x.reshape(n, c, p)
-    xp = pad_spatial(x, geo.pads, out=None if ws is None else ws.get("xp_ps"))
+    xp = pad_spatial(x, geo.pads, out=scratch("xp", (n, c, *geo.padded), x.dtype))
     cols = im2col(xp, geo.kernel, geo.stride, geo.dilation, geo.out,
-                  cols=None if ws is None else ws.get("cols_ps"))
-    if ws is not None:
-        ws["xp_ps"], ws["cols_ps"] = xp, cols
+                  cols=scratch("cols", (n, math.prod(geo.kernel), c, *geo.out), x.dtype))
     return cols.reshape(n, -1, p)
 
 
@@ -51,39 +50,59 @@ def _weight(w: np.ndarray) -> np.ndarray:
     return w.reshape(w.shape[0], w.shape[1], -1).swapaxes(1, 2).reshape(w.shape[0], -1)
 
 
+def _chunks(geo: ConvGeometry, itemsize: int):
+    """Batch slices whose padded input, patch matrix and per-sample dW fit the budget."""
+    n, c_in = geo.in_shape[:2]
+    c_out, patch = geo.w_shape[0], c_in * math.prod(geo.kernel)
+    per_sample = itemsize * (c_in * math.prod(geo.padded) + patch * math.prod(geo.out) + c_out * patch)
+    step = n if is_plain_1x1(geo) else chunk_size(n, per_sample)
+    for n0 in range(0, n, step):
+        yield slice(n0, min(n, n0 + step))
+
+
 def forward(x, w, b, geo: ConvGeometry, ws):
-    """y[n] = W' @ cols[n] -> (y (N, C_out, *out), cols)."""
-    cols = patches(x, w, geo, ws)
-    y = np.matmul(_weight(w), cols)
-    if b is not None:
-        y += b[:, None]
-    return y.reshape(x.shape[0], w.shape[0], *geo.out), cols
+    """y[n] = W' @ cols[n] chunk by chunk -> (y (N, C_out, *out), None)."""
+    n, c_out = x.shape[0], w.shape[0]
+    y = np.empty((n, c_out, *geo.out), dtype=x.dtype)
+    w2 = _weight(w)
+    for sl in _chunks(geo, x.dtype.itemsize):
+        out = y[sl].reshape(sl.stop - sl.start, c_out, -1)
+        np.matmul(w2, patches(x[sl], geo), out=out)
+        if b is not None:
+            out += b[:, None]
+    return y, None
 
 
 def rebuild(x, w, geo: ConvGeometry):
-    return patches(x, w, geo)
+    return None
 
 
 def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
-    """(dx, dw, db); dw first, so the patch matrix can take dcols."""
-    geo, w, ws = cache.geo, cache.w, cache.workspace
+    """(dx, dw, db), chunk by chunk: dW from each chunk's rebuilt patches, then dcols in
+    their memory."""
+    geo, x, w = cache.geo, cache.x, cache.w
     n, c_out = dy.shape[:2]
+    c_in, kernel = geo.in_shape[1], math.prod(geo.kernel)
     dy3 = dy.reshape(n, c_out, -1)
     db = dy3.sum(axis=2).sum(axis=0) if cache.has_bias else None
-    kernel = math.prod(geo.kernel)
-    if weight_grad:
-        cols, scratch = take_saved(cache, rebuild)
-        per_n = np.matmul(dy3, cols.transpose(0, 2, 1), out=buffer(ws, "dw_ps", (n, c_out, cols.shape[1]), dy.dtype))
-        dw = per_n.sum(axis=0).reshape(c_out, kernel, -1).swapaxes(1, 2).reshape(geo.w_shape)
-    else:
-        cols, scratch, dw = release_saved(cache), True, None
-    if not input_grad:
-        return None, dw, db
+    dw = np.zeros((c_out, kernel * c_in), dtype=dy.dtype) if weight_grad else None
+    dx = np.empty(geo.in_shape, dtype=dy.dtype) if input_grad else None
     w_t = _weight(w).T
-    if is_plain_1x1(geo):                    # cols is x itself: never a scratch buffer
-        return np.matmul(w_t, dy3).reshape(geo.in_shape), dw, db
-    dcols = np.matmul(w_t, dy3, out=cols if scratch and cols is not None else None)
-    dcols = dcols.reshape(n, kernel, geo.in_shape[1], *geo.out)
-    dxp = col2im(dcols, geo.padded, geo.kernel, geo.stride, geo.dilation, geo.out,
-                 xp=None if ws is None else ws.get("xp_ps"))
-    return unpad_spatial(dxp, geo.pads, geo.in_shape[2:]), dw, db
+    for sl in _chunks(geo, dy.dtype.itemsize):
+        nb, g = sl.stop - sl.start, dy3[sl]
+        if weight_grad:
+            cols = patches(x[sl], geo)
+            per_n = np.matmul(g, cols.transpose(0, 2, 1), out=scratch("dw_ps", (nb, c_out, kernel * c_in), dy.dtype))
+            dw += per_n.sum(axis=0)
+        if not input_grad:
+            continue
+        if is_plain_1x1(geo):
+            np.matmul(w_t, g, out=dx[sl].reshape(nb, c_in, -1))
+            continue
+        dcols = np.matmul(w_t, g, out=scratch("cols", (nb, kernel * c_in, math.prod(geo.out)), dy.dtype))
+        dxp = col2im(dcols.reshape(nb, kernel, c_in, *geo.out), geo.padded, geo.kernel, geo.stride, geo.dilation,
+                     geo.out, xp=scratch("xp", (nb, c_in, *geo.padded), dy.dtype))
+        unpad_spatial(dxp, geo.pads, geo.in_shape[2:], out=dx[sl])
+    if dw is not None:
+        dw = dw.reshape(c_out, kernel, c_in).swapaxes(1, 2).reshape(geo.w_shape)
+    return dx, dw, db
