@@ -16,6 +16,7 @@ import numpy as np
 from .. import functional as F
 from .. import reference as ref
 from ..functional.convolution import conv_geometry, flip_swap
+from ..functional.padding import vjp_padding
 from ..functional.resample import upsample_zeros
 from . import layer
 from .steps import (ExplainError, Step, Walkthrough, as_map, ax, cap, check, fmt, idx, pad_or_crop, pair, paren,
@@ -410,11 +411,7 @@ def _shortcut_dx(x, w, dy, geo, n):
     K, _, fh, fw = w.shape
     s, d = geo.stride, geo.dilation
     dyd = upsample_zeros(dy[None], s)[0]
-    pads = []
-    for (lo, hi), f, dl, st, size, o in zip(geo.pads, geo.kernel, d, s, (H, W), geo.out):
-        extent = dl * (f - 1)
-        skipped = size + lo + hi - (extent + (o - 1) * st + 1)      # trailing rows no window reached
-        pads.append((extent - lo, extent - hi + skipped))
+    pads = vjp_padding((H, W), geo.kernel, s, d, geo.pads, geo.out)      # d(f-1) - p (+ rows the stride skipped)
     padded = pad_or_crop(dyd, pads)
     real = pad_or_crop(upsample_zeros(np.ones_like(dy)[None], s)[0], pads) > 0  # where dJ/dv entries sit
     wdag = flip_swap(w, 1)                                          # (C, K, fh, fw): W-dagger_c[o] = rot180(w[o,c])

@@ -1,7 +1,8 @@
 """Stateless math: every operation a forward function and its backward."""
 from .convolution import (conv, conv_backward, conv_forward, conv_general, conv_input_grad, conv_input_grad_by_conv,
-                   conv_transpose, conv_transpose_backward, conv_transpose_forward, conv_weight_grad,
-                   conv_weight_grad_by_conv, flip_swap)
+                   conv_output_shape, conv_route, conv_transpose, conv_transpose_backward, conv_transpose_forward,
+                   conv_weight_grad, conv_weight_grad_by_conv, flip_swap)
+from .padding import pad, pad_backward
 
 
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
