@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .autograd import Tensor, no_grad, tensor
 from .nn.module import Module
 
 
@@ -149,16 +150,19 @@ def _as_float64(x, what: str) -> np.ndarray:
     return np.array(x, dtype=np.float64, copy=True)
 
 
-def gradcheck(target, *inputs, backward=None, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
-              seed: int = 0, check_inputs: bool = True, sample: int | None = None,
+def gradcheck(target, *inputs, backward=None, grad_output=None, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, seed: int = 0, check_inputs: bool = True, sample: int | None = None,
               progress=None) -> GradcheckReport:
     """Compare analytic gradients with central differences in float64.
 
-    target: a Module (one input; its input gradient and every parameter gradient are
-    checked on a float64 copy, the module itself is left untouched), or a function
-    f(*inputs) -> y together with backward(grad_y, *inputs) -> grad or tuple of grads,
-    one per input. Returns a GradcheckReport; it never raises on a mismatch.
+    target: a Module (one input; its input gradient and every parameter gradient are checked on
+    a float64 copy, the module itself is left untouched) — explicit (its own backward) or
+    forward-only (the recorded backward); or a function f(*inputs) -> y, either of Tensors
+    (the recorded backward) or given with backward(grad_y, *inputs) -> grad or tuple of grads,
+    one per input. The scalar checked is sum(y * grad_output); grad_output defaults to a seeded
+    random array of y's shape (1.0 for a scalar function gives its plain gradient).
     sample: check only this many entries per tensor (seeded); progress(name, done, total).
+    Returns a GradcheckReport; it never raises on a mismatch.
     """
     if sample is not None and (int(sample) != sample or sample < 1):
         raise ValueError(f"gradcheck: sample must be a positive integer, got {sample!r}")
@@ -170,16 +174,33 @@ def gradcheck(target, *inputs, backward=None, eps: float = 1e-6, atol: float = 1
             raise ValueError("gradcheck: a Module brings its own backward; do not pass backward=")
         if len(xs) != 1:
             raise ValueError(f"gradcheck: a Module takes one input, got {len(xs)}")
-        return _check_module(target, xs[0], eps, atol, rtol, seed, check_inputs, sample, progress)
-    if not callable(target) or backward is None:
-        raise TypeError("gradcheck: target must be a Module, or a function given with backward=")
-    return _check_function(target, backward, xs, eps, atol, rtol, seed, sample, progress)
+        return _check_module(target, xs[0], grad_output, eps, atol, rtol, seed, check_inputs, sample, progress)
+    if not callable(target):
+        raise TypeError(f"gradcheck: target must be a Module or a function, got {type(target).__name__}")
+    return _check_function(target, backward, xs, grad_output, eps, atol, rtol, seed, sample, progress)
 
 
-def _check_module(module: Module, x, eps, atol, rtol, seed, check_inputs, sample=None, progress=None):
+def _values(y) -> np.ndarray:
+    return y.data if isinstance(y, Tensor) else np.asarray(y)
+
+
+def _upstream(grad_output, shape, seed) -> np.ndarray:
+    """The fixed dL/dy: grad_output broadcast to y's shape, or seeded random."""
+    if grad_output is None:
+        return np.random.default_rng(seed).standard_normal(shape)
+    g = _values(grad_output).astype(np.float64)
+    try:
+        return np.array(np.broadcast_to(g, shape))
+    except ValueError:
+        raise ValueError(f"gradcheck: grad_output of shape {g.shape} does not fit the output's shape {shape}") from None
+
+
+def _check_module(module: Module, x, grad_output, eps, atol, rtol, seed, check_inputs, sample=None,
+                  progress=None):
     model = copy.deepcopy(module).to(np.float64)
-    y = model.forward(x)
-    g = np.random.default_rng(seed).standard_normal(np.shape(y))
+    explicit = type(model).backward is not Module.backward
+    with no_grad():
+        g = _upstream(grad_output, _values(model(x)).shape, seed)
     # buffers (e.g. BatchNorm's running statistics) are put back after every forward
     buffers = [(mod, name, np.copy(b)) for mod in model.modules() for name, b in mod._buffers.items()
                if b is not None]
@@ -189,14 +210,20 @@ def _check_module(module: Module, x, eps, atol, rtol, seed, check_inputs, sample
             setattr(mod, name, value.copy())
 
     def loss():
-        out = float(np.sum(model.forward(x) * g))
+        with no_grad():
+            out = float(np.sum(_values(model(x)) * g))
         restore()
         return out
 
     restore()
     model.zero_grad()
-    model.forward(x)
-    dx = model.backward(g.copy())
+    if explicit:
+        model(x)
+        dx = model.backward(g.copy())
+    else:
+        xt = tensor(x.copy(), requires_grad=True)
+        model(xt).backward(g.copy())
+        dx = np.zeros_like(x) if xt.grad is None else xt.grad
     analytic = {name: (np.zeros_like(p.data) if p.grad is None else p.grad.copy())
                 for name, p in model.named_parameters()}
     restore()
@@ -208,18 +235,34 @@ def _check_module(module: Module, x, eps, atol, rtol, seed, check_inputs, sample
     return GradcheckReport(checks, eps)
 
 
-def _check_function(f, backward, xs, eps, atol, rtol, seed, sample=None, progress=None) -> GradcheckReport:
-    y = f(*xs)
-    g = np.random.default_rng(seed).standard_normal(np.shape(y))
-    grads = backward(g.copy(), *xs)
-    if not isinstance(grads, (tuple, list)):
-        grads = (grads,)
-    if len(grads) != len(xs):
-        raise ValueError(f"gradcheck: backward returned {len(grads)} gradients for {len(xs)} inputs")
+def _check_function(f, backward, xs, grad_output, eps, atol, rtol, seed, sample=None,
+                    progress=None) -> GradcheckReport:
+    if backward is None:                           # a function of Tensors: the recorded backward
+        leaves = [tensor(x.copy(), requires_grad=True) for x in xs]
+        y = f(*leaves)
+        if not isinstance(y, Tensor) or not y.requires_grad:
+            raise TypeError("gradcheck: without backward=, target must be a function of convgrad Tensors "
+                            f"that returns a Tensor computed from them, got {type(y).__name__}")
+        g = _upstream(grad_output, y.shape, seed)
+        y.backward(g.copy())
+        grads = [np.zeros_like(x) if t.grad is None else t.grad for x, t in zip(xs, leaves)]
+
+        def value():
+            with no_grad():
+                return _values(f(*[Tensor(x) for x in xs]))
+    else:
+        def value():
+            return _values(f(*xs))
+        g = _upstream(grad_output, value().shape, seed)
+        grads = backward(g.copy(), *xs)
+        if not isinstance(grads, (tuple, list)):
+            grads = (grads,)
+        if len(grads) != len(xs):
+            raise ValueError(f"gradcheck: backward returned {len(grads)} gradients for {len(xs)} inputs")
     checks, rng = [], np.random.default_rng(seed + 1)
     for i, (x, dx) in enumerate(zip(xs, grads)):
         if dx is None:
             continue
-        checks.append(_compare(f"input {i}", lambda: float(np.sum(f(*xs) * g)), x, dx, eps, atol, rtol, sample,
+        checks.append(_compare(f"input {i}", lambda: float(np.sum(value() * g)), x, dx, eps, atol, rtol, sample,
                                rng, progress))
     return GradcheckReport(checks, eps)
