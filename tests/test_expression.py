@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from convgrad import gradcheck, nn
-from convgrad.explain.expression import ExpressionError, check_expression, parse, parse_at, value_and_grad, variables
+from convgrad.explain.expression import (ExpressionError, check_expression, parse, parse_at, recorded_grads,
+                                        value_and_grad, variables)
 
 
 @pytest.mark.parametrize("text,env,value", [
@@ -25,13 +26,20 @@ def test_backprop_matches_the_derivative_everywhere(text):
     for _ in range(5):
         env = {"x": float(rng.uniform(0.5, 2)), "y": float(rng.uniform(0.5, 2))}
         _, grads = value_and_grad(tree, env)
+        recorded = recorded_grads(tree, env)                   # convgrad.Tensor, recorded mode
         for name in variables(tree):
+            assert recorded[name] == pytest.approx(grads[name], rel=1e-12, abs=1e-15)
             h = 1e-6
             up, down = dict(env), dict(env)
             up[name] += h
             down[name] -= h
             numerical = (tree.forward(up) - tree.forward(down)) / (2 * h)
             assert grads[name] == pytest.approx(numerical, rel=1e-7, abs=1e-9)
+
+
+@pytest.mark.parametrize("x,grad", [(2.0, 1.0), (-1.0, 0.0)])
+def test_recorded_relu_on_a_0d_tensor(x, grad):
+    assert recorded_grads(parse("relu(x)"), {"x": x}) == {"x": grad}
 
 
 def test_a_variable_used_twice_gets_the_sum_of_its_gradients():
