@@ -157,6 +157,26 @@ def _cmd_transposed(args) -> int:
                 padding=args.padding, seed=args.seed)
 
 
+def _cmd_graph(args) -> int:
+    from .graph import explain_graph
+    try:
+        sys.stdout.write(explain_graph(args.target, args.input_shape))
+    except (ExplainError, ValueError, TypeError) as e:
+        print(f"convgrad explain graph: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shape like 1,3,8,8, got {text!r}") from None
+    if len(shape) < 2 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 1,3,8,8, got {text!r}")
+    return shape
+
+
 def _cmd_pool(args) -> int:
     return _run(args, explain_pool, x=args.input, kernel_size=args.kernel_size, stride=args.stride,
                 mode=args.mode, grad=args.grad, seed=args.seed)
@@ -176,7 +196,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("explain", help="walk through backprop in CNNs step by step, the lectures' way",
                               description=__doc__.split("\n\n")[0] + "\n\n" + _MATRIX_HELP, formatter_class=fmt)
-    sub = p.add_subparsers(dest="explain_command", metavar="{conv,transposed,pool,resample}", required=True)
+    sub = p.add_subparsers(dest="explain_command", metavar="{conv,transposed,pool,resample,graph}", required=True)
 
     def common(q, seed_help):
         q.add_argument("--seed", type=int, default=None, help=seed_help)
@@ -222,6 +242,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--padding", type=parse_pair, default=0, help="int or 'ph,pw' (default 0)")
     common(t, "seed of the random maps (default 0)")
     t.set_defaults(func=_cmd_transposed)
+
+    g = sub.add_parser("graph", formatter_class=fmt, help="a model's recorded graph in the order backward runs it",
+                       description="Run a model once in recorded mode (then a cross-entropy loss) and list the tape "
+                       "from the loss backwards: which backward runs when, where its gradients go, which parameters "
+                       "it fills, and where gradients add (a value read by several nodes).")
+    g.add_argument("target", help="a run directory or checkpoint, a model name (lenet, cnn, resnet) or "
+                   "'pkg.module:factory' returning a Module")
+    g.add_argument("--input-shape", type=_shape, default=None, metavar="N,C,H,W",
+                   help="the input shape (default: the run's, or 1,1,28,28)")
+    g.set_defaults(func=_cmd_graph)
 
     q = sub.add_parser("pool", formatter_class=fmt, help="max/mean pooling: routing and spreading the gradient",
                        description="Backprop through pooling: max routes the gradient to the arg-max of each window, "
