@@ -287,3 +287,21 @@ def test_transposed_convolution_is_the_conv_input_gradient():
         y[2 * i:2 * i + 3, 2 * j:2 * j + 3] += x[i, j] * w
     assert code == 0 and np.array_equal(grid(printed(out, "y")), y)
     assert np.array_equal(grid(printed(out, "dJ/dx")), corr2d(np.ones((5, 5)), w, s=2))   # backward = the conv
+
+
+def test_jacobian_size_of_alexnet_from_000(worked):
+    n = 5 * 5 * 256 * 27 * 27
+    assert f"(5, 5, 256, 27, 27) = {n:,} numbers" in worked.replace("\n", " ") and round(n / 1e6, 1) == 4.7
+
+
+def test_stride_2_drops_the_intermediates_001():
+    # the recitation's 3x3 kernel: the stride-2 output is the stride-1 output without the intermediate windows
+    kernel = [[9, -9, 7], [2, 5, 6], [-7, 9, -10]]
+    x = [[1, 2, 3, 4, 5], [0, 1, 0, 1, 0], [2, 2, 2, 2, 2], [1, 0, 1, 0, 1], [3, 1, 4, 1, 5]]
+    code, out, _ = convgrad("explain", "resample", "--kernel", "9,-9,7;2,5,6;-7,9,-10", "--input",
+                            ";".join(",".join(map(str, r)) for r in x))
+    from convgrad.explain import explain_resample
+    r = explain_resample(x=np.asarray(x, float), w=np.asarray(kernel, float)).results
+    assert code == 0 and "dSample(conv(x, w, stride 1), 2)" in out.replace("\n", " ")
+    assert np.array_equal(r["v1"], corr2d(x, kernel)) and np.array_equal(r["v"], corr2d(x, kernel, s=2))
+    assert np.array_equal(corr2d(x, kernel, s=2), corr2d(x, kernel)[::2, ::2])
