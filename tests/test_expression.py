@@ -107,3 +107,16 @@ def test_sampled_gradcheck_catches_a_wrong_gradient():
             return dx
     report = gradcheck(Broken(20, 20, generator=0), np.random.default_rng(1).standard_normal((3, 20)), sample=4)
     assert not report.passed and not report["weight"].passed and report["input"].passed
+
+
+def test_gradcheck_command_on_a_whole_model_with_progress():
+    import contextlib
+    import io
+
+    from convgrad.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["gradcheck", "--model", "lenet", "--sample", "2"])
+    text = out.getvalue()
+    assert code == 0 and "PASSED" in text and "0.weight (2 of 288)" in text and "7.weight (2 of 204800)" in text
+    assert "  9.bias" in err.getvalue() and "2/2" in err.getvalue()                  # progress, per tensor
