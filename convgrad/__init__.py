@@ -12,3 +12,4 @@ from .nn.module import Module, Parameter
 
 __version__ = "0.1.0"
 from .gradcheck import GradcheckReport, gradcheck  # noqa: E402  (the function shadows the module name, as in torch)
+from .summary import summary  # noqa: E402

@@ -27,7 +27,7 @@ class Node:
         inputs: the Tensors read, one per differentiable argument (None for a constant).
         seq: creation order.
     """
-    __slots__ = ("op", "module", "attrs", "inputs", "seq", "out_shape", "out_dtype", "_backward", "_cache")
+    __slots__ = ("op", "module", "attrs", "inputs", "seq", "out_shape", "out_dtype", "_backward", "_cache", "__weakref__")
 
     def __init__(self, op, backward, cache, inputs, out_shape, out_dtype, attrs=None, module=None):
         self.op = op
