@@ -268,6 +268,13 @@ def test_3d_and_depthwise_agree_with_loops():
     v = np.array([np.sum(x[t:t + w.shape[0], i:i + w.shape[1], j:j + w.shape[2]] * w)
                   for t, i, j in itertools.product(*map(range, out))]).reshape(out)
     assert np.array_equal(r["v"][0], v)
+    positions = list(itertools.product(*map(range, out)))
+    dw = np.zeros(w.shape)
+    dx = np.zeros(x.shape)
+    for (t, i, j) in positions:                     # each window: dw += window * g, dx[window] += w * g
+        dw += x[t:t + w.shape[0], i:i + w.shape[1], j:j + w.shape[2]] * g[t, i, j]
+        dx[t:t + w.shape[0], i:i + w.shape[1], j:j + w.shape[2]] += w * g[t, i, j]
+    assert np.array_equal(r["dJ/dw"][0, 0], dw) and np.array_equal(r["dJ/dx"][0], dx)
     code, text, _ = convgrad("explain", "conv", "--groups", "3", "--channels", "3", "--filters", "3", "--seed", "2")
     from convgrad.explain import explain_conv_nd as nd
     d = nd(2, groups=3, channels=3, filters=3, seed=2).results

@@ -70,7 +70,7 @@ def explain_transposed(x=None, w=None, grad=None, stride=2, padding=0, seed=None
     scatter = Step("scatter", "Forward as a scatter: each input entry stamps a scaled copy of w",
                    [f"y has size (h - 1)*s - 2p + f = ({x.shape[0]} - 1)*{s[0]} - 2*{p[0]} + {f[0]} = {out[0]} rows "
                     f"and ({x.shape[1]} - 1)*{s[1]} - 2*{p[1]} + {f[1]} = {out[1]} columns.",
-                    f"Entry x[i,j] adds x[i,j] * w to the output window at (i*s - p, j*s - p); where the stamps "
+                    "Entry x[i,j] adds x[i,j] * w to the output window at (i*s - p, j*s - p); where the stamps "
                     "overlap, they add up."],
                    [("x", x), ("w", w)] + stamps + [("y", y)], cap(eqs), animations=[stamping])
 
