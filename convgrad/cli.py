@@ -169,7 +169,8 @@ def main(argv=None) -> int:
     from .checkpoint import CheckpointError
     from .memory import retain_freed_memory
     from .data import DownloadError
-    args = build_parser().parse_args(argv)
+    from .explain import normalise_argv
+    args = build_parser().parse_args(normalise_argv(sys.argv[1:] if argv is None else argv))
     retain_freed_memory()           # an application may make this process-wide choice; see memory.py
     try:
         return args.func(args)

@@ -323,7 +323,10 @@ def _jacobians(x, xp, w, geo, n):
             f"({H}, {W}, {ho}, {wo}).",
             "Shown as slices, one per output (i, j): dv/dw[:,:,i,j] is the window of x that v[i,j] saw "
             "(each slice is the sliding window over x); dv/dx[:,:,i,j] is w placed where that window lies, "
-            "zeros elsewhere (entries under the padding fall off the edge)."]
+            "zeros elsewhere (entries under the padding fall off the edge).",
+            f"Here dv/dw holds {fh * fw * ho * wo} numbers and dv/dx {H * W * ho * wo}; they grow fast: for the "
+            f"lectures' example, AlexNet's second conv layer, dv/dw is (5, 5, 256, 27, 27) = {5 * 5 * 256 * 27 * 27:,} "
+            "numbers (the slide's ~4.7 million), which is why the shortcuts below never build them."]
     if n.multi:
         text.append(f"With {C} channel(s) and {K} filter(s): dv[o]/dw[o,c] is the same for every filter o "
                     "(and zero across filters), dv[o]/dx[c] places w[o,c]; shown for channel 0 and filter 0, "

@@ -214,7 +214,7 @@ def relu_backward(dy, cache):
     (np.where is ~6x slower), so an infinite dy where y <= 0 gives NaN (torch gives 0)."""
     y, where = cache
     _check_grad(dy, y.shape, where)
-    passes = np.less_equal(y, 0)
+    passes = np.asarray(np.less_equal(y, 0))        # asarray: a 0-d y gives a NumPy scalar here
     np.logical_not(passes, out=passes)
     return np.multiply(dy, passes, dtype=y.dtype)
 

@@ -227,11 +227,17 @@ def _check_model(args) -> int:
     model = build(args.model, generator=args.seed)
     if args.eval:
         model.eval()
+    from ..nn import Dropout, Dropout2d
+    dropouts = [m for m in model.modules() if isinstance(m, (Dropout, Dropout2d)) and m.training]
+    for m in dropouts:                  # a fresh mask every forward would make the differences noise
+        m.eval()
     x = np.random.default_rng(args.seed).standard_normal((2, 1, 28, 28))
     k = args.sample or 10
     n = sum(p.data.size for p in model.parameters())
     print(f"gradcheck {args.model}: {n} parameters in {len(list(model.parameters()))} tensors; {k} entries per "
-          f"tensor drawn with seed {args.seed}, central differences in float64 (eps {args.eps:g})", flush=True)
+          f"tensor drawn with seed {args.seed}, central differences in float64 (eps {args.eps:g})"
+          + (f"; its {len(dropouts)} Dropout layer(s) in eval mode (a new mask every forward would make the "
+             "differences noise)" if dropouts else ""), flush=True)
     tty = sys.stderr.isatty()
 
     def progress(name, done, total):
