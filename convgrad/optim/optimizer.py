@@ -15,47 +15,14 @@ what such a round trip gives back: string keys ("0") in "state", lists for tuple
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Callable
 
 import numpy as np
 
+from .._checks import check_bool, check_int, check_real  # noqa: F401 (re-exported to the schedulers)
 from ..nn.module import Parameter
 
 _LIST_KEYS = ("params", "param_names")
-
-
-# ---- argument checks shared by the optimisers and schedulers ---------------------------
-def check_real(where: str, name: str, value, *, minimum: float | None = None,
-               below: float | None = None, positive: bool = False) -> float:
-    """Require a finite real number (not a bool) with optional bounds; return it as float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{where}: {name} must be finite, got {value!r}")
-    if positive and not v > 0:
-        raise ValueError(f"{where}: {name} must be > 0, got {value!r}")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
-    if below is not None and not v < below:
-        raise ValueError(f"{where}: {name} must be < {below}, got {value!r}")
-    return v
-
-
-def check_bool(where: str, name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {name} must be a bool, got {value!r}")
-    return bool(value)
-
-
-def check_int(where: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{where}: {name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def to_plain(value):
