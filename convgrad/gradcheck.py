@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import check_bool, check_int, check_real
+
 from .nn.module import Module
 
 
@@ -127,6 +129,11 @@ def gradcheck(target, *inputs, backward=None, eps: float = 1e-6, atol: float = 1
     """
     if not inputs:
         raise ValueError("gradcheck: give at least one input array")
+    eps = check_real("gradcheck", "eps", eps, positive=True)
+    atol = check_real("gradcheck", "atol", atol, minimum=0.0)
+    rtol = check_real("gradcheck", "rtol", rtol, minimum=0.0)
+    seed = check_int("gradcheck", "seed", seed, minimum=0)
+    check_inputs = check_bool("gradcheck", "check_inputs", check_inputs)
     xs = [_as_float64(x, f"input {i}") for i, x in enumerate(inputs)]
     if isinstance(target, Module):
         if backward is not None:
