@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_float_array, check_grad, check_real, check_same_dtype
+from .._checks import check_float_array, check_generator, check_grad, check_real, check_same_dtype
 from .._rng import make_rng
 
 __all__ = ["linear", "linear_forward", "linear_backward",
@@ -105,14 +105,14 @@ def dropout_backward(dy, cache):
     return dy if mask is None else dy * mask
 
 
-def _rng(generator) -> np.random.Generator:
-    return make_rng(generator)
+def _rng(generator, where: str) -> np.random.Generator:
+    return make_rng(check_generator(where, generator))
 
 
 def dropout(x, p=0.5, training=True, generator=None):
     """torch.nn.functional.dropout; generator: None (the global one), an int seed or a
     numpy Generator. Any shape."""
-    return dropout_forward(x, p, training, _rng(generator))[0]
+    return dropout_forward(x, p, training, _rng(generator, "dropout"))[0]
 
 
 def dropout2d(x, p=0.5, training=True, generator=None):
@@ -121,4 +121,4 @@ def dropout2d(x, p=0.5, training=True, generator=None):
     if not isinstance(x, np.ndarray) or x.ndim not in (3, 4):
         raise ValueError(f"dropout2d: expected input of rank 4 (N, C, H, W) or 3, got shape "
                          f"{getattr(x, 'shape', None)}")
-    return dropout_forward(x, p, training, _rng(generator), channelwise=True, where="dropout2d")[0]
+    return dropout_forward(x, p, training, _rng(generator, "dropout2d"), channelwise=True, where="dropout2d")[0]

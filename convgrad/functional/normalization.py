@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import check_float_array, check_grad, check_real, check_same_dtype
+from .._checks import check_float_array, check_grad, check_int, check_real, check_same_dtype
 
 _BLOCK = 1 << 16
 _LONG_ROW = 1 << 12
@@ -109,6 +109,7 @@ class BatchNormCache:
     inv_std: np.ndarray          # (C,) float64
     weight: np.ndarray | None    # (C,)
     has_bias: bool
+    where: str = "batch_norm"
 
 
 def _as_ncl(x: np.ndarray, where: str) -> np.ndarray:
@@ -130,7 +131,7 @@ def _channel_blocks(shape, vectors, dtype):
 
 
 def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
-                       momentum=0.1, eps=1e-5, workspace: dict | None = None):
+                       momentum=0.1, eps=1e-5, workspace: dict | None = None, *, where: str = "batch_norm"):
     """Batch norm forward: x (N, C, *spatial) -> (y of x's shape and dtype, cache).
 
     training=True normalises with the batch's mean and biased variance over (N, *spatial)
@@ -138,8 +139,8 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
     r = (1 - momentum) * r + momentum * batch statistic, the variance unbiased (m/(m-1)).
     training=False uses running_mean/running_var. weight, bias, running_*: (C,) or None.
     workspace: a dict in which a layer keeps its small work array across calls.
+    where: the name errors give (the layer's).
     """
-    where = "batch_norm"
     check_float_array(x, where)
     eps = _eps(eps, where)
     momentum = check_real(where, "momentum", momentum, minimum=0.0, maximum=1.0)
@@ -151,7 +152,7 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{where}: give both running_mean and running_var, or neither")
     if training:
-        mean, var = _batch_statistics(x, x3, workspace)
+        mean, var = _batch_statistics(x, x3, workspace, where)
         if running_mean is not None and x.size:       # an empty batch leaves them, as torch
             m = n * l
             running_mean *= 1.0 - momentum
@@ -171,16 +172,16 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
         out = np.multiply(x3[index], alpha_plane, out=y[index])
         out += beta_plane
     return y.reshape(x.shape), BatchNormCache(x.shape, bool(training), x3.copy(), mean, inv_std, weight,
-                                              bias is not None)
+                                              bias is not None, where)
 
 
-def _batch_statistics(x, x3, workspace):
+def _batch_statistics(x, x3, workspace, where):
     """Per-channel mean and biased variance over (N, L), float64 (C,) each. Two passes:
     the mean, then the squares of x - mean (no cancellation as in E[x^2] - E[x]^2)."""
     n, c, l = x3.shape
     m = n * l
     if m == 1:
-        raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, "
+        raise ValueError(f"{where}: Expected more than 1 value per channel when training, "
                          f"got input size {x.shape}")
     if m == 0:                                    # an empty batch: nothing to normalise
         return np.zeros(c), np.ones(c)
@@ -198,7 +199,7 @@ def batch_norm_backward(dy, cache: BatchNormCache, workspace: dict | None = None
     """Gradients of batch_norm_forward: dy (N, C, *spatial) -> (dx, dweight, dbias);
     dweight/dbias are None where the forward had no weight/bias."""
     x3 = cache.x
-    dy = check_grad(dy, cache.shape, x3.dtype, "batch_norm")
+    dy = check_grad(dy, cache.shape, x3.dtype, cache.where)
     dtype = dy.dtype
     dy3 = dy.reshape(x3.shape)
     n, c, l = x3.shape
@@ -254,6 +255,7 @@ class RowNormCache:
     param_shape: tuple | None    # the weight's own shape (None: no weight)
     bias_shape: tuple | None     # the bias's shape (None: no bias)
     p: int                       # affine entries per row
+    where: str
 
 
 def _column(v: np.ndarray, dtype) -> np.ndarray:
@@ -317,7 +319,7 @@ def _row_norm_backward(dy3, cache: RowNormCache, workspace=None):
 
 
 def _row_norm_grads(dy, cache: RowNormCache, where: str, workspace):
-    dy = check_grad(dy, cache.shape, cache.x.dtype, where)
+    dy = check_grad(dy, cache.shape, cache.x.dtype, cache.where)
     dx, dweight, dbias = _row_norm_backward(dy.reshape(cache.x.shape), cache, workspace)
     dtype = dy.dtype
     dweight = None if dweight is None else dweight.astype(dtype).reshape(cache.param_shape)
@@ -327,19 +329,17 @@ def _row_norm_grads(dy, cache: RowNormCache, where: str, workspace):
 
 def as_normalized_shape(normalized_shape, where: str) -> tuple:
     """An int or a sequence of positive ints -> a tuple (torch accepts both)."""
-    if isinstance(normalized_shape, (int, np.integer)) and not isinstance(normalized_shape, bool):
-        normalized_shape = (normalized_shape,)
-    shape = tuple(normalized_shape)
-    if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
-        raise ValueError(f"{where}: normalized_shape must be a positive int or a non-empty tuple of them, "
-                         f"got {normalized_shape!r}")
-    return tuple(int(s) for s in shape)
+    if not isinstance(normalized_shape, (tuple, list)):
+        return (check_int(where, "normalized_shape", normalized_shape, minimum=1),)
+    if not normalized_shape:
+        raise ValueError(f"{where}: normalized_shape must be a positive int or a non-empty tuple of them, got ()")
+    return tuple(check_int(where, f"normalized_shape[{i}]", s, minimum=1) for i, s in enumerate(normalized_shape))
 
 
-def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5, workspace: dict | None = None):
+def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5, workspace: dict | None = None,
+                       *, where: str = "layer_norm"):
     """Layer norm: statistics per sample over the trailing dims normalized_shape.
     x (*, *normalized_shape) -> (y of x's shape and dtype, cache); weight, bias: normalized_shape."""
-    where = "layer_norm"
     shape = as_normalized_shape(normalized_shape, where)
     eps = _eps(eps, where)
     check_float_array(x, where)
@@ -357,7 +357,7 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5, wo
     w_plane = None if weight is None else weight.reshape(1, k)
     y, mean, inv_std = _row_norm_forward(x3, eps, w_plane, None if bias is None else bias.reshape(1, k), workspace)
     cache = RowNormCache(x.shape, x3.copy(), mean, inv_std, w_plane, None if weight is None else shape,
-                         None if bias is None else shape, k)
+                         None if bias is None else shape, k, where)
     return y.reshape(x.shape), cache
 
 
@@ -371,10 +371,10 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     return layer_norm_forward(x, normalized_shape, weight, bias, eps)[0]
 
 
-def group_norm_forward(x, num_groups, weight=None, bias=None, eps=1e-5, workspace: dict | None = None):
+def group_norm_forward(x, num_groups, weight=None, bias=None, eps=1e-5, workspace: dict | None = None,
+                       *, where: str = "group_norm"):
     """Group norm: statistics per sample and group of C/G channels over those channels and
     all positions. x (N, C, *spatial) -> (y of x's shape and dtype, cache); weight, bias: (C,)."""
-    where = "group_norm"
     check_float_array(x, where)
     eps = _eps(eps, where)
     if x.ndim < 2:
@@ -393,7 +393,7 @@ def group_norm_forward(x, num_groups, weight=None, bias=None, eps=1e-5, workspac
     b_plane = None if bias is None else _plane(bias, l, x.dtype).reshape(g, -1)
     y, mean, inv_std = _row_norm_forward(x3, eps, w_plane, b_plane, workspace)
     cache = RowNormCache(x.shape, x3.copy(), mean, inv_std, w_plane, None if weight is None else (c,),
-                         None if bias is None else (c,), c // g)
+                         None if bias is None else (c,), c // g, where)
     return y.reshape(x.shape), cache
 
 

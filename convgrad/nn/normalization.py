@@ -75,7 +75,7 @@ class _BatchNorm(Module):
         y, self._cache = F.batch_norm_forward(
             x, self.running_mean, self.running_var,
             None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data,
-            batch_stats, factor, self.eps, workspace=self._workspace)
+            batch_stats, factor, self.eps, workspace=self._workspace, where=type(self).__name__)
         if update:
             self.num_batches_tracked += 1
         return y
@@ -129,7 +129,7 @@ class LayerNorm(Module):
         y, self._cache = F.layer_norm_forward(x, self.normalized_shape,
                                               None if self.weight is None else self.weight.data,
                                               None if self.bias is None else self.bias.data, self.eps,
-                                              workspace=self._workspace)
+                                              workspace=self._workspace, where="LayerNorm")
         return y
 
     def backward(self, grad_out):
@@ -169,7 +169,7 @@ class GroupNorm(Module):
         y, self._cache = F.group_norm_forward(x, self.num_groups,
                                               None if self.weight is None else self.weight.data,
                                               None if self.bias is None else self.bias.data, self.eps,
-                                              workspace=self._workspace)
+                                              workspace=self._workspace, where="GroupNorm")
         return y
 
     def backward(self, grad_out):

@@ -58,7 +58,11 @@ class Optimizer:
         if isinstance(params, (set, frozenset)):
             raise TypeError(f"{name}: params must be an ordered collection (a set's order "
                             f"changes between runs); use a list")
-        groups = list(params)
+        try:
+            groups = list(params)
+        except TypeError:
+            raise TypeError(f"{name}: params must be an iterable of Parameters or of param-group dicts, "
+                            f"got {type(params).__name__}") from None
         if not groups:
             raise ValueError(f"{name}: got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -138,6 +142,10 @@ class Optimizer:
     def _grad(self, p: Parameter, maximize: bool) -> np.ndarray:
         """p.grad in p's dtype (negated if maximize); never aliased when it will be modified."""
         g = p.grad
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}: a parameter of dtype {p.data.dtype} has a grad of "
+                            f"{type(g).__name__ if not isinstance(g, np.ndarray) else 'dtype ' + str(g.dtype)}; "
+                            f"expected a floating array")
         if g.shape != p.data.shape:
             raise ValueError(f"{type(self).__name__}: a parameter of shape {p.data.shape} has a "
                              f"grad of shape {g.shape}")
@@ -170,19 +178,26 @@ class Optimizer:
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the state has {len(saved_groups)} param groups, "
                              f"the optimiser {len(self.param_groups)}")
+        def index(key) -> int:
+            try:
+                return int(key)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}.load_state_dict: parameter index {key!r} in the state is not an "
+                                 f"integer") from None
+
         id_map: dict[int, Parameter] = {}
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             saved_params = list(saved["params"])
             if len(saved_params) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: param group {i} has {len(saved_params)} "
                                  f"parameters in the state, {len(group['params'])} in the optimiser")
-            id_map.update(zip((int(k) for k in saved_params), group["params"]))
+            id_map.update(zip((index(k) for k in saved_params), group["params"]))
         state: dict[Parameter, dict[str, Any]] = {}
         for key, entry in state_dict["state"].items():
-            if int(key) not in id_map:
+            if index(key) not in id_map:
                 raise ValueError(f"{name}.load_state_dict: state for parameter index {key}, "
                                  f"which no param group lists")
-            p = id_map[int(key)]
+            p = id_map[index(key)]
             restored = {}
             for k, v in entry.items():
                 v = to_plain(v)
