@@ -245,7 +245,12 @@ def _check_function(f, backward, xs, grad_output, eps, atol, rtol, seed, sample=
                     progress=None) -> GradcheckReport:
     if backward is None:                           # a function of Tensors: the recorded backward
         leaves = [tensor(x.copy(), requires_grad=True) for x in xs]
-        y = f(*leaves)
+        try:
+            y = f(*leaves)
+        except TypeError as exc:                   # e.g. a NumPy ufunc, which refuses Tensors
+            raise TypeError(f"gradcheck: without backward=, target is called with convgrad Tensors and "
+                            f"must compute with them; it raised TypeError: {exc}. Give backward= for a "
+                            f"function of NumPy arrays") from exc
         if not isinstance(y, Tensor) or not y.requires_grad:
             raise TypeError("gradcheck: without backward=, target must be a function of convgrad Tensors "
                             f"that returns a Tensor computed from them, got {type(y).__name__}")

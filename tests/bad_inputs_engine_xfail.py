@@ -199,9 +199,11 @@ ENGINE_XFAIL = {'backward-ConvTranspose1d-bool': 'message "Cannot cast ufunc \'m
  'ctor-Conv1d-bias-none': 'no error (expected TypeError)',
  'ctor-Conv1d-bias-str': 'no error (expected TypeError)',
  'ctor-Conv1d-dtype-bogus': 'message "data type \'bogus\' not understood" does not name [\'Conv1d\', \'dtype\']',
- 'ctor-Conv1d-dtype-complex': 'no error (expected TypeError)',
+ 'ctor-Conv1d-dtype-complex': "message 'only floating-point tensors can require gradients, got dtype complex128' does "
+                              "not name ['Conv1d']",
  'ctor-Conv1d-dtype-float16': 'no error (expected TypeError)',
- 'ctor-Conv1d-dtype-int64': 'no error (expected TypeError)',
+ 'ctor-Conv1d-dtype-int64': "message 'only floating-point tensors can require gradients, got dtype int64' does not "
+                            "name ['Conv1d']",
  'ctor-Conv1d-generator-float': "message 'expected generator as None, an int seed or a numpy.random.Generator, got "
                                 "float' does not name ['Conv1d']",
  'ctor-Conv1d-generator-legacy': "message 'expected generator as None, an int seed or a numpy.random.Generator, got "
@@ -259,9 +261,11 @@ ENGINE_XFAIL = {'backward-ConvTranspose1d-bool': 'message "Cannot cast ufunc \'m
  'ctor-Conv2d-bias-none': 'no error (expected TypeError)',
  'ctor-Conv2d-bias-str': 'no error (expected TypeError)',
  'ctor-Conv2d-dtype-bogus': 'message "data type \'bogus\' not understood" does not name [\'Conv2d\', \'dtype\']',
- 'ctor-Conv2d-dtype-complex': 'no error (expected TypeError)',
+ 'ctor-Conv2d-dtype-complex': "message 'only floating-point tensors can require gradients, got dtype complex128' does "
+                              "not name ['Conv2d']",
  'ctor-Conv2d-dtype-float16': 'no error (expected TypeError)',
- 'ctor-Conv2d-dtype-int64': 'no error (expected TypeError)',
+ 'ctor-Conv2d-dtype-int64': "message 'only floating-point tensors can require gradients, got dtype int64' does not "
+                            "name ['Conv2d']",
  'ctor-Conv2d-generator-float': "message 'expected generator as None, an int seed or a numpy.random.Generator, got "
                                 "float' does not name ['Conv2d']",
  'ctor-Conv2d-generator-legacy': "message 'expected generator as None, an int seed or a numpy.random.Generator, got "
@@ -319,9 +323,11 @@ ENGINE_XFAIL = {'backward-ConvTranspose1d-bool': 'message "Cannot cast ufunc \'m
  'ctor-Conv3d-bias-none': 'no error (expected TypeError)',
  'ctor-Conv3d-bias-str': 'no error (expected TypeError)',
  'ctor-Conv3d-dtype-bogus': 'message "data type \'bogus\' not understood" does not name [\'Conv3d\', \'dtype\']',
- 'ctor-Conv3d-dtype-complex': 'no error (expected TypeError)',
+ 'ctor-Conv3d-dtype-complex': "message 'only floating-point tensors can require gradients, got dtype complex128' does "
+                              "not name ['Conv3d']",
  'ctor-Conv3d-dtype-float16': 'no error (expected TypeError)',
- 'ctor-Conv3d-dtype-int64': 'no error (expected TypeError)',
+ 'ctor-Conv3d-dtype-int64': "message 'only floating-point tensors can require gradients, got dtype int64' does not "
+                            "name ['Conv3d']",
  'ctor-Conv3d-generator-float': "message 'expected generator as None, an int seed or a numpy.random.Generator, got "
                                 "float' does not name ['Conv3d']",
  'ctor-Conv3d-generator-legacy': "message 'expected generator as None, an int seed or a numpy.random.Generator, got "
@@ -380,9 +386,11 @@ ENGINE_XFAIL = {'backward-ConvTranspose1d-bool': 'message "Cannot cast ufunc \'m
  'ctor-ConvTranspose1d-bias-str': 'no error (expected TypeError)',
  'ctor-ConvTranspose1d-dtype-bogus': 'message "data type \'bogus\' not understood" does not name [\'ConvTranspose1d\', '
                                      "'dtype']",
- 'ctor-ConvTranspose1d-dtype-complex': 'no error (expected TypeError)',
+ 'ctor-ConvTranspose1d-dtype-complex': "message 'only floating-point tensors can require gradients, got dtype "
+                                       "complex128' does not name ['ConvTranspose1d']",
  'ctor-ConvTranspose1d-dtype-float16': 'no error (expected TypeError)',
- 'ctor-ConvTranspose1d-dtype-int64': 'no error (expected TypeError)',
+ 'ctor-ConvTranspose1d-dtype-int64': "message 'only floating-point tensors can require gradients, got dtype int64' "
+                                     "does not name ['ConvTranspose1d']",
  'ctor-ConvTranspose1d-generator-float': "message 'expected generator as None, an int seed or a "
                                          "numpy.random.Generator, got float' does not name ['ConvTranspose1d']",
  'ctor-ConvTranspose1d-generator-legacy': "message 'expected generator as None, an int seed or a "
@@ -442,9 +450,11 @@ ENGINE_XFAIL = {'backward-ConvTranspose1d-bool': 'message "Cannot cast ufunc \'m
  'ctor-ConvTranspose2d-bias-str': 'no error (expected TypeError)',
  'ctor-ConvTranspose2d-dtype-bogus': 'message "data type \'bogus\' not understood" does not name [\'ConvTranspose2d\', '
                                      "'dtype']",
- 'ctor-ConvTranspose2d-dtype-complex': 'no error (expected TypeError)',
+ 'ctor-ConvTranspose2d-dtype-complex': "message 'only floating-point tensors can require gradients, got dtype "
+                                       "complex128' does not name ['ConvTranspose2d']",
  'ctor-ConvTranspose2d-dtype-float16': 'no error (expected TypeError)',
- 'ctor-ConvTranspose2d-dtype-int64': 'no error (expected TypeError)',
+ 'ctor-ConvTranspose2d-dtype-int64': "message 'only floating-point tensors can require gradients, got dtype int64' "
+                                     "does not name ['ConvTranspose2d']",
  'ctor-ConvTranspose2d-generator-float': "message 'expected generator as None, an int seed or a "
                                          "numpy.random.Generator, got float' does not name ['ConvTranspose2d']",
  'ctor-ConvTranspose2d-generator-legacy': "message 'expected generator as None, an int seed or a "
@@ -504,9 +514,11 @@ ENGINE_XFAIL = {'backward-ConvTranspose1d-bool': 'message "Cannot cast ufunc \'m
  'ctor-ConvTranspose3d-bias-str': 'no error (expected TypeError)',
  'ctor-ConvTranspose3d-dtype-bogus': 'message "data type \'bogus\' not understood" does not name [\'ConvTranspose3d\', '
                                      "'dtype']",
- 'ctor-ConvTranspose3d-dtype-complex': 'no error (expected TypeError)',
+ 'ctor-ConvTranspose3d-dtype-complex': "message 'only floating-point tensors can require gradients, got dtype "
+                                       "complex128' does not name ['ConvTranspose3d']",
  'ctor-ConvTranspose3d-dtype-float16': 'no error (expected TypeError)',
- 'ctor-ConvTranspose3d-dtype-int64': 'no error (expected TypeError)',
+ 'ctor-ConvTranspose3d-dtype-int64': "message 'only floating-point tensors can require gradients, got dtype int64' "
+                                     "does not name ['ConvTranspose3d']",
  'ctor-ConvTranspose3d-generator-float': "message 'expected generator as None, an int seed or a "
                                          "numpy.random.Generator, got float' does not name ['ConvTranspose3d']",
  'ctor-ConvTranspose3d-generator-legacy': "message 'expected generator as None, an int seed or a "
