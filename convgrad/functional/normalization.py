@@ -168,10 +168,13 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
     alpha = inv_std if weight is None else inv_std * weight
     beta = -mean * alpha if bias is None else bias - mean * alpha
     y = np.empty(x3.shape, x.dtype)
+    saved = np.empty(x3.shape, x.dtype)           # backward's own copy, taken while each block is in cache
     for index, (alpha_plane, beta_plane) in _channel_blocks(x3.shape, (alpha, beta), x.dtype):
-        out = np.multiply(x3[index], alpha_plane, out=y[index])
+        block = x3[index]
+        np.copyto(saved[index], block)
+        out = np.multiply(block, alpha_plane, out=y[index])
         out += beta_plane
-    return y.reshape(x.shape), BatchNormCache(x.shape, bool(training), x3.copy(), mean, inv_std, weight,
+    return y.reshape(x.shape), BatchNormCache(x.shape, bool(training), saved, mean, inv_std, weight,
                                               bias is not None, where)
 
 
