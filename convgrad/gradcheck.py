@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import check_bool, check_int, check_real
 from .autograd import Tensor, no_grad, tensor
 from .nn.module import Module
 
@@ -164,10 +165,15 @@ def gradcheck(target, *inputs, backward=None, grad_output=None, eps: float = 1e-
     sample: check only this many entries per tensor (seeded); progress(name, done, total).
     Returns a GradcheckReport; it never raises on a mismatch.
     """
-    if sample is not None and (int(sample) != sample or sample < 1):
-        raise ValueError(f"gradcheck: sample must be a positive integer, got {sample!r}")
+    if sample is not None:
+        sample = check_int("gradcheck", "sample", sample, minimum=1)
     if not inputs:
         raise ValueError("gradcheck: give at least one input array")
+    eps = check_real("gradcheck", "eps", eps, positive=True)
+    atol = check_real("gradcheck", "atol", atol, minimum=0.0)
+    rtol = check_real("gradcheck", "rtol", rtol, minimum=0.0)
+    seed = check_int("gradcheck", "seed", seed, minimum=0)
+    check_inputs = check_bool("gradcheck", "check_inputs", check_inputs)
     xs = [_as_float64(x, f"input {i}") for i, x in enumerate(inputs)]
     if isinstance(target, Module):
         if backward is not None:
@@ -239,7 +245,12 @@ def _check_function(f, backward, xs, grad_output, eps, atol, rtol, seed, sample=
                     progress=None) -> GradcheckReport:
     if backward is None:                           # a function of Tensors: the recorded backward
         leaves = [tensor(x.copy(), requires_grad=True) for x in xs]
-        y = f(*leaves)
+        try:
+            y = f(*leaves)
+        except TypeError as exc:                   # e.g. a NumPy ufunc, which refuses Tensors
+            raise TypeError(f"gradcheck: without backward=, target is called with convgrad Tensors and "
+                            f"must compute with them; it raised TypeError: {exc}. Give backward= for a "
+                            f"function of NumPy arrays") from exc
         if not isinstance(y, Tensor) or not y.requires_grad:
             raise TypeError("gradcheck: without backward=, target must be a function of convgrad Tensors "
                             f"that returns a Tensor computed from them, got {type(y).__name__}")

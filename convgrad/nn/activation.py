@@ -2,10 +2,13 @@
 
 Each layer's forward keeps the functional cache; backward(grad_out) applies the
 functional backward to it. `inplace` is accepted for torch compatibility; the result
-is always a new array (the input is never modified).
+is always a new array (the input is never modified), and the cache never aliases the
+caller's input or the returned output, so writing into either before backward changes nothing.
+Arguments are checked at construction (type and range, torch's rules).
 """
 from __future__ import annotations
 
+from .._checks import check_bool, check_choice, check_int, check_real
 from ..functional import activation as F
 from .module import Module
 
@@ -35,7 +38,7 @@ class ReLU(_Activation):
 
     def __init__(self, inplace: bool = False):
         super().__init__()
-        self.inplace = inplace
+        self.inplace = check_bool(type(self).__name__, "inplace", inplace)
 
     def _forward(self, x):
         return F.relu_forward(x, where="ReLU")
@@ -47,7 +50,8 @@ class LeakyReLU(_Activation):
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
-        self.negative_slope, self.inplace = negative_slope, inplace
+        self.negative_slope = check_real("LeakyReLU", "negative_slope", negative_slope)
+        self.inplace = check_bool("LeakyReLU", "inplace", inplace)
 
     def _forward(self, x):
         return F.leaky_relu_forward(x, self.negative_slope, where="LeakyReLU")
@@ -62,7 +66,8 @@ class ELU(_Activation):
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
-        self.alpha, self.inplace = alpha, inplace
+        self.alpha = check_real("ELU", "alpha", alpha)
+        self.inplace = check_bool("ELU", "inplace", inplace)
 
     def _forward(self, x):
         return F.elu_forward(x, self.alpha, where="ELU")
@@ -77,9 +82,7 @@ class GELU(_Activation):
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.approximate = approximate
+        self.approximate = check_choice("GELU", "approximate", approximate, ("none", "tanh"))
 
     def _forward(self, x):
         return F.gelu_forward(x, self.approximate, where="GELU")
@@ -110,9 +113,8 @@ class Softplus(_Activation):
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         super().__init__()
-        if beta == 0:
-            raise ValueError("Softplus: beta must be non-zero, got 0")
-        self.beta, self.threshold = beta, threshold
+        self.beta = check_real("Softplus", "beta", beta, nonzero=True)
+        self.threshold = check_real("Softplus", "threshold", threshold)
 
     def _forward(self, x):
         return F.softplus_forward(x, self.beta, self.threshold, where="Softplus")
@@ -127,7 +129,7 @@ class SiLU(_Activation):
 
     def __init__(self, inplace: bool = False):
         super().__init__()
-        self.inplace = inplace
+        self.inplace = check_bool(type(self).__name__, "inplace", inplace)
 
     def _forward(self, x):
         return F.silu_forward(x, where="SiLU")
@@ -139,6 +141,8 @@ class Softmax(_Activation):
 
     def __init__(self, dim: int | None = None):
         super().__init__()
+        if dim is not None:
+            check_int(type(self).__name__, "dim", dim)
         self.dim = dim
 
     def _forward(self, x):
@@ -154,6 +158,8 @@ class LogSoftmax(_Activation):
 
     def __init__(self, dim: int | None = None):
         super().__init__()
+        if dim is not None:
+            check_int(type(self).__name__, "dim", dim)
         self.dim = dim
 
     def _forward(self, x):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+from .._checks import check_bool, check_generator
 from ..functional import dense as F
 from . import init
 from .module import Module
@@ -19,7 +20,8 @@ class _DropoutNd(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False, generator=None):
         super().__init__()
         self.p = F.check_p(p, type(self).__name__)
-        self.inplace = inplace
+        self.inplace = check_bool(type(self).__name__, "inplace", inplace)
+        generator = check_generator(type(self).__name__, generator)
         self._generator = None if generator is None else init.make_rng(generator)
         self._cache = None
 

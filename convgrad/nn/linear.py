@@ -1,17 +1,10 @@
 """Linear (fully connected) layer and Identity, with torch's arguments, names and init."""
 from __future__ import annotations
 
-import numpy as np
-
+from .._checks import check_bool, check_float_dtype, check_generator, check_int
 from ..functional import dense as F
 from . import init
 from .module import Module, Parameter
-
-
-def _check_features(value, arg: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{where}: {arg} must be a non-negative integer, got {value!r}")
-    return int(value)
 
 
 class Linear(Module):
@@ -23,9 +16,11 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, generator=None, dtype=None):
         super().__init__()
-        self.in_features = _check_features(in_features, "in_features", "Linear")
-        self.out_features = _check_features(out_features, "out_features", "Linear")
-        rng = init.make_rng(generator)
+        self.in_features = check_int("Linear", "in_features", in_features, minimum=0)
+        self.out_features = check_int("Linear", "out_features", out_features, minimum=0)
+        bias = check_bool("Linear", "bias", bias)
+        dtype = check_float_dtype("Linear", dtype)
+        rng = init.make_rng(check_generator("Linear", generator))
         bound = init.default_bound(self.in_features)
         self.weight = Parameter(init.uniform((self.out_features, self.in_features), bound, rng, dtype))
         self.bias = Parameter(init.uniform((self.out_features,), bound, rng, dtype)) if bias else None

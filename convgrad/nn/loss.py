@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from .._checks import check_int, check_real
 from .._dtype import get_default_dtype
 from ..functional import loss as F
 from .module import Module
@@ -35,8 +36,11 @@ def _as_buffer(value, where: str, name: str):
     """A float array for a weight-like buffer (lists and int arrays become the default dtype)."""
     if value is None:
         return None
-    arr = np.asarray(value)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:          # ragged nested lists
+        raise TypeError(f"{where}: expected {name} as a float array, got {value!r}") from exc
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise TypeError(f"{where}: expected {name} as a float array, got dtype {arr.dtype}")
     if not np.issubdtype(arr.dtype, np.floating) or arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(get_default_dtype())
@@ -88,9 +92,9 @@ class CrossEntropyLoss(_WeightedLoss):
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__(weight, size_average, reduce, reduction)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-        self.ignore_index, self.label_smoothing = int(ignore_index), float(label_smoothing)
+        self.ignore_index = check_int("CrossEntropyLoss", "ignore_index", ignore_index)
+        self.label_smoothing = check_real("CrossEntropyLoss", "label_smoothing", label_smoothing,
+                                          minimum=0.0, maximum=1.0)
 
     def _forward(self, pred, target):
         return F.cross_entropy_forward(pred, target, self.weight, self.ignore_index, self.reduction,
@@ -106,7 +110,7 @@ class NLLLoss(_WeightedLoss):
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean"):
         super().__init__(weight, size_average, reduce, reduction)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_int("NLLLoss", "ignore_index", ignore_index)
 
     def _forward(self, pred, target):
         return F.nll_loss_forward(pred, target, self.weight, self.ignore_index, self.reduction, where="NLLLoss")

@@ -4,23 +4,23 @@ Parameter and buffer names and order follow torch (weight, bias, running_mean, r
 num_batches_tracked), so a torch state_dict converted to NumPy loads 1:1. The math, and
 the backward through the batch statistics, is in convgrad.functional.normalization.
 
-Like Linear, these layers keep a reference to their input (not a copy) for backward: do
-not modify an input in place between a layer's forward and its backward.
+The forward keeps its own copy of the input for backward (one pass; see "Caches and the
+caller's arrays" in docs/architecture.md), so writing into the input afterwards cannot
+change the gradients. Arguments are checked at construction (type and range).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .._dtype import get_default_dtype
-from .._checks import check_float_array
+from .._checks import check_bool, check_float_array, check_float_dtype, check_int, check_real
 from ..functional import normalization as F
 from .module import Module, Parameter
 
 
-def _positive_int(value, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
-    return int(value)
+def _eps(where: str, eps) -> float:
+    """eps >= 0 (torch does not check, and eps < 0 gives NaN for a constant channel)."""
+    return check_real(where, "eps", eps, minimum=0.0)
 
 
 class _BatchNorm(Module):
@@ -31,12 +31,13 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
         super().__init__()
         where = type(self).__name__
-        self.num_features = _positive_int(num_features, "num_features", where)
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{where}: momentum must be in [0, 1] or None, got {momentum!r}")
-        self.eps, self.momentum = float(eps), momentum
-        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        dt = np.dtype(dtype or get_default_dtype())
+        self.num_features = check_int(where, "num_features", num_features, minimum=1)
+        self.eps = _eps(where, eps)
+        self.momentum = None if momentum is None else check_real(where, "momentum", momentum,
+                                                                  minimum=0.0, maximum=1.0)
+        self.affine = check_bool(where, "affine", affine)
+        self.track_running_stats = check_bool(where, "track_running_stats", track_running_stats)
+        dt = check_float_dtype(where, dtype) or get_default_dtype()
         c = self.num_features
         self.weight = Parameter(np.ones(c, dt)) if affine else None
         self.bias = Parameter(np.zeros(c, dt)) if affine else None
@@ -74,7 +75,7 @@ class _BatchNorm(Module):
         y, self._cache = F.batch_norm_forward(
             x, self.running_mean, self.running_var,
             None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data,
-            batch_stats, factor, self.eps, workspace=self._workspace)
+            batch_stats, factor, self.eps, workspace=self._workspace, where=type(self).__name__)
         if update:
             self.num_batches_tracked += 1
         return y
@@ -115,8 +116,10 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
         super().__init__()
         self.normalized_shape = F.as_normalized_shape(normalized_shape, "LayerNorm")
-        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
-        dt = np.dtype(dtype or get_default_dtype())
+        self.eps = _eps("LayerNorm", eps)
+        self.elementwise_affine = check_bool("LayerNorm", "elementwise_affine", elementwise_affine)
+        bias = check_bool("LayerNorm", "bias", bias)
+        dt = check_float_dtype("LayerNorm", dtype) or get_default_dtype()
         self.weight = Parameter(np.ones(self.normalized_shape, dt)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, dt)) if elementwise_affine and bias else None
         self._cache = None
@@ -126,7 +129,7 @@ class LayerNorm(Module):
         y, self._cache = F.layer_norm_forward(x, self.normalized_shape,
                                               None if self.weight is None else self.weight.data,
                                               None if self.bias is None else self.bias.data, self.eps,
-                                              workspace=self._workspace)
+                                              workspace=self._workspace, where="LayerNorm")
         return y
 
     def backward(self, grad_out):
@@ -145,13 +148,14 @@ class GroupNorm(Module):
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
         super().__init__()
-        self.num_groups = _positive_int(num_groups, "num_groups", "GroupNorm")
-        self.num_channels = _positive_int(num_channels, "num_channels", "GroupNorm")
+        self.num_groups = check_int("GroupNorm", "num_groups", num_groups, minimum=1)
+        self.num_channels = check_int("GroupNorm", "num_channels", num_channels, minimum=1)
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels must be divisible by num_groups, "
                              f"got num_channels={num_channels}, num_groups={num_groups}")
-        self.eps, self.affine = float(eps), bool(affine)
-        dt = np.dtype(dtype or get_default_dtype())
+        self.eps = _eps("GroupNorm", eps)
+        self.affine = check_bool("GroupNorm", "affine", affine)
+        dt = check_float_dtype("GroupNorm", dtype) or get_default_dtype()
         self.weight = Parameter(np.ones(num_channels, dt)) if affine else None
         self.bias = Parameter(np.zeros(num_channels, dt)) if affine else None
         self._cache = None
@@ -165,7 +169,7 @@ class GroupNorm(Module):
         y, self._cache = F.group_norm_forward(x, self.num_groups,
                                               None if self.weight is None else self.weight.data,
                                               None if self.bias is None else self.bias.data, self.eps,
-                                              workspace=self._workspace)
+                                              workspace=self._workspace, where="GroupNorm")
         return y
 
     def backward(self, grad_out):

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_float_array
+from .._checks import check_float_array, check_grad, check_int
 from .module import Module
 
 
@@ -21,12 +21,8 @@ def _axis(dim, ndim: int, where: str, name: str) -> int:
 
 def _reshape_back(module: Module, grad_out):
     """The gradient of a reshape: grad_out reshaped to the input's shape."""
-    in_shape, out_shape = module._cached(module._cache)
-    where = type(module).__name__
-    check_float_array(grad_out, f"{where} backward", "grad_output")
-    if grad_out.shape != out_shape:
-        raise ValueError(f"{where} backward: expected grad_output of shape {out_shape}, got {grad_out.shape}")
-    return grad_out.reshape(in_shape)
+    in_shape, out_shape, dtype = module._cached(module._cache)
+    return check_grad(grad_out, out_shape, dtype, type(module).__name__).reshape(in_shape)
 
 
 class Flatten(Module):
@@ -34,7 +30,8 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = check_int("Flatten", "start_dim", start_dim)
+        self.end_dim = check_int("Flatten", "end_dim", end_dim)
         self._cache = None
 
     def forward(self, x):
@@ -49,7 +46,7 @@ class Flatten(Module):
                                  f"for an input of shape {x.shape}")
             out_shape = (*x.shape[:s], math.prod(x.shape[s:e + 1]), *x.shape[e + 1:])
         y = x.reshape(out_shape)
-        self._cache = (x.shape, y.shape)
+        self._cache = (x.shape, y.shape, y.dtype)
         return y
 
     def backward(self, grad_out):
@@ -72,7 +69,8 @@ class Unflatten(Module):
         if sum(1 for s in unflattened_size if s == -1) > 1 or any(s < -1 for s in unflattened_size):
             raise ValueError(f"Unflatten: unflattened_size may hold at most one -1 and no other negative "
                              f"sizes, got {tuple(unflattened_size)}")
-        self.dim, self.unflattened_size = dim, tuple(int(s) for s in unflattened_size)
+        self.dim = check_int("Unflatten", "dim", dim)
+        self.unflattened_size = tuple(int(s) for s in unflattened_size)
         self._cache = None
 
     def _sizes(self, n: int, x_shape) -> tuple:
@@ -92,7 +90,7 @@ class Unflatten(Module):
         d = _axis(self.dim, x.ndim, "Unflatten", "dim")
         sizes = self._sizes(x.shape[d], x.shape)
         y = x.reshape(*x.shape[:d], *sizes, *x.shape[d + 1:])
-        self._cache = (x.shape, y.shape)
+        self._cache = (x.shape, y.shape, y.dtype)
         return y
 
     def backward(self, grad_out):

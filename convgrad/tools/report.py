@@ -234,7 +234,7 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
 
     title = f"convgrad run report: {os.path.basename(os.path.abspath(directory))}"
     nav = "".join(f'<a href="#{sec.anchor}">{_e(sec.title.split(" (")[0])}</a>' for sec in sections)
-    subtitle = (f"{mc['name']} on {cfg.get('data', '?')} &middot; {_e(os.path.abspath(directory))} &middot; "
+    subtitle = (f"{_e(mc['name'])} on {_e(cfg.get('data', '?'))} &middot; {_e(os.path.abspath(directory))} &middot; "
                 f"generated {time.strftime('%Y-%m-%d %H:%M')} in {time.perf_counter() - start:.1f} s")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
