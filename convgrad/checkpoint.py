@@ -73,6 +73,7 @@ def _umask() -> int:
 
 
 def atomic_write_text(path: str, text: str) -> None:
+    """Write text as UTF-8 to path through a temporary file and a rename (never half-written)."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

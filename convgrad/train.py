@@ -57,11 +57,14 @@ def model_config(cfg: TrainConfig, data) -> dict:
 
 
 def build_model(mcfg: dict, seed=None):
+    """The model a run's model_config names (convgrad.models.build), initialised from seed."""
     return models.build(mcfg["name"], mcfg["in_channels"], mcfg["image_size"], mcfg["num_classes"],
                         generator=seed)
 
 
 def build_optimizer(cfg: TrainConfig, model):
+    """The optimiser cfg.optimizer names (sgd, adam, adamw) over model's parameters, with cfg's lr,
+    momentum, weight decay and nesterov."""
     params = list(model.parameters())
     if cfg.optimizer == "sgd":
         return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
@@ -98,6 +101,9 @@ def module_generators(model) -> dict:
 
 
 def load_data(cfg: TrainConfig):
+    """(dataset, train loader, test loader) for cfg: the dataset found or downloaded, cut to
+    cfg.limit_train/limit_test, the training loader shuffled with cfg.seed and augmented; both
+    normalised with the dataset's mean and std."""
     data = load_dataset(cfg.data, root=cfg.data_root)
     train_x, train_y = data.train
     test_x, test_y = data.test
@@ -143,6 +149,7 @@ def evaluate(model, loader, criterion=None):
 
 
 def write_metrics(path: str, history: list) -> None:
+    """Write the per-epoch rows of history as metrics.csv (METRIC_COLUMNS), atomically."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(METRIC_COLUMNS)

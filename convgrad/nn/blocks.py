@@ -10,7 +10,7 @@ from .normalization import BatchNorm2d
 
 
 class BasicBlock(Module):
-    """The ResNet-18/34 block: x (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
+    """The ResNet-18/34 block: x (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride))::
 
         out = relu(bn1(conv1(x)))          conv1: 3x3, stride, padding 1, no bias
         out = bn2(conv2(out))              conv2: 3x3, padding 1, no bias

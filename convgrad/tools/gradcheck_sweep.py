@@ -154,6 +154,7 @@ def format_row(r: Result) -> str:
 
 
 def failure_details(results) -> str:
+    """The failed sweep results as text: layer, configuration and the error or report."""
     lines = []
     for r in results:
         if r.passed:

@@ -28,7 +28,8 @@ def module_rst(module_name: str, places: dict[int, str]) -> list[str]:
         if inspect.ismodule(value):
             elsewhere.append(f":mod:`{value.__name__}`")
         elif not (inspect.isclass(value) or inspect.isfunction(value)):
-            lines += [f".. autodata:: {dotted}", "   :no-value:", ""]
+            lines += [f".. py:data:: {dotted}", f"   :type: {type(value).__name__}", "",
+                      "   " + public_api.constant_doc(module_name, name), ""]
         elif places.get(id(value)) != dotted:
             elsewhere.append(f":{_role(value)}:`{name} <{places[id(value)]}>`")
         elif inspect.isclass(value):

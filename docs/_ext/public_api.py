@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 
 # The pages of the API reference and the modules each documents, in order. An object is
 # documented where it first appears in this order; later modules that re-export it link to it.
@@ -64,3 +65,25 @@ def all_public_objects():
         module = load(module_name)
         for name in public_names(module):
             yield f"{module_name}.{name}", getattr(module, name)
+
+
+def constant_doc(module_name: str, name: str) -> str:
+    """The ``#:`` comment above a constant's assignment, in the module or (for a package) the
+    submodule that defines it; "" when there is none."""
+    import pkgutil
+    module = load(module_name)
+    candidates = [module]
+    if hasattr(module, "__path__"):
+        candidates += [load(f"{module_name}.{m.name}") for m in pkgutil.iter_modules(module.__path__)]
+    pattern = re.compile(rf"^{re.escape(name)}\s*[:=]")
+    for candidate in candidates:
+        lines = inspect.getsource(candidate).splitlines()
+        for i, line in enumerate(lines):
+            if pattern.match(line):
+                doc = []
+                while i > 0 and lines[i - 1].lstrip().startswith("#:"):
+                    i -= 1
+                    doc.insert(0, lines[i].lstrip()[2:].strip())
+                if doc:
+                    return " ".join(doc)
+    return ""
