@@ -24,6 +24,8 @@ sys.path.insert(0, os.path.join(DOCS, "_ext"))
 import public_api  # noqa: E402  (docs/_ext: the rule of what is public, shared with the API pages)
 
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+# What every docstring example may assume, as PyTorch's assume `import torch` (docs/api/index.md says so).
+EXAMPLE_GLOBALS = {"np": np, "cg": convgrad, "nn": nn}
 # Modules whose shapes are their children's: they document the rule by which gradients add instead.
 CONTAINERS = (nn.Module, nn.Sequential, nn.Residual, nn.Add, nn.Concat)
 PYTORCH_SECTIONS = ("Args:", "Shape:", "Example")
@@ -144,7 +146,7 @@ def _module_tests():
     found = []
     for name in _convgrad_modules():
         module = importlib.import_module(name)
-        tests = [t for t in finder.find(module, name) if t.examples]
+        tests = [t for t in finder.find(module, name, extraglobs=EXAMPLE_GLOBALS) if t.examples]
         if tests:
             found.append(pytest.param(name, tests, id=name))
     return found
