@@ -177,7 +177,8 @@ def test_docstring_examples_exist():
 
 @pytest.mark.parametrize("module_name, tests", MODULE_TESTS)
 def test_docstring_examples_run(module_name, tests):
-    assert _run(tests) == ""
+    failures = _run(tests)
+    assert not failures, failures
 
 
 TUTORIALS = sorted(f for f in os.listdir(os.path.join(DOCS, "tutorials")) if f.endswith(".md"))
