@@ -33,7 +33,7 @@ def module_rst(module_name: str, places: dict[int, str]) -> list[str]:
         elif places.get(id(value)) != dotted:
             elsewhere.append(f":{_role(value)}:`{name} <{places[id(value)]}>`")
         elif inspect.isclass(value):
-            lines += [f".. autoclass:: {dotted}", "   :members:", "   :show-inheritance:", ""]
+            lines += [f".. autoclass:: {dotted}", "   :members:", ""]
         else:
             lines += [f".. autofunction:: {dotted}", ""]
     if elsewhere:

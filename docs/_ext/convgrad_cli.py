@@ -31,13 +31,18 @@ def _subcommands(parser: argparse.ArgumentParser):
 
 
 def _describe(action: argparse.Action) -> str:
-    parts = [escape(action.help)] if action.help and action.help != argparse.SUPPRESS else []
+    parts = []
+    if action.help and action.help != argparse.SUPPRESS:
+        text = escape(action.help)
+        parts.append(text if text.endswith((".", "!", "?")) else text + ".")
     if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
         parts.append("Choices: " + ", ".join(f"``{c}``" for c in action.choices) + ".")
     if action.nargs == 0:                 # a flag: store_true / store_const
         parts.append("A flag (default: off).")
     elif action.required or not action.option_strings:
         parts.append("Required.")
+    elif action.help and "default" in action.help.lower():
+        pass                              # the help text states it
     elif action.default is not None and action.default != argparse.SUPPRESS:
         parts.append(f"Default: ``{action.default}``.")
     else:
