@@ -59,16 +59,21 @@ class ApiPage(SphinxDirective):
 _LITERAL = re.compile(r"(``.*?``|:\w+:`[^`]*`|`[^`]*`_?)")
 
 
+_TRAILING_UNDERSCORE = re.compile(r"(?<=\w)_(?=\W|$)")      # clip_grad_norm_, requires_grad_
+
+
 def _escape_prose(line: str) -> str:
-    """Escape * and | outside inline literals and roles."""
+    """Escape *, | and a name's trailing _ outside inline literals and roles."""
     parts = _LITERAL.split(line)
-    return "".join(p if i % 2 else p.replace("*", r"\*").replace("|", r"\|") for i, p in enumerate(parts))
+    return "".join(p if i % 2 else _TRAILING_UNDERSCORE.sub(r"\\_", p.replace("*", r"\*").replace("|", r"\|"))
+                   for i, p in enumerate(parts))
 
 
 def plain_text_docstring(app, what, name, obj, options, lines) -> None:
     """convgrad's docstrings are read in a terminal (help()) as much as on this site, so they write
-    shapes and formulas as plain text: ``(N, C, *S)``, ``|x|``, ``a*b``. Here * and | are characters,
-    never emphasis or substitutions; literal blocks (after ``::``) and doctests are left alone."""
+    shapes and formulas as plain text: ``(N, C, *S)``, ``|x|``, ``a*b``, ``clip_grad_norm_``. Here *, |
+    and a trailing _ are characters, never emphasis, substitutions or links; literal blocks (after
+    ``::``) and doctests are left alone."""
     in_block, block_indent, after_colons, in_doctest = False, 0, False, False
     for i, line in enumerate(lines):
         stripped = line.strip()

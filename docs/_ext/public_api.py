@@ -14,6 +14,7 @@ import re
 # documented where it first appears in this order; later modules that re-export it link to it.
 PAGES = {
     "nn": ["convgrad.nn", "convgrad.nn.init"],
+    "autograd": ["convgrad.autograd"],
     "functional": ["convgrad.functional"],
     "optim": ["convgrad.optim", "convgrad.optim.lr_scheduler"],
     "data": ["convgrad.data"],
@@ -23,7 +24,7 @@ PAGES = {
     "explain": ["convgrad.explain"],
     "tools": ["convgrad.tools", "convgrad.tools.gradcheck_sweep", "convgrad.tools.attack",
               "convgrad.tools.saliency", "convgrad.tools.report", "convgrad.cli"],
-    "convgrad": ["convgrad", "convgrad.parallel", "convgrad.memory"],
+    "convgrad": ["convgrad.summary", "convgrad", "convgrad.parallel", "convgrad.memory"],
 }
 MODULES = [name for names in PAGES.values() for name in names]
 
