@@ -155,17 +155,21 @@ def _module_tests():
 MODULE_TESTS = _module_tests()
 
 
+@pytest.fixture
+def global_state():
+    """NumPy's print options and convgrad's default dtype, put back after an example run."""
+    printing, dtype = np.get_printoptions(), convgrad.get_default_dtype()
+    yield
+    np.set_printoptions(**printing)
+    convgrad.set_default_dtype(dtype)
+
+
 def _run(tests) -> str:
-    """Run doctests in float64-free default state; returns the failure report ('' when all pass)."""
+    """Run doctests; returns the failure report ('' when all pass)."""
     out = []
     runner = doctest.DocTestRunner(optionflags=OPTIONS)
-    state = np.get_printoptions()
-    try:
-        for test in tests:
-            runner.run(test, out=out.append)
-    finally:
-        np.set_printoptions(**state)
-        convgrad.set_default_dtype(np.float32)
+    for test in tests:
+        runner.run(test, out=out.append)
     assert runner.tries > 0
     return "".join(out)
 
@@ -176,7 +180,7 @@ def test_docstring_examples_exist():
 
 
 @pytest.mark.parametrize("module_name, tests", MODULE_TESTS)
-def test_docstring_examples_run(module_name, tests):
+def test_docstring_examples_run(module_name, tests, global_state):
     failures = _run(tests)
     assert not failures, failures
 
@@ -191,7 +195,7 @@ def tutorial_blocks(text: str):
 
 
 @pytest.mark.parametrize("name", TUTORIALS)
-def test_tutorial_runs(name, tmp_path, monkeypatch):
+def test_tutorial_runs(name, tmp_path, monkeypatch, global_state):
     """Every block of the page, in order, in one namespace (in a scratch directory)."""
     path = os.path.join(DOCS, "tutorials", name)
     with open(path, encoding="utf-8") as f:
@@ -212,7 +216,6 @@ def test_tutorial_runs(name, tmp_path, monkeypatch):
             runner.run(test, out=out.append, clear_globs=False)
             namespace.update(test.globs)          # a DocTest runs in a copy of the namespace
             assert "".join(out) == "", f"{name}, block at line {line}:\n" + "".join(out)
-    convgrad.set_default_dtype(np.float32)
     assert sum(len(t.examples) for t in tests) >= 10
 
 
