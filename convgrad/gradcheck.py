@@ -163,6 +163,14 @@ def gradcheck(target, *inputs, backward=None, grad_output=None, eps: float = 1e-
     random array of y's shape (1.0 for a scalar function gives its plain gradient).
     sample: check only this many entries per tensor (seeded); progress(name, done, total).
     Returns a GradcheckReport; it never raises on a mismatch.
+
+    Example:
+        >>> report = cg.gradcheck(nn.Conv2d(2, 3, 3, stride=2), np.random.default_rng(0).random((1, 2, 7, 7)))
+        >>> report.passed, [check.name for check in report.checks]
+        (True, ['input', 'weight', 'bias'])
+        >>> square = cg.gradcheck(lambda x: x ** 2, np.array([1.0, -2.0]), backward=lambda g, x: 2 * x * g)
+        >>> square.passed
+        True
     """
     if sample is not None and (int(sample) != sample or sample < 1):
         raise ValueError(f"gradcheck: sample must be a positive integer, got {sample!r}")
