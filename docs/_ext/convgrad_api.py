@@ -49,6 +49,7 @@ class ApiPage(SphinxDirective):
         lines = []
         for module_name in public_api.PAGES[self.arguments[0]]:
             lines += module_rst(module_name, places)
+            self.env.note_dependency(public_api.load(module_name).__file__)   # rebuilt when its names change
         content = StringList(lines, source=f"<convgrad-api {self.arguments[0]}>")
         container = nodes.section()
         container.document = self.state.document

@@ -79,8 +79,13 @@ def parser_rst(parser: argparse.ArgumentParser, title: str, help_text: str | Non
 
 class CliReference(SphinxDirective):
     def run(self):
+        import sys
+
         from convgrad.cli import build_parser
         parser = build_parser()
+        for name, module in list(sys.modules.items()):      # rebuilt when a parser's module changes
+            if name.startswith("convgrad.") and getattr(module, "__file__", None):
+                self.env.note_dependency(module.__file__)
         lines = []
         for name, help_text, sub in _subcommands(parser):
             lines += parser_rst(sub, f"convgrad {name}", help_text, 0)
