@@ -1,5 +1,7 @@
 """Numerical gradient checking by central differences, in float64.
 
+For example::
+
     report = gradcheck(module, x)                      # input grad and every parameter grad
     report = gradcheck(f, x, w, backward=f_backward)   # a function and its backward
     assert report.passed, report

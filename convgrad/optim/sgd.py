@@ -7,7 +7,7 @@ from .optimizer import Optimizer, check_bool, check_real
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD. Per parameter, with g = grad (-grad if maximize):
+    """torch.optim.SGD. Per parameter, with g = grad (-grad if maximize)::
 
         g = g + weight_decay * p
         b = g (first step), else b = momentum * b + (1 - dampening) * g
