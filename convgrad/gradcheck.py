@@ -41,10 +41,12 @@ class TensorCheck:
 
     @property
     def passed(self) -> bool:
+        """Every entry within atol + rtol * |numerical|."""
         return bool(np.all(self.abs_error <= self.atol + self.rtol * np.abs(self.numerical)))
 
     @property
     def max_abs_error(self) -> float:
+        """max |analytic - numerical| over the entries checked."""
         return float(self.abs_error.max()) if self.abs_error.size else 0.0
 
     @property
@@ -57,6 +59,7 @@ class TensorCheck:
 
     @property
     def worst_index(self) -> tuple:
+        """The index of the largest absolute error (() for an empty tensor)."""
         if not self.abs_error.size:
             return ()
         return tuple(int(i) for i in np.unravel_index(np.argmax(self.abs_error), self.abs_error.shape))
@@ -75,6 +78,7 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
+        """Every tensor's check passed."""
         return all(c.passed for c in self.checks)
 
     def __bool__(self) -> bool:

@@ -192,6 +192,7 @@ class Trainer:
                 "normalization": {"mean": list(self.data.mean), "std": list(self.data.std)}}
 
     def save(self) -> None:
+        """Write checkpoint.npz, metrics.csv and config.json into the run directory (each atomically)."""
         checkpoint.save(self.checkpoint_path, self._state())
         write_metrics(os.path.join(self.cfg.out, "metrics.csv"), self.history)
         checkpoint.atomic_write_text(os.path.join(self.cfg.out, "config.json"),
@@ -221,6 +222,8 @@ class Trainer:
 
     # one epoch
     def train_epoch(self) -> tuple[float, float]:
+        """One pass over the training loader (forward, backward, optimiser and scheduler steps);
+        returns (mean training loss, training accuracy)."""
         model, opt, crit = self.model, self.optimizer, self.criterion
         model.train()
         total_loss = correct = seen = 0
@@ -250,6 +253,8 @@ class Trainer:
         return total_loss / seen, correct / seen
 
     def run(self) -> list:
+        """Train the remaining epochs, evaluating and checkpointing after each; returns the history
+        (one dict of metrics per epoch)."""
         while self.epoch < self.cfg.epochs:
             start = time.perf_counter()
             train_loss, train_acc = self.train_epoch()

@@ -101,10 +101,10 @@ class Tensor:
         return self.data if dtype is None else self.data.astype(dtype)
 
     # ---- array attributes -----------------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    shape = property(lambda self: self.data.shape, doc="The shape of .data.")
+    dtype = property(lambda self: self.data.dtype, doc="The dtype of .data.")
+    ndim = property(lambda self: self.data.ndim, doc="The number of axes of .data.")
+    size = property(lambda self: self.data.size, doc="The number of elements of .data.")
 
     def dim(self) -> int:
         """The number of axes (as ndim)."""

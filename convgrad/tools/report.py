@@ -82,13 +82,16 @@ class Section:
         self.anchor, self.title, self.parts = anchor, title, []
 
     def add(self, fragment: str) -> "Section":
+        """Append an HTML fragment; returns the section (for chaining)."""
         self.parts.append(fragment)
         return self
 
     def note(self, text: str) -> "Section":
+        """Append a paragraph of (escaped) text in the note style."""
         return self.add(f'<p class="note">{_e(text)}</p>')
 
     def render(self) -> str:
+        """The section as HTML."""
         return f'<section id="{self.anchor}"><h2>{_e(self.title)}</h2>{"".join(self.parts)}</section>'
 
 
