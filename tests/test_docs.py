@@ -67,8 +67,8 @@ def undocumented_methods(cls) -> list[str]:
         function = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
         if not inspect.isfunction(function):
             continue
-        doc = value.__doc__ if isinstance(value, property) else inspect.getdoc(getattr(cls, name))
-        if not (doc or "").strip():
+        docs = [getattr(base.__dict__[name], "__doc__", None) for base in cls.__mro__ if name in base.__dict__]
+        if not any((doc or "").strip() for doc in docs):
             missing.append(f"{cls.__name__}.{name}")
     return missing
 
