@@ -3,7 +3,7 @@
 Each walk-through is computed as data (a Walkthrough of Steps with named matrices, checks
 and animation frames; see steps.py) by conv.py, pool.py and resample.py, and drawn by
 render_text.py (the terminal) or render_html.py (one self-contained page whose players step
-through the animations with step / back / play / pause controls).
+through the animations with step / back / play / pause controls). For example::
 
     from convgrad.explain import explain_conv
     wt = explain_conv()                  # the lectures' worked example

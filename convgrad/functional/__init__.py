@@ -12,7 +12,16 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    """torch.nn.functional.conv2d: x (N, C_in, H, W), w (C_out, C_in/g, kh, kw)."""
+    """torch.nn.functional.conv2d: x (N, C_in, H, W), w (C_out, C_in/g, kh, kw), b (C_out,) or None
+    -> (N, C_out, H_out, W_out), H_out = floor((H + 2p - d(kh - 1) - 1)/s) + 1 (see nn.Conv2d).
+
+    Example:
+        >>> from convgrad import functional as F
+        >>> x = np.array([[[[2., -3, 4], [1, -1, 2], [-1, 2, 3]]]])      # the lectures' example
+        >>> F.conv2d(x, np.array([[[[3., -1], [4, 2]]]]))
+        array([[[[ 11., -13.],
+                 [  4.,   9.]]]])
+    """
     _expect_rank(w, 4, "conv2d")
     return conv(x, w, b, stride, padding, dilation, groups)
 

@@ -1,15 +1,18 @@
 """`convgrad attack`: adversarial examples (FGSM, PGD) through the model's own backward.
 
-The gradient an attack follows is the one training computes, taken one step further down:
+The gradient an attack follows is the one training computes, taken one step further down::
 
     logits = model((x - mean) / std)            x: pixels in [0, 1], (N, C, H, W)
     dL/dz  = model.backward(CrossEntropyLoss.backward())
     dL/dx  = dL/dz / std                         (chain rule through the normalisation)
 
-FGSM (Goodfellow et al. 2015):  x' = clip(x + eps * sign(dL/dx), 0, 1)
-PGD  (Madry et al. 2018):       K steps x <- clip(proj_eps(x + alpha * sign(dL/dx)), 0, 1),
-                                proj_eps the projection onto the L-inf ball |x - x_clean| <= eps;
-                                an image stays at the first iterate that fools the model.
+The attacks::
+
+    FGSM (Goodfellow et al. 2015):  x' = clip(x + eps * sign(dL/dx), 0, 1)
+    PGD  (Madry et al. 2018):       K steps x <- clip(proj_eps(x + alpha * sign(dL/dx)), 0, 1),
+                                    proj_eps the projection onto the L-inf ball |x - x_clean| <= eps;
+                                    an image stays at the first iterate that fools the model.
+
 Targeted (--target T): minimise the loss of class T instead, x' = x - eps * sign(dL_T/dx).
 eps and alpha are in pixel units ([0, 1]); 8/255 ~ 0.031 is the customary "invisible" budget.
 """

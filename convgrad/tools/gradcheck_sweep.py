@@ -4,7 +4,7 @@ For each layer and each of --configs random configurations (small shapes, float6
 library's gradcheck compares the input gradient and every parameter gradient of backward()
 with (L(t + eps) - L(t - eps)) / 2 eps of L = sum(forward(x) * g). A table row per
 configuration gives the largest relative error of each gradient and PASS/FAIL; the exit status
-is 1 when any configuration fails. A user's layer is checked the same way:
+is 1 when any configuration fails. A user's layer is checked the same way::
 
     convgrad gradcheck --module mypkg.layers:MyConv --args '{"in_channels": 2}' --input-shape 2,2,5,5
 
@@ -154,6 +154,7 @@ def format_row(r: Result) -> str:
 
 
 def failure_details(results) -> str:
+    """The failed sweep results as text: layer, configuration and the error or report."""
     lines = []
     for r in results:
         if r.passed:
