@@ -8,6 +8,7 @@ from ._dtype import get_default_dtype, set_default_dtype
 from ._threads import get_num_threads, set_num_threads
 from .nn.init import manual_seed
 from .nn.module import Module, Parameter
+from .weights import load, save
 
 __version__ = "0.1.0"
 from .gradcheck import GradcheckReport, gradcheck  # noqa: E402  (the function shadows the module name, as in torch)
