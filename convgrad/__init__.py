@@ -3,7 +3,7 @@
     import convgrad as cg
     model = cg.nn.Sequential(cg.nn.Conv2d(1, 8, 3), ...)
 """
-from . import functional, nn, optim
+from . import functional, nn, onnx, optim
 from ._dtype import get_default_dtype, set_default_dtype
 from ._threads import get_num_threads, set_num_threads
 from .nn.init import manual_seed

@@ -1,0 +1,13 @@
+"""ONNX in and out (the optional extra `pip install 'convgrad[onnx]'`).
+
+    convgrad.onnx.export(model, example_input, "model.onnx", opset=17)   # run it in onnxruntime
+    model = convgrad.onnx.load("model.onnx")      # a trainable convgrad Module from an ONNX graph
+
+    export.py          the module tree walked on an example input; containers wired
+    export_layers.py   each layer as ONNX operators
+    load.py            OnnxModel: an ONNX graph as a Module (forward, backward, state_dict)
+    import_ops.py      each ONNX operator as a forward/backward pair on convgrad's functional ops
+    cli.py             `convgrad export RUN --format onnx|safetensors`
+"""
+from ._proto import DEFAULT_OPSET, OnnxError
+from .export import export, to_model_proto
