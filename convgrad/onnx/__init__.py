@@ -11,3 +11,4 @@
 """
 from ._proto import DEFAULT_OPSET, OnnxError
 from .export import export, to_model_proto
+from .load import OnnxModel, load
