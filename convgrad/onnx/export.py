@@ -98,8 +98,9 @@ def _value_info(onnx, name: str, value: np.ndarray):
     return onnx.helper.make_tensor_value_info(name, elem, ["N", *value.shape[1:]])
 
 
-def to_model_proto(model: Module, example_input, opset: int = DEFAULT_OPSET):
-    """The ONNX ModelProto of model (explicit Modules), checked by onnx.checker."""
+def to_model_proto(model: Module, example_input, opset: int = DEFAULT_OPSET, metadata: dict | None = None):
+    """The ONNX ModelProto of model (explicit Modules), checked by onnx.checker; metadata: str -> str
+    pairs stored as the model's metadata_props."""
     onnx = onnx_package()
     if opset not in OPSETS:
         raise OnnxError(f"convgrad.onnx.export: opset must be in {OPSETS.start}..{OPSETS.stop - 1}, got {opset}")
@@ -121,13 +122,15 @@ def to_model_proto(model: Module, example_input, opset: int = DEFAULT_OPSET):
                                    [_value_info(onnx, out, np.asarray(y))], initializer=g.initializers)
     proto = onnx.helper.make_model(graph, producer_name="convgrad", ir_version=IR_VERSION,
                                    opset_imports=[onnx.helper.make_opsetid("", opset)])
+    if metadata:
+        onnx.helper.set_model_props(proto, {str(k): str(v) for k, v in metadata.items()})
     onnx.checker.check_model(proto)
     return proto
 
 
-def export(model: Module, example_input, path, opset: int = DEFAULT_OPSET) -> None:
+def export(model: Module, example_input, path, opset: int = DEFAULT_OPSET, metadata: dict | None = None) -> None:
     """Write model as ONNX to path (atomically). example_input (N, ...): an array of the input's
     shape and dtype; the batch axis is exported as dynamic ("N"). Raises OnnxError naming a
     layer without an ONNX form."""
-    proto = to_model_proto(model, example_input, opset)
+    proto = to_model_proto(model, example_input, opset, metadata)
     atomic_write_bytes(os.fspath(path), proto.SerializeToString())
