@@ -22,9 +22,25 @@ from ._proto import DEFAULT_OPSET, IR_VERSION, OPSETS, OnnxError, onnx_package
 class GraphBuilder:
     """Collects nodes and initializers; hands out unique tensor names."""
 
-    def __init__(self, onnx, dtype, opset: int):
+    def __init__(self, onnx, dtype, opset: int, model=None):
         self.onnx, self.dtype, self.opset = onnx, np.dtype(dtype), opset
         self.nodes, self.initializers, self._names = [], [], set()
+        # parameters and buffers by identity: their state_dict names, and each written once
+        self.known = {} if model is None else {id(p): n for n, p in model.named_parameters()}
+        if model is not None:
+            self.known.update({id(b): n for n, b in model.named_buffers()})
+        self.module_paths = {} if model is None else {id(m): n for n, m in model.named_modules()}
+        self._written = {}
+
+    def param(self, p, hint: str) -> str:
+        """The initializer of a Parameter, Tensor or array (one per object, under its state_dict
+        name when it has one); an object carrying an `onnx_name` is a tensor of the graph already."""
+        if getattr(p, "onnx_name", None):
+            return p.onnx_name
+        if id(p) not in self._written:
+            data = p if isinstance(p, np.ndarray) else p.data
+            self._written[id(p)] = (self.initializer(self.known.get(id(p), hint), data), p)   # p kept alive
+        return self._written[id(p)][0]
 
     def fresh(self, hint: str) -> str:
         name, i = hint, 1
@@ -82,9 +98,9 @@ def walk(g: GraphBuilder, module: Module, x, name: str, path: str):
         ys, ns = (x, name) if module.shortcut is None else walk(g, module.shortcut, x, name, _join(path, "shortcut"))
         return np.maximum(y + ys, 0), g.node("Relu", [g.node("Add", [n, ns], path)], _join(path, "relu2"))
     emit = export_layers.EMITTERS.get(type(module))
-    if emit is None:
-        raise OnnxError(f"convgrad.onnx.export: {type(module).__name__} (at {path or 'the model'!r}) has no ONNX form; "
-                        f"exportable layers: {', '.join(sorted(t.__name__ for t in export_layers.EMITTERS))}")
+    if emit is None:                    # any other Module: its forward, run on Tensors, as recorded
+        from .export_recorded import trace
+        return trace(g, module, x, name, path)
     y = module(x)
     return y, emit(g, module, x, name, path)
 
@@ -111,7 +127,7 @@ def to_model_proto(model: Module, example_input, opset: int = DEFAULT_OPSET, met
     was_training = model.training
     model.eval()
     try:
-        g = GraphBuilder(onnx, x.dtype, opset)
+        g = GraphBuilder(onnx, x.dtype, opset, model)
         g.fresh("input")
         y, out = walk(g, model, x, "input", "")
     finally:

@@ -15,7 +15,7 @@ from ._proto import OnnxError
 
 def _param(g, layer, attr: str, path: str):
     p = getattr(layer, attr, None)
-    return None if p is None else g.initializer(f"{path}.{attr}", p.data)
+    return None if p is None else g.param(p, f"{path}.{attr}")
 
 
 def _fail(layer, path: str, why: str):
@@ -98,8 +98,8 @@ def _batch_norm(g, m, x, name, path):
     c = m.num_features
     scale = _param(g, m, "weight", path) or g.initializer(f"{path}.weight", np.ones(c))
     bias = _param(g, m, "bias", path) or g.initializer(f"{path}.bias", np.zeros(c))
-    mean = g.initializer(f"{path}.running_mean", m.running_mean)
-    var = g.initializer(f"{path}.running_var", m.running_var)
+    mean = g.param(m.running_mean, f"{path}.running_mean")
+    var = g.param(m.running_var, f"{path}.running_var")
     return g.node("BatchNormalization", [name, scale, bias, mean, var], path, epsilon=m.eps,
                   momentum=1.0 - (0.1 if m.momentum is None else m.momentum))
 
