@@ -158,7 +158,8 @@ def test_circular_padding_needs_opset_19(tmp_path):
         convgrad.onnx.export(model, np.zeros((1, 3, 7, 8), np.float32), tmp_path / "c.onnx", opset=17)
 
 
-class Gate(nn.Module):
+class Twice(nn.Module):
+    """A custom explicit module: exported through its forward run on Tensors (recorded)."""
     def forward(self, x):
         return x * 2
 
@@ -166,16 +167,23 @@ class Gate(nn.Module):
         return grad_out * 2
 
 
-def test_layer_without_onnx_form_is_named(tmp_path):
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, generator=0), Gate())
-    with pytest.raises(OnnxError, match=r"Gate \(at '1'\) has no ONNX form"):
-        convgrad.onnx.export(model, np.zeros((1, 1, 5, 5), np.float32), tmp_path / "m.onnx")
-    assert not (tmp_path / "m.onnx").exists()
+class NumpyInside(Twice):
+    def forward(self, x):
+        return np.tanh(x)
+
+
+def test_custom_module_and_layer_without_onnx_form(tmp_path):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, generator=0), Twice())
+    assert exported_matches(model, (3, 1, 5, 5), tmp_path) <= TOL
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, generator=0), NumpyInside())
+    with pytest.raises(OnnxError, match=r"NumpyInside.forward on one Tensor of shape \(1, 2, 3, 3\) failed"):
+        convgrad.onnx.export(model, np.zeros((1, 1, 5, 5), np.float32), tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists()
     with pytest.raises(OnnxError, match="AdaptiveAvgPool2d at '0'.*uneven windows"):
         convgrad.onnx.export(nn.Sequential(nn.AdaptiveAvgPool2d(3)), np.zeros((1, 1, 5, 5), np.float32),
-                             tmp_path / "m.onnx")
+                             tmp_path / "bad.onnx")
     with pytest.raises(OnnxError, match="MaxPool2d.*return_indices"):
         convgrad.onnx.export(nn.MaxPool2d(2, return_indices=True), np.zeros((1, 1, 4, 4), np.float32),
-                             tmp_path / "m.onnx")
+                             tmp_path / "bad.onnx")
     with pytest.raises(OnnxError, match="opset must be in 17..21, got 9"):
-        convgrad.onnx.export(nn.ReLU(), np.zeros((1, 3), np.float32), tmp_path / "m.onnx", opset=9)
+        convgrad.onnx.export(nn.ReLU(), np.zeros((1, 3), np.float32), tmp_path / "bad.onnx", opset=9)

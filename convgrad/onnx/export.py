@@ -109,9 +109,26 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _value_info(onnx, name: str, value: np.ndarray):
+def _value_info(onnx, name: str, value: np.ndarray, shape=()):
+    """Axis 0 symbolic ("N"), the others static; shape=None: no shape."""
     elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
-    return onnx.helper.make_tensor_value_info(name, elem, ["N", *value.shape[1:]])
+    return onnx.helper.make_tensor_value_info(name, elem, None if shape is None else ["N", *value.shape[1:]])
+
+
+def _output_shape(onnx, proto, y) -> None:
+    """Give the graph output the shape ONNX's shape inference derives from the symbolic input
+    (so an axis that follows the batch elsewhere than axis 0 stays symbolic); where inference
+    cannot tell, the example's shape with axis 0 symbolic."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True).graph.output[0]
+        dims = inferred.type.tensor_type.shape.dim
+        shape = [d.dim_param or d.dim_value if (d.dim_param or d.HasField("dim_value")) else None for d in dims]
+    except Exception:
+        shape = []
+    if len(shape) != y.ndim or None in shape or any(isinstance(s, int) and s != n for s, n in zip(shape, y.shape)):
+        shape = ["N", *y.shape[1:]] if y.ndim else []
+    out = proto.graph.output[0]
+    out.CopyFrom(onnx.helper.make_tensor_value_info(out.name, out.type.tensor_type.elem_type, shape))
 
 
 def to_model_proto(model: Module, example_input, opset: int = DEFAULT_OPSET, metadata: dict | None = None):
@@ -134,10 +151,12 @@ def to_model_proto(model: Module, example_input, opset: int = DEFAULT_OPSET, met
         model.train(was_training)
     if out == "input":                          # an identity model: the output must be a node's
         out = g.node("Identity", ["input"], "output")
+    y = np.asarray(y)
     graph = onnx.helper.make_graph(g.nodes, "convgrad", [_value_info(onnx, "input", x)],
-                                   [_value_info(onnx, out, np.asarray(y))], initializer=g.initializers)
+                                   [_value_info(onnx, out, y, shape=None)], initializer=g.initializers)
     proto = onnx.helper.make_model(graph, producer_name="convgrad", ir_version=IR_VERSION,
                                    opset_imports=[onnx.helper.make_opsetid("", opset)])
+    _output_shape(onnx, proto, y)
     if metadata:
         onnx.helper.set_model_props(proto, {str(k): str(v) for k, v in metadata.items()})
     onnx.checker.check_model(proto)

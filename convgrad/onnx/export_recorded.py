@@ -26,8 +26,13 @@ class Named(SimpleNamespace):
 
 def _run(module, x):
     t = Tensor(x, requires_grad=True)
-    with enable_grad():
-        out = module.forward(t)
+    try:
+        with enable_grad():
+            out = module.forward(t)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise OnnxError(f"convgrad.onnx.export: {type(module).__name__}.forward on one Tensor of shape {x.shape} "
+                        f"failed ({type(exc).__name__}: {exc}); export needs a forward of one input made of "
+                        f"Tensor ops, functional ops and Module calls") from exc
     if not isinstance(out, Tensor):
         raise OnnxError(f"convgrad.onnx.export: {type(module).__name__}.forward returned a {type(out).__name__}, "
                         f"not one recorded Tensor, so it has no ONNX form")
