@@ -203,3 +203,29 @@ def test_shape_mismatches_are_named(tmp_path):
         convgrad.onnx.load(tmp_path / "bad.onnx")
     with pytest.raises(ValueError, match=r"1.weight expects shape \(3, 12\), the state has \(3, 11\)"):
         model.load_state_dict({"1.weight": np.zeros((3, 11), np.float32), "1.bias": np.zeros(3, np.float32)})
+
+
+# ---- every layer and forward-only model convgrad exports comes back, and differentiates -----------------
+def _export_cases():
+    import test_onnx_export as E
+    import test_onnx_export_recorded as ER
+    cases = [(f"layer: {n}", m, s) for n, m, s in E.LAYERS]
+    cases += [(f"forward-only: {n}", m, s) for n, m, s in ER.MODELS]
+    return cases
+
+
+@pytest.mark.parametrize("make, shape", [(m, s) for _, m, s in _export_cases()],
+                         ids=[n for n, _, _ in _export_cases()])
+def test_export_then_load(make, shape, tmp_path):
+    import test_onnx_export as E
+    convgrad.manual_seed(0)
+    model = E._with_statistics(make())
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    convgrad.onnx.export(model, x[:2], tmp_path / "m.onnx", opset=19)
+    back = convgrad.onnx.load(tmp_path / "m.onnx").eval()
+    with convgrad.no_grad():
+        expected = model.eval()(x)
+    expected = getattr(expected, "data", expected)
+    assert rel(back(x), expected) <= TOL32
+    report = convgrad.gradcheck(back, x[:2].astype(np.float64))      # input and every initializer
+    assert report.passed, str(report)

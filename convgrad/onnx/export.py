@@ -33,13 +33,16 @@ class GraphBuilder:
         self._written = {}
 
     def param(self, p, hint: str) -> str:
-        """The initializer of a Parameter, Tensor or array (one per object, under its state_dict
-        name when it has one); an object carrying an `onnx_name` is a tensor of the graph already."""
+        """A Parameter, Tensor or array as a graph tensor, one per object: the model's parameters
+        and buffers as initializers under their state_dict names (what an importer trains), any
+        other value as a Constant node; an object carrying an `onnx_name` is in the graph already."""
         if getattr(p, "onnx_name", None):
             return p.onnx_name
         if id(p) not in self._written:
             data = p if isinstance(p, np.ndarray) else p.data
-            self._written[id(p)] = (self.initializer(self.known.get(id(p), hint), data), p)   # p kept alive
+            name = (self._initializer(self.known[id(p)], data) if id(p) in self.known
+                    else self.constant(hint, data, data.dtype))
+            self._written[id(p)] = (name, p)        # p kept alive: its id stays its own
         return self._written[id(p)][0]
 
     def fresh(self, hint: str) -> str:
@@ -50,15 +53,21 @@ class GraphBuilder:
         self._names.add(name)
         return name
 
-    def initializer(self, name: str, array, dtype=None) -> str:
-        """A constant tensor (weights in the model's dtype, shapes as int64)."""
-        array = np.asarray(array, dtype=self.dtype if dtype is None else dtype)
+    def _initializer(self, name: str, array) -> str:
         name = self.fresh(name)
-        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(array), name))
         return name
 
+    def constant(self, hint: str, array, dtype=None) -> str:
+        """A Constant node (not a parameter): in the model's dtype unless dtype is given."""
+        array = np.asarray(array, dtype=self.dtype if dtype is None else dtype)
+        out = self.fresh(f"{hint}/Constant")
+        self.nodes.append(self.onnx.helper.make_node("Constant", [], [out], name=out,
+                                                     value=self.onnx.numpy_helper.from_array(array, out)))
+        return out
+
     def ints(self, path: str, values) -> str:
-        return self.initializer(f"{path}.const", np.asarray(values, np.int64), np.int64)
+        return self.constant(path, np.asarray(values, np.int64), np.int64)
 
     def node(self, op: str, inputs, path: str, **attrs) -> str:
         """Add one node with one output; returns the output's name."""

@@ -96,8 +96,8 @@ def _batch_norm(g, m, x, name, path):
     if m.running_mean is None:
         _fail(m, path, "track_running_stats=False (batch statistics at inference)")
     c = m.num_features
-    scale = _param(g, m, "weight", path) or g.initializer(f"{path}.weight", np.ones(c))
-    bias = _param(g, m, "bias", path) or g.initializer(f"{path}.bias", np.zeros(c))
+    scale = _param(g, m, "weight", path) or g.constant(f"{path}.weight", np.ones(c))
+    bias = _param(g, m, "bias", path) or g.constant(f"{path}.bias", np.zeros(c))
     mean = g.param(m.running_mean, f"{path}.running_mean")
     var = g.param(m.running_var, f"{path}.running_var")
     return g.node("BatchNormalization", [name, scale, bias, mean, var], path, epsilon=m.eps,
@@ -106,7 +106,7 @@ def _batch_norm(g, m, x, name, path):
 
 def _layer_norm(g, m, x, name, path):
     shape = m.normalized_shape
-    scale = _param(g, m, "weight", path) or g.initializer(f"{path}.weight", np.ones(shape))
+    scale = _param(g, m, "weight", path) or g.constant(f"{path}.weight", np.ones(shape))
     inputs = [name, scale] + ([_param(g, m, "bias", path)] if m.bias is not None else [])
     return g.node("LayerNormalization", inputs, path, axis=-len(shape), epsilon=m.eps)
 
@@ -114,15 +114,16 @@ def _layer_norm(g, m, x, name, path):
 def _group_norm(g, m, x, name, path):
     """As torch exports it: (N, C, *S) -> (N, G, -1), InstanceNormalization, back, then weight and bias."""
     grouped = g.node("Reshape", [name, g.ints(path, [0, m.num_groups, -1])], path)
-    ones = g.initializer(f"{path}.group_scale", np.ones(m.num_groups))
-    zeros = g.initializer(f"{path}.group_bias", np.zeros(m.num_groups))
+    ones = g.constant(f"{path}.group_scale", np.ones(m.num_groups))
+    zeros = g.constant(f"{path}.group_bias", np.zeros(m.num_groups))
     y = g.node("InstanceNormalization", [grouped, ones, zeros], path, epsilon=m.eps)
     y = g.node("Reshape", [y, g.node("Shape", [name], path)], path)
     if m.weight is None:
         return y
     per_channel = (m.num_channels,) + (1,) * (x.ndim - 2)
-    w = g.initializer(f"{path}.weight", m.weight.data.reshape(per_channel))
-    b = g.initializer(f"{path}.bias", m.bias.data.reshape(per_channel))
+    shape = g.ints(path, per_channel)
+    w = g.node("Reshape", [_param(g, m, "weight", path), shape], path)
+    b = g.node("Reshape", [_param(g, m, "bias", path), shape], path)
     return g.node("Add", [g.node("Mul", [y, w], path), b], path)
 
 
@@ -144,7 +145,7 @@ def _simple(op: str, **fixed):
 
 
 def _scalar(g, path, value, x):
-    return g.initializer(f"{path}.c", np.asarray(value, x.dtype))
+    return g.constant(f"{path}.c", np.asarray(value, x.dtype))
 
 
 def _gelu(g, m, x, name, path):
@@ -205,12 +206,12 @@ def _unflatten(g, m, x, name, path):
 def _upsample(g, m, x, name, path):
     f = _tuple(m.scale_factor, x.ndim - 2)
     if m.mode == "nearest":
-        scales = g.initializer(f"{path}.scales", np.array([1, 1, *f], np.float32), np.float32)
+        scales = g.constant(f"{path}.scales", np.array([1, 1, *f], np.float32), np.float32)
         return g.node("Resize", [name, "", scales], path, mode="nearest",
                       coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     # zero insertion: a depthwise transposed convolution with a 1x1 kernel of ones and stride f
     c = x.shape[1]
-    ones = g.initializer(f"{path}.ones", np.ones((c, 1) + (1,) * len(f)))
+    ones = g.constant(f"{path}.ones", np.ones((c, 1) + (1,) * len(f)))
     return g.node("ConvTranspose", [name, ones], path, kernel_shape=[1] * len(f), strides=list(f), group=c)
 
 

@@ -116,7 +116,7 @@ def _raw_constant(g, n1, n2, k, here):
     if np.shape(v1) != np.shape(v2) or not np.array_equal(v1, v2):
         raise OnnxError(f"convgrad.onnx.export: {here}: operand {k} changes with the input outside the recorded "
                         f"graph; it has no ONNX form")
-    return g.initializer("const", np.asarray(v1), np.asarray(v1).dtype)
+    return g.constant("const", np.asarray(v1), np.asarray(v1).dtype)
 
 
 # ---- node translators: (g, node, node of the second run, input names, path, where) -> output name ----
@@ -225,13 +225,13 @@ def _getitem(g, n1, n2, inputs, path, here):
 
 def _clamp(g, n1, n2, inputs, path, here):
     dtype = n1.inputs[0].dtype
-    bounds = ["" if v is None else g.initializer(f"{path}.bound", np.asarray(v, dtype))
+    bounds = ["" if v is None else g.constant(f"{path}.bound", np.asarray(v, dtype))
               for v in (n1.attrs.get("min"), n1.attrs.get("max"))]
     return g.node("Clip", [inputs[0], *bounds], path)
 
 
 def _pow(g, n1, n2, inputs, path, here):
-    exponent = g.initializer(f"{path}.exponent", np.asarray(n1.attrs["exponent"], n1.inputs[0].dtype))
+    exponent = g.constant(f"{path}.exponent", np.asarray(n1.attrs["exponent"], n1.inputs[0].dtype))
     return g.node("Pow", [inputs[0], exponent], path)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from ..functional import activation as A
 from ..functional import convolution as C
 from ..functional import normalization as N
+from ..functional import padding as PD
 from ..functional import pooling as P
 from ..functional import resample as R
 from ._proto import OnnxError
@@ -507,9 +508,166 @@ class Resize(Op):
         return [R.upsample_nearest_backward(dy, self.factor), None, None, None]
 
 
+class Neg(Op):
+    def forward(self, inputs, training):
+        return -inputs[0]
+
+    def backward(self, dy):
+        return [-dy]
+
+
+class _Elementwise(Op):
+    """y = f(x) with dy/dx from x and y."""
+    def forward(self, inputs, training):
+        x = inputs[0]
+        y = self.f(x)
+        self.cache = (x, y)
+        return y
+
+    def backward(self, dy):
+        return [dy * self.df(*self.cache)]
+
+
+class Exp(_Elementwise):
+    f = staticmethod(np.exp)
+    df = staticmethod(lambda x, y: y)
+
+
+class Log(_Elementwise):
+    f = staticmethod(np.log)
+    df = staticmethod(lambda x, y: 1 / x)
+
+
+class Sqrt(_Elementwise):
+    f = staticmethod(np.sqrt)
+    df = staticmethod(lambda x, y: 0.5 / y)
+
+
+class Abs(_Elementwise):
+    f = staticmethod(np.abs)
+    df = staticmethod(lambda x, y: np.sign(x))
+
+
+class Pow(Op):
+    """x ** p for a constant exponent p."""
+    def forward(self, inputs, training):
+        x, p = inputs
+        self.cache = (x, p)
+        return (x ** p).astype(x.dtype, copy=False)
+
+    def backward(self, dy):
+        x, p = self.cache
+        return [dy * (p * x ** (p - 1)) if np.all(p != 0) else np.zeros_like(dy), None]
+
+
+class Clip(Op):
+    """The gradient passes where min <= x <= max (as torch.clamp)."""
+    def forward(self, inputs, training):
+        x, lo, hi = (inputs + [None, None])[:3]
+        self.cache = (x, lo, hi)
+        y = x if lo is None else np.maximum(x, lo)
+        return y if hi is None else np.minimum(y, hi)
+
+    def backward(self, dy):
+        x, lo, hi = self.cache
+        inside = np.ones(x.shape, bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        return [dy * inside, None, None]
+
+
+class Greater(Op):
+    def forward(self, inputs, training):
+        return inputs[0] > inputs[1]
+
+
+class Where(Op):
+    def forward(self, inputs, training):
+        cond, a, b = inputs
+        self.cache = (cond, np.shape(a), np.shape(b))
+        return np.where(cond, a, b)
+
+    def backward(self, dy):
+        cond, sa, sb = self.cache
+        zero = dy.dtype.type(0)
+        return [None, unbroadcast(np.where(cond, dy, zero), sa), unbroadcast(np.where(cond, zero, dy), sb)]
+
+
+class _Reduce(Op):
+    """ReduceSum/ReduceMean/ReduceMax: axes from the attribute (opset < 18) or the second input."""
+    allowed = {"axes": None, "keepdims": (0, 1), "noop_with_empty_axes": (0,)}
+
+    def forward(self, inputs, training):
+        x = inputs[0]
+        axes = inputs[1] if len(inputs) > 1 and inputs[1] is not None else self.get("axes")
+        axes = tuple(range(x.ndim)) if axes is None or len(axes) == 0 else tuple(int(a) % x.ndim for a in axes)
+        keep = bool(self.get("keepdims", 1))
+        y = self.reduce(x, axes)
+        self.cache = (x, y, axes)
+        return y if keep else np.squeeze(y, axes)
+
+    def backward(self, dy):
+        x, y, axes = self.cache
+        dy = dy.reshape(y.shape)
+        return [np.broadcast_to(self.spread(dy, x, y, axes), x.shape).astype(x.dtype, copy=True), None]
+
+
+class ReduceSum(_Reduce):
+    reduce = staticmethod(lambda x, axes: x.sum(axis=axes, keepdims=True))
+    spread = staticmethod(lambda dy, x, y, axes: dy)
+
+
+class ReduceMean(_Reduce):
+    reduce = staticmethod(lambda x, axes: x.mean(axis=axes, keepdims=True))
+    spread = staticmethod(lambda dy, x, y, axes: dy / dy.dtype.type(math.prod(x.shape[a] for a in axes)))
+
+
+class ReduceMax(_Reduce):
+    """The gradient is shared evenly among tied maxima (as torch.amax)."""
+    reduce = staticmethod(lambda x, axes: x.max(axis=axes, keepdims=True))
+
+    @staticmethod
+    def spread(dy, x, y, axes):
+        winners = x == y
+        return winners * (dy / winners.sum(axis=axes, keepdims=True).astype(x.dtype))
+
+
+class Pad(Op):
+    """Constant (zero), reflect and edge padding of the spatial axes (N and C unpadded)."""
+    allowed = {"mode": ("constant", "reflect", "edge", "wrap")}
+    _MODES = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+
+    def forward(self, inputs, training):
+        x, pads = inputs[0], [int(p) for p in inputs[1]]
+        value = inputs[2] if len(inputs) > 2 else None
+        if len(inputs) > 3 and inputs[3] is not None:
+            raise OnnxError(f"{self.where}: the axes input is not supported")
+        n = x.ndim
+        lo, hi = pads[:n], pads[n:]
+        if any(lo[:2]) or any(hi[:2]) or min(pads) < 0 or (value is not None and np.any(value != 0)):
+            raise OnnxError(f"{self.where}: only non-negative zero/reflect/edge padding of the spatial axes is "
+                            f"supported, got pads {pads}")
+        self.cache = (x.shape, list(zip(lo[2:], hi[2:])), self.get("mode", "constant"))
+        if self.cache[2] == "constant":
+            return np.pad(x, list(zip(lo, hi)))
+        return PD.pad(x, self.cache[1], self._MODES[self.cache[2]], self.where)
+
+    def backward(self, dy):
+        shape, pads, mode = self.cache
+        if mode == "constant":
+            index = (slice(None), slice(None)) + tuple(slice(a, a + s) for (a, _), s in zip(pads, shape[2:]))
+            return [np.ascontiguousarray(dy[index]), None, None, None]
+        return [PD.pad_backward(dy, pads, self._MODES[mode], shape), None, None, None]
+
+
 OPS = {cls.__name__: cls for cls in (
+    Neg, Exp, Log, Sqrt, Abs, Pow, Clip, Greater, Where, ReduceSum, ReduceMean, ReduceMax, Pad,
     Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization,
     LayerNormalization, InstanceNormalization, Gemm, MatMul, Add, Sub, Mul, Div, Relu, Sigmoid, Tanh, LeakyRelu, Elu,
     Gelu, Softmax, LogSoftmax, Softplus, Erf, Reshape, Flatten, Squeeze, Unsqueeze, Identity, Transpose, Concat,
     Slice, Shape, Gather, Cast, Resize)}
 OPS["Dropout"] = Identity
+# inputs that are settings, not values to train: a float initializer used only here is a constant
+CONSTANT_INPUTS = {"Resize": {1, 2, 3}, "Clip": {1, 2}, "Pow": {1}, "Pad": {1, 2, 3}}

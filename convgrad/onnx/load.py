@@ -15,7 +15,7 @@ import numpy as np
 
 from ..nn.module import Module, Parameter
 from ._proto import OnnxError, onnx_package
-from .import_ops import OPS
+from .import_ops import CONSTANT_INPUTS, OPS
 
 MIN_OPSET = 13      # Softmax/LogSoftmax along one axis, Slice/Squeeze/Unsqueeze with tensor inputs
 
@@ -42,9 +42,11 @@ class OnnxModel(Module):
                                  for d in inputs[0].type.tensor_type.shape.dim)
         statistics = {n.input[i] for n in graph.node if n.op_type == "BatchNormalization" for i in (3, 4)
                       if len(n.input) > i}
+        as_value = {name for n in graph.node for i, name in enumerate(n.input)
+                    if i not in CONSTANT_INPUTS.get(n.op_type, ())}
         constants = {}
         for name, array in initializers.items():
-            if not np.issubdtype(array.dtype, np.floating):
+            if not np.issubdtype(array.dtype, np.floating) or name not in as_value | statistics:
                 constants[name] = array
             elif name in statistics:
                 self.register_buffer(name, np.array(array))
