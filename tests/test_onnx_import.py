@@ -229,3 +229,25 @@ def test_export_then_load(make, shape, tmp_path):
     assert rel(back(x), expected) <= TOL32
     report = convgrad.gradcheck(back, x[:2].astype(np.float64))      # input and every initializer
     assert report.passed, str(report)
+
+
+def test_recorded_mode_training_equals_explicit(tmp_path):
+    """An imported model called with a Tensor is one recorded node: loss.backward() gives the
+    same parameter and input gradients as the explicit backward."""
+    model = models.resnet(generator=0)
+    convgrad.onnx.export(model, np.zeros((2, 1, 28, 28), np.float32), tmp_path / "r.onnx")
+    ours = convgrad.onnx.load(tmp_path / "r.onnx").double().train()
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28))
+    labels = np.array([2, 7, 1])
+    loss_fn = nn.CrossEntropyLoss()
+    loss_fn(ours(x), labels)
+    dx = ours.backward(loss_fn.backward())
+    explicit = {n: p.grad.copy() for n, p in ours.named_parameters()}
+    ours.zero_grad()
+    xt = convgrad.tensor(x, requires_grad=True)
+    loss = loss_fn(ours(xt), labels)
+    assert isinstance(loss, convgrad.Tensor)
+    loss.backward()
+    assert rel(xt.grad, dx) <= TOL64
+    for name, p in ours.named_parameters():
+        assert rel(p.grad, explicit[name]) <= TOL64, name
