@@ -103,14 +103,13 @@ def _operand(g, n1, n2, k, a, b, names, by_node, arrays, here, path):
 
 
 def _raw_constant(g, n1, n2, k, here):
-    """An argument given as a number or array: only mul/div/where keep its value (in their cache)."""
-    if n1.op in ("mul", "div") and n1._cache is not None:
+    """An argument given as a number or array. The Node does not hold its value; mul and div
+    (operands) and where (condition) keep it in their cache (autograd/ops.py), read here."""
+    if n1.op in ("mul", "div") or (n1.op == "where" and k == 0):
         v1, v2 = n1._cache[k], n2._cache[k]
-    elif n1.op == "where" and k == 0 and n1._cache is not None:
-        v1, v2 = n1._cache[0], n2._cache[0]
     else:
-        if n1.module is not None or n1.op not in ("add", "sub", "matmul"):
-            return None                         # an optional argument left out (bias=None, ...)
+        if n1.module is not None or n1.op not in ("add", "sub", "matmul", "where"):
+            return None                         # a functional op's optional argument left out (bias=None)
         raise OnnxError(f"convgrad.onnx.export: {here}: a constant operand given as a number or array is not kept "
                         f"by the recorded graph; make it a Tensor (convgrad.tensor(value)) or a buffer")
     if np.shape(v1) != np.shape(v2) or not np.array_equal(v1, v2):
@@ -131,14 +130,6 @@ def _module_call(g, n1, n2, inputs, path, here):
 
 def _simple(op):
     return lambda g, n1, n2, inputs, path, here: g.node(op, inputs, path)
-
-
-def _layer(emit, **fields):
-    """A layer emitter fed by the functional call's arguments (attrs) and its tensor inputs."""
-    def translate(g, n1, n2, inputs, path, here):
-        layer = SimpleNamespace(**{k: f(n1) for k, f in fields.items()})
-        return emit(g, layer, n1.inputs[0].data, inputs[0], path)
-    return translate
 
 
 def _named(n, inputs, i):
@@ -260,16 +251,6 @@ def _batch_norm(g, n1, n2, inputs, path, here):
                             num_features=n1.inputs[0].shape[1], eps=a.get("eps", 1e-5), momentum=a.get("momentum"),
                             weight=_named(n1, inputs, 1), bias=_named(n1, inputs, 2))
     return L._batch_norm(g, layer, n1.inputs[0].data, inputs[0], path)
-
-
-def _norm(emit, **fields):
-    """layer_norm / group_norm: the call's arguments as the layer's fields."""
-    def translate(g, n1, n2, inputs, path, here):
-        a = n1.attrs
-        layer = SimpleNamespace(eps=a.get("eps", 1e-5), weight=_named(n1, inputs, 1), bias=_named(n1, inputs, 2),
-                                **{k: f(n1) for k, f in fields.items()})
-        return emit(g, layer, n1.inputs[0].data, inputs[0], path)
-    return translate
 
 
 def _group_norm(g, n1, n2, inputs, path, here):
