@@ -8,7 +8,10 @@ state for the module and every submodule; restoring one puts a call's caches bac
 Explicit mode allows a module to be called several times in one pass (one outermost call)
 before its backward: each repeat call pushes the earlier call's snapshot, and the module's
 backward pops it when done, so backward calls in reverse order find their own caches (last
-in, first out). Recorded mode needs no such order: each node carries its own snapshot.
+in, first out). Calls in separate passes (a new outermost call each) replace the cache, as an
+inference loop needs; a second backward whose forward's cache was replaced that way is an
+error naming the module, never a wrong gradient. Recorded mode needs no such order: each node
+carries its own snapshot.
 """
 from __future__ import annotations
 
@@ -77,8 +80,10 @@ def _explicit(module, args, kwargs):
     d = module.__dict__
     if d.get("_call_pass") == _local.pass_id:        # a repeat call in this pass: keep the earlier cache
         d["_call_stack"] = (snapshot(module), d.get("_call_stack"))
-    else:
-        d["_call_pass"], d["_call_stack"] = _local.pass_id, None
+    else:                                            # a new pass: an earlier call not yet differentiated
+        d["_call_pass"], d["_call_stack"] = _local.pass_id, None     # loses its cache (an "orphan")
+        d["_call_orphaned"] = d.get("_call_differentiated") is False
+    d["_call_differentiated"] = False
     _local.depth = depth + 1
     try:
         return module.forward(*args, **kwargs)
@@ -96,6 +101,12 @@ def pops_call_stack(backward):
         d = self.__dict__
         if d.get("_in_backward"):                    # super().backward inside a subclass's backward
             return backward(self, *args, **kwargs)
+        if d.get("_call_differentiated") and d.get("_call_orphaned") and d.get("_call_stack") is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward(): this module was called again, outside one forward pass, "
+                f"before the backward of its earlier call, so that call's cache is gone and its gradient would "
+                f"be wrong. Call it inside one Module's forward or a Sequential (each call then keeps its own "
+                f"cache), or use recorded mode (call the model with convgrad.tensor(x), then loss.backward())")
         d["_in_backward"] = True
         try:
             return backward(self, *args, **kwargs)
@@ -104,6 +115,8 @@ def pops_call_stack(backward):
             stack = d.get("_call_stack")
             if stack is not None:
                 restore(stack[0])
+            else:
+                d["_call_differentiated"] = True
     wrapper._pops_call_stack = True
     return wrapper
 
