@@ -213,6 +213,9 @@ def test_tensors_from_torch_are_accepted_without_importing_it(torch):
     assert isinstance(t.data, np.ndarray) and t.shape == (2, 3)
     p = nn.Parameter(torch.ones(2))
     assert isinstance(p.data, np.ndarray) and p.requires_grad
+    model = small_net()
+    x = batch()[0]
+    assert np.array_equal(model(torch.tensor(x)), model(x))
 
 
 def test_summary_lists_layers_shapes_and_parameters():

@@ -280,7 +280,8 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 
 
 def _from_foreign(data):
-    """A torch tensor (or anything with .detach().cpu().numpy()) as an ndarray."""
+    """A torch tensor as an ndarray (read through .detach().cpu().numpy(), torch not imported);
+    anything else unchanged."""
     if type(data).__module__.startswith("torch") and hasattr(data, "detach"):
         return data.detach().cpu().numpy()
     return data
