@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain(sub)
     from .tools import add_parsers as add_tools
     add_tools(sub)          # gradcheck, attack, saliency, report
+    from .tools.export import add_parser as add_export
+    add_export(sub)         # export RUN --format onnx|safetensors
     _add_train(sub)
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a dataset's test split")
     ev.add_argument("checkpoint", help="checkpoint.npz or a run directory")
