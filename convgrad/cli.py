@@ -74,7 +74,7 @@ def _data_check(value: str):
 
 TRAIN_RULES = {
     "data": _data_check, "data_root": non_empty, "model": _model_spec_check, "model_args": _json_object,
-    "image_size": integer(1, 4096), "epochs": integer(1), "batch_size": integer(1), "lr": number(above=0),
+    "image_size": integer(4, 512), "epochs": integer(1), "batch_size": integer(1), "lr": number(above=0),
     "momentum": number(at_least=0, below=1), "weight_decay": number(at_least=0),
     "label_smoothing": number(at_least=0, below=1), "clip_grad_norm": number(above=0), "seed": integer(0),
     "val_split": number(at_least=0, below=1), "early_stopping": integer(1), "limit_train": integer(1),
@@ -337,6 +337,8 @@ def _version() -> str:
 
 
 def build_parser() -> OneLineParser:
+    """The `convgrad` command's argument parser, with every subcommand (the docs' command reference
+    is generated from it)."""
     parser = OneLineParser(prog="convgrad", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"convgrad {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -348,6 +350,8 @@ def build_parser() -> OneLineParser:
     add_explain(sub)
     from .tools import add_parsers as add_tools
     add_tools(sub)          # gradcheck, attack, saliency, report
+    from .tools.export import add_parser as add_export
+    add_export(sub)         # export RUN --format onnx|safetensors
     _add_train(sub)
     _add_eval(sub)
     _add_predict(sub)
@@ -355,6 +359,7 @@ def build_parser() -> OneLineParser:
 
 
 def _user_errors() -> tuple:
+    """The exceptions that are a user's error (a bad file, a missing dataset): one line, exit 1."""
     from .checkpoint import CheckpointError
     from .data import DownloadError
     return (CheckpointError, DownloadError, OSError, ValueError, ImportError)
@@ -375,8 +380,10 @@ def _terminate_as_interrupt():
 
 
 def main(argv=None) -> int:
+    """Run the `convgrad` command on argv (default sys.argv[1:]); returns the exit status."""
+    from .explain import normalise_argv
     from .memory import retain_freed_memory
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = normalise_argv(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv

@@ -79,6 +79,7 @@ def curves(history: list, path: str, steps: list | None = None) -> str:
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes, path: str) -> str:
+    """Plot the (true class, predicted class) counts of the test set as a PNG at path; returns path."""
     plt = _pyplot()
     k = len(classes)
     matrix = confusion_counts(labels, predictions, k)
@@ -122,6 +123,7 @@ def _numbered_grid(maps: np.ndarray, title: str, path: str, first=None, first_ti
 
 
 def first_conv(model):
+    """The model's first Conv2d (in module order)."""
     from .nn import Conv2d
     for m in model.modules():
         if isinstance(m, Conv2d):
@@ -130,6 +132,7 @@ def first_conv(model):
 
 
 def filters(model, path: str) -> str:
+    """Plot the first Conv2d's filters (averaged over input channels) as a grid PNG at path."""
     w = first_conv(model).weight.data
     maps = w[:, 0] if w.shape[1] == 1 else w.mean(axis=1)
     what = "" if w.shape[1] == 1 else f", mean over the {w.shape[1]} input channels"

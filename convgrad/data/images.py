@@ -9,6 +9,8 @@ not clipped at 255.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 FITS = ("pad", "crop")
@@ -31,10 +33,16 @@ def open_image(path: str):
     """The decoded image (a loaded PIL Image) with 16-bit and float greyscale scaled to 8-bit mode L."""
     Image = _pil()
     try:
-        with Image.open(path) as img:
-            img.load()
+        with warnings.catch_warnings():
+            # a file declaring more pixels than Pillow's limit is refused before it is decoded
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"could not read image {path!r}: it declares too many pixels "
+                         f"(a decompression bomb?): {exc}") from exc
     except Exception as exc:               # Pillow raises several types for broken files
-        raise ImageError(f"could not read image {path}: {exc}") from exc
+        raise ImageError(f"could not read image {path!r}: {exc}") from exc
     if img.mode.startswith("I") or img.mode == "F":
         values = np.asarray(img, dtype=np.float64)
         scale = 255.0 / 65535.0 if img.mode.startswith("I") and values.max(initial=0) > 255 else 1.0
