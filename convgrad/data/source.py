@@ -23,6 +23,7 @@ from .loader import channel_stats
 
 @dataclass
 class DataSpec:
+    """What a run's data is: a dataset or folder and how it is cut and preprocessed (recorded in the run)."""
     data: str = "fashion-mnist"           # a dataset name or an image folder
     data_root: str | None = None          # where a named dataset's files are
     image_size: int | None = None         # folders: resize to this (None: the images' own size)
@@ -36,6 +37,7 @@ class DataSpec:
 
 @dataclass(eq=False)
 class RunData:
+    """A run's splits (uint8 images, int64 labels), class names, normalisation and recorded description."""
     train: Split
     val: Split | None
     test: Split
@@ -75,6 +77,8 @@ def split_validation(images, labels, fraction: float, seed: int):
 
 
 def load_run_data(spec: DataSpec) -> RunData:
+    """The train (minus the validation split), validation and test Splits a DataSpec describes, with
+    classes, per-channel mean/std and `info` (what a run records to rebuild them)."""
     if is_named(spec.data):
         ds = load_dataset(spec.data, root=spec.data_root)
         (train_x, train_y), (test_x, test_y) = ds.train, ds.test

@@ -144,6 +144,7 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
                  data_root: str | None = None, examples: int = 6, gradcheck_configs: int = 2, log=print) -> str:
     """The HTML page (a str) of the run in `path` (a run directory or its checkpoint.npz)."""
     from .. import plots
+    from ..train_config import checkpoint_file
     from ._common import check_eps
     from .attack import example_indices, run_attack
     from .figures import adversarial_grid, saliency_grid
@@ -153,7 +154,8 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
         raise UsageError(f"--limit and --examples must be >= 1, got {limit} and {examples}")
     start = time.perf_counter()
     directory = run_dir(path)
-    model, state, model_file = load_model(path, with_path=True)
+    model, state = load_model(path)
+    model_file = checkpoint_file(path)
     pm = PixelModel.from_state(model, state)
     cfg, mc = state.get("config", {}), state["model_config"]
     progress = _last_checkpoint(directory, state)        # the model may be best.npz; the history is the whole run's
