@@ -1,5 +1,7 @@
 """PNG figures of a training run (matplotlib, Agg backend; an optional dependency).
 
+The files::
+
     curves.png            loss and accuracy by step (every step, and a moving average), with the
                           validation and test evaluations at the steps where they were made
     confusion_matrix.png  test-set confusion matrix

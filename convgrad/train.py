@@ -83,20 +83,22 @@ def _current_lr(optimizer) -> float:
 class Trainer:
     """Trains one model into one run directory (see the module docstring).
 
-    model          any Module (explicit or forward-only)
-    optimizer      an optim.Optimizer over model.parameters()
-    loss_fn        a loss module: loss_fn(logits, labels) -> loss
-    out            the run directory; a used one is never replaced: the run goes to out-2, out-3, ...
-                   unless resume (continue it), overwrite (delete its run files) or refuse_used
-                   (raise rundir.RunDirError) say otherwise; `trainer.out` is the directory used
-    scheduler      an lr scheduler, stepped per batch (scheduler_per_batch) or per epoch
-    threads        explicit models: each batch split across this many threads (DataParallel)
-    clip_grad_norm clip the gradients' joint 2-norm before each step
-    checkpoint_every  steps between checkpoints (None: about every checkpoint_seconds)
-    early_stopping stop after this many epochs without a better validation accuracy
-    test_every_epoch  evaluate test_loader every epoch (otherwise once, after the last epoch)
-    run_info       JSON-able description stored in every checkpoint and config.json, for the tools:
-                   {"model_config": ..., "config": ..., "classes": [...], "normalization": {...}, ...}
+    Arguments::
+
+        model          any Module (explicit or forward-only)
+        optimizer      an optim.Optimizer over model.parameters()
+        loss_fn        a loss module: loss_fn(logits, labels) -> loss
+        out            the run directory; a used one is never replaced: the run goes to out-2, out-3, ...
+                       unless resume (continue it), overwrite (delete its run files) or refuse_used
+                       (raise rundir.RunDirError) say otherwise; `trainer.out` is the directory used
+        scheduler      an lr scheduler, stepped per batch (scheduler_per_batch) or per epoch
+        threads        explicit models: each batch split across this many threads (DataParallel)
+        clip_grad_norm clip the gradients' joint 2-norm before each step
+        checkpoint_every  steps between checkpoints (None: about every checkpoint_seconds)
+        early_stopping stop after this many epochs without a better validation accuracy
+        test_every_epoch  evaluate test_loader every epoch (otherwise once, after the last epoch)
+        run_info       JSON-able description stored in every checkpoint and config.json, for the tools:
+                       {"model_config": ..., "config": ..., "classes": [...], "normalization": {...}, ...}
     """
 
     def __init__(self, model, optimizer, loss_fn, out: str = "runs/run", *, scheduler=None,

@@ -55,7 +55,7 @@ CASES = [
     (["train", "--data-root", ""], 2, "--data-root must not be empty"),
     (["train", "--data", ""], 2, "--data must not be empty"),
     (["train", "--data", "imagenet-22k"], 2, "is neither a dataset (cifar-10, fashion-mnist, mnist) nor a directory"),
-    (["train", "--image-size", "0"], 2, "--image-size must be an integer in 1..4096, got 0"),
+    (["train", "--image-size", "0"], 2, "--image-size must be an integer in 4..512, got 0"),
     (["train", "--image-size", "32"], 2, "apply to an image folder (--data DIR), not to the dataset"),
     (["train", "--channels", "2"], 2, "argument --channels: invalid choice: 2"),
     (["train", "--model", "resnet9000"], 2, "--model expected one of lenet, cnn, resnet"),

@@ -179,7 +179,11 @@ def _cmd(args) -> int:
         from ..explain.expression import report
         if args.at is None:
             raise UsageError("--expr needs --at, e.g. --expr 'x1*x2*x3' --at 2,1,3")
-        lines, ok = report(args.expr, args.at, h=args.eps, analytic_texts=args.analytic or ())
+        from ..explain.expression import ExpressionError
+        try:
+            lines, ok = report(args.expr, args.at, h=args.eps, analytic_texts=args.analytic or ())
+        except ExpressionError as exc:            # the formula or the point: an argument error
+            raise UsageError(f"--expr: {exc}") from exc
         print("\n".join(lines))
         return 0 if ok else 1
     if args.model is not None:
