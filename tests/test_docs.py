@@ -245,7 +245,11 @@ def test_tutorial_runs(name, tmp_path, monkeypatch, global_state):
     """Every block of the page, in order, in one namespace (in a scratch directory)."""
     path = os.path.join(DOCS, "tutorials", name)
     with open(path, encoding="utf-8") as f:
-        blocks = tutorial_blocks(f.read())
+        text = f.read()
+    for line in re.findall(r"^% requires: (.*)$", text, re.MULTILINE):      # optional packages a page needs
+        for package in line.split():
+            pytest.importorskip(package, reason=f"{name} needs {package} (the test extra installs it)")
+    blocks = tutorial_blocks(text)
     assert len(blocks) >= 5, f"{name}: only {len(blocks)} code blocks"
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": f"tutorial_{name[:-3].replace('-', '_')}"}
