@@ -1,5 +1,7 @@
 """convgrad: convolutional networks on NumPy, every operation a forward/backward pair.
 
+For example::
+
     import convgrad as cg
     model = cg.nn.Sequential(cg.nn.Conv2d(1, 8, 3), ...)
 """
