@@ -229,3 +229,40 @@ def test_writing_into_input_or_output_before_backward_changes_nothing(name, what
     np.testing.assert_array_equal(dx1, dx0)
     for k in p0:
         np.testing.assert_array_equal(p1[k], p0[k], err_msg=k)
+
+
+# ---------------------------------------------------------------------------------------
+# losses on an empty batch, one sample, and with a NaN logit
+# ---------------------------------------------------------------------------------------
+LOSSES = {
+    "CrossEntropyLoss": (lambda r: nn.CrossEntropyLoss(reduction=r), lambda r: torch.nn.CrossEntropyLoss(reduction=r), "index"),
+    "CrossEntropyLoss-smooth": (lambda r: nn.CrossEntropyLoss(reduction=r, label_smoothing=0.2),
+                                lambda r: torch.nn.CrossEntropyLoss(reduction=r, label_smoothing=0.2), "index"),
+    "NLLLoss": (lambda r: nn.NLLLoss(reduction=r), lambda r: torch.nn.NLLLoss(reduction=r), "index"),
+    "MSELoss": (lambda r: nn.MSELoss(reduction=r), lambda r: torch.nn.MSELoss(reduction=r), "same"),
+    "L1Loss": (lambda r: nn.L1Loss(reduction=r), lambda r: torch.nn.L1Loss(reduction=r), "same"),
+    "BCEWithLogitsLoss": (lambda r: nn.BCEWithLogitsLoss(reduction=r), lambda r: torch.nn.BCEWithLogitsLoss(reduction=r),
+                          "prob"),
+}
+
+
+@pytest.mark.parametrize("n, nan", [(0, False), (1, False), (3, True)], ids=["empty_batch", "batch_1", "one_nan"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_loss_edge_case_matches_torch(name, reduction, n, nan):
+    make, tmake, kind = LOSSES[name]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 4))
+    if nan:
+        x[1, 2] = np.nan
+    t = {"index": lambda: rng.integers(0, 4, n), "same": lambda: rng.standard_normal((n, 4)),
+         "prob": lambda: rng.uniform(0, 1, (n, 4))}[kind]()
+    loss, t_loss = make(reduction), tmake(reduction)
+    value = loss(x.copy(), t)
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    tv = t_loss(tx, torch.from_numpy(t))
+    np.testing.assert_allclose(value, tv.detach().numpy(), **TOL)
+    g = rng.standard_normal(tv.shape) if reduction == "none" else None
+    dx = loss.backward(g)
+    tv.backward(torch.ones((), dtype=torch.float64) if g is None else torch.from_numpy(g))
+    np.testing.assert_allclose(dx, tx.grad.numpy(), **TOL)
