@@ -311,8 +311,7 @@ def l1_loss_forward(x, target, reduction="mean", *, where="l1_loss"):
     """l = |x - target| element-wise; x and target of one shape. Returns (loss, cache)."""
     check_reduction(reduction, where)
     diff = x - _check_same_shape(x, target, where)
-    sign = np.sign(diff)
-    np.copyto(sign, 0, where=np.isnan(sign))      # torch's sgn(NaN) = 0: the loss is NaN, its gradient 0
+    sign = np.where(np.isnan(diff), diff.dtype.type(0), np.sign(diff))   # torch's sgn(NaN) = 0
     return _reduce(np.abs(diff), reduction, diff.size), (sign, reduction, where)
 
 
