@@ -113,6 +113,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 
 def atomic_write_text(path: str, text: str) -> None:
+    """Write text as UTF-8 to path through a temporary file and a rename (never half-written)."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

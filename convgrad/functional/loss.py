@@ -215,7 +215,8 @@ def _cross_entropy_probs(xb, logp, t, w, eps, reduction, unbatched, where):
 
 def cross_entropy_backward(grad, cache):
     """dL/dx, shape of x. With p = softmax(x) and c the upstream gradient per element
-    (divided by the mean's denominator):
+    (divided by the mean's denominator)::
+
       indices:       c * [(1-eps) w[t] (p - onehot(t)) + eps/C (p sum_k w[k] - w)]  (0 where ignored)
       probabilities: c * (p sum_k w[k] q[k] - w q)."""
     kind, logp, a, valid, w_t, w, eps, reduction, denom, unbatched, where = _require(cache, "cross_entropy")

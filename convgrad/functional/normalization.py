@@ -137,7 +137,7 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
     training=True normalises with the batch's mean and biased variance over (N, *spatial)
     and, when running_mean/running_var are given, updates them in place as torch does:
     r = (1 - momentum) * r + momentum * batch statistic, the variance unbiased (m/(m-1)).
-    training=False uses running_mean/running_var. weight, bias, running_*: (C,) or None.
+    training=False uses running_mean/running_var. weight, bias, running_mean, running_var: (C,) or None.
     workspace: a dict in which a layer keeps its small work array across calls.
     where: the name errors give (the layer's).
     """

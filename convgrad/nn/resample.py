@@ -32,9 +32,28 @@ def _check_input(x, where: str) -> None:
 
 
 class Upsample(Module):
-    """Up-sampling by an integer factor: mode 'nearest' repeats elements,
-    (N, C, *S) -> (N, C, *(S*f)); mode 'zeros' inserts f-1 zeros between elements (the
-    lectures' uSample), (N, C, *S) -> (N, C, *((S-1)*f + 1))."""
+    """Up-sampling of every spatial axis by an integer factor.
+
+    ``mode='nearest'`` repeats each element f times along each axis, ``y[..., i] = x[..., i // f]``;
+    its backward sums the gradient over each f-block. ``mode='zeros'`` inserts f - 1 zeros between
+    elements (the lectures' uSample), ``y[..., i*f] = x[..., i]``; its backward is down-sampling.
+    1-D, 2-D or 3-D by the input's rank.
+
+    Args:
+        scale_factor (int or tuple): the factor f, one for every spatial axis or one per axis.
+        mode (str): ``'nearest'`` or ``'zeros'``. Default: ``'nearest'``.
+
+    Shape:
+        - Input: ``(N, C, *S)``
+        - Output: ``(N, C, *(S*f))`` for ``'nearest'``, ``(N, C, *((S - 1)*f + 1))`` for ``'zeros'``.
+
+    Example:
+        >>> x = np.array([[[1.0, 2.0]]])
+        >>> nn.Upsample(2)(x)
+        array([[[1., 1., 2., 2.]]])
+        >>> nn.Upsample(2, mode="zeros")(x)
+        array([[[1., 0., 2.]]])
+    """
 
     def __init__(self, scale_factor, mode: str = "nearest"):
         super().__init__()
@@ -64,8 +83,25 @@ class Upsample(Module):
 
 
 class Downsample(Module):
-    """Keep every factor-th element (the lectures' dSample): (N, C, *S) -> (N, C, *ceil(S/f)).
-    Its backward is up-sampling by zero insertion."""
+    """Down-sampling: keep every factor-th element of every spatial axis (the lectures' dSample).
+
+    ``y[..., i] = x[..., i*f]``. A strided convolution is a stride-1 convolution followed by this.
+    Its backward is up-sampling by zero insertion: the dropped elements get gradient 0.
+
+    Args:
+        factor (int or tuple): the factor f, one for every spatial axis or one per axis.
+
+    Shape:
+        - Input: ``(N, C, *S)``
+        - Output: ``(N, C, *ceil(S/f))``
+
+    Example:
+        >>> down = nn.Downsample(2)
+        >>> down(np.arange(5.0).reshape(1, 1, 5))
+        array([[[0., 2., 4.]]])
+        >>> down.backward(np.ones((1, 1, 3)))
+        array([[[1., 0., 1., 0., 1.]]])
+    """
 
     def __init__(self, factor):
         super().__init__()

@@ -26,7 +26,23 @@ def _reshape_back(module: Module, grad_out):
 
 
 class Flatten(Module):
-    """Merge dims start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W) by default."""
+    """Merge the axes start_dim..end_dim into one (a reshape); backward reshapes the gradient back.
+
+    Args:
+        start_dim (int): first axis merged. Default: 1 (the batch axis stays).
+        end_dim (int): last axis merged. Default: -1.
+
+    Shape:
+        - Input: ``(*, S_start, ..., S_end, *)``
+        - Output: ``(*, S_start * ... * S_end, *)``; by default ``(N, C, H, W) -> (N, C*H*W)``.
+
+    Example:
+        >>> flat = nn.Flatten()
+        >>> flat(np.zeros((32, 16, 5, 5), dtype=np.float32)).shape
+        (32, 400)
+        >>> flat.backward(np.zeros((32, 400), dtype=np.float32)).shape
+        (32, 16, 5, 5)
+    """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
@@ -58,8 +74,22 @@ class Flatten(Module):
 
 
 class Unflatten(Module):
-    """Split dim into unflattened_size: e.g. Unflatten(1, (C, H, W)) maps (N, C*H*W) to
-    (N, C, H, W). One entry may be -1 (inferred)."""
+    """Split one axis into several (a reshape); backward reshapes the gradient back.
+
+    Args:
+        dim (int): the axis split.
+        unflattened_size (tuple of int): the sizes it is split into; their product must be the axis's
+            size. One entry may be -1 (inferred).
+
+    Shape:
+        - Input: ``(*, S_dim, *)``
+        - Output: ``(*, U_1, ..., U_k, *)`` with ``U_1 * ... * U_k = S_dim``.
+
+    Example:
+        >>> unflat = nn.Unflatten(1, (16, 5, -1))
+        >>> unflat(np.zeros((32, 400), dtype=np.float32)).shape
+        (32, 16, 5, 5)
+    """
 
     def __init__(self, dim: int, unflattened_size):
         super().__init__()

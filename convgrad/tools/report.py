@@ -50,10 +50,12 @@ def _e(value) -> str:
 
 
 def img_tag(png: bytes, alt: str) -> str:
+    """An <img> element with the PNG embedded as a data URI (the page stays one file)."""
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
 def figure(png: bytes, caption: str) -> str:
+    """A <figure> of the embedded PNG with its caption."""
     return f"<figure>{img_tag(png, caption)}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
@@ -75,17 +77,21 @@ def _regenerate(name: str, make) -> bytes:
 
 
 class Section:
+    """One section of the report page: an anchor, a title and the HTML fragments added to it."""
     def __init__(self, anchor: str, title: str):
         self.anchor, self.title, self.parts = anchor, title, []
 
     def add(self, fragment: str) -> "Section":
+        """Append an HTML fragment; returns the section (for chaining)."""
         self.parts.append(fragment)
         return self
 
     def note(self, text: str) -> "Section":
+        """Append a paragraph of (escaped) text in the note style."""
         return self.add(f'<p class="note">{_e(text)}</p>')
 
     def render(self) -> str:
+        """The section as HTML."""
         return f'<section id="{self.anchor}"><h2>{_e(self.title)}</h2>{"".join(self.parts)}</section>'
 
 
