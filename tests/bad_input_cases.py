@@ -94,6 +94,11 @@ class LayerSpec:
     channels: int | None = None         # the channel count checked at dim 1
     ranks: tuple | None = None          # the accepted input ranks (default: x_shape's)
     bad_shapes: tuple = ()              # further (label, shape, regex) inputs of a wrong shape
+    variant: str = ""                   # distinguishes two specs of one class in the case ids
+
+    @property
+    def key(self) -> str:
+        return self.name + self.variant
     has_params: bool = False            # a float64 input into float32 parameters is an error
 
     @property
@@ -112,6 +117,10 @@ def _conv_specs():
                                {**common, "padding": _pad_bad(n) + [("bogus_str", "full", ValueError)],
                                 "padding_mode": "choice"},
                                (2, 2) + (6,) * n, "engine", channels=2, has_params=True))
+        for mode in ("reflect", "replicate", "circular"):
+            specs.append(LayerSpec(cls, dict(in_channels=2, out_channels=4, kernel_size=3, padding=1, padding_mode=mode),
+                                   {"padding": [("neg", -1, ValueError), ("str", "full", ValueError)]},
+                                   (2, 2) + (6,) * n, "engine", channels=2, has_params=True, variant=f"[{mode}]"))
         specs.append(LayerSpec(tcls, dict(in_channels=2, out_channels=4, kernel_size=3),
                                {**common, "padding": _pad_bad(n), "output_padding": _pad_bad(n)},
                                (2, 2) + (5,) * n, "engine", channels=2, has_params=True))
@@ -208,7 +217,7 @@ def constructor_cases() -> list[Case]:
         for arg, kind in spec.args.items():
             for label, value, exc in _kind_values(kind):
                 kwargs = {**spec.base, arg: value}
-                cases.append(Case(f"ctor-{spec.name}-{arg}-{label}", lambda c=spec.cls, k=kwargs: c(**k), exc,
+                cases.append(Case(f"ctor-{spec.key}-{arg}-{label}", lambda c=spec.cls, k=kwargs: c(**k), exc,
                                   (re.escape(spec.name), re.escape(arg.split("[")[0])), spec.owner, ("ctor",)))
     return cases
 
@@ -256,7 +265,7 @@ def forward_cases() -> list[Case]:
             def run(spec=spec, make_x=make_x):
                 layer = spec.cls(**spec.base)
                 return layer(make_x())
-            cases.append(Case(f"forward-{spec.name}-{label}", run, exc, (re.escape(spec.name), what), spec.owner,
+            cases.append(Case(f"forward-{spec.key}-{label}", run, exc, (re.escape(spec.name), what), spec.owner,
                               ("forward",)))
     return cases
 
@@ -296,13 +305,13 @@ def backward_cases() -> list[Case]:
             def run(spec=spec, make_g=make_g):
                 layer, y = _forwarded(spec)
                 return layer.backward(make_g(y))
-            cases.append(Case(f"backward-{spec.name}-{label}", run, exc,
+            cases.append(Case(f"backward-{spec.key}-{label}", run, exc,
                               (re.escape(spec.name), "grad_output|gradient"), spec.owner, ("backward",)))
 
         def before(spec=spec):
             layer = spec.cls(**spec.base)
             return layer.backward(np.zeros(spec.x_shape, np.float32))
-        cases.append(Case(f"backward-{spec.name}-before_forward", before, RuntimeError,
+        cases.append(Case(f"backward-{spec.key}-before_forward", before, RuntimeError,
                           (re.escape(spec.name), "before forward"), spec.owner, ("backward",)))
     return cases
 
