@@ -3,9 +3,9 @@
     explicit:      logits = model(x);  loss = loss_fn(logits, y);  model.backward(loss_fn.backward())
     forward-only:  out = model(convgrad.tensor(x));  loss = loss_fn(out, y);  loss.backward()
 
-A model is explicit when a class of it below Module defines `backward` (Sequential, DataParallel,
-every built-in layer); a forward-only model has only `forward`, and its operations record
-themselves on Tensors. Everything here returns plain ndarrays/floats to the caller, so the
+A model is explicit when it differentiates itself (Module.has_backward: its class defines
+`backward`, and a container's children all do); a forward-only model (or a Sequential holding
+one) has only `forward`, and its operations record themselves on Tensors. Everything here returns plain ndarrays/floats to the caller, so the
 Trainer and the tools never look at which kind of model they run.
 """
 from __future__ import annotations
@@ -16,8 +16,10 @@ from .nn.module import Module
 
 
 def is_explicit(model) -> bool:
-    """Whether the model's class (or a base below Module) defines its own backward."""
-    return type(model).backward is not Module.backward
+    """Whether the model differentiates itself (Module.has_backward: its class defines backward, and
+    a container's children all do); a model from before has_backward: its class defines backward."""
+    has_backward = getattr(model, "has_backward", None)
+    return has_backward() if callable(has_backward) else type(model).backward is not Module.backward
 
 
 def _recorded():

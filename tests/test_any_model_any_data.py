@@ -278,3 +278,15 @@ def test_trainer_api_resumes_mid_epoch_to_the_same_weights(tmp_path, factory):
     assert [(s["step"], s["loss"], s["lr"]) for s in got_steps] == [(s["step"], s["loss"], s["lr"]) for s in steps]
     for k in weights:
         np.testing.assert_array_equal(got_weights[k], weights[k], err_msg=k)
+
+
+@pytest.mark.skipif(not hasattr(nn.Module, "has_backward"), reason="Module.has_backward is not in this tree")
+def test_a_sequential_holding_a_forward_only_module_trains_recorded(tmp_path):
+    import tiny_models
+    model = nn.Sequential(tiny_models.forward_only(generator=0), nn.ReLU())
+    train, _ = _loaders()
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.05), nn.CrossEntropyLoss(), str(tmp_path / "r"),
+                      log=_quiet, plots=False)
+    assert not trainer.explicit
+    history = trainer.fit(train, epochs=2)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
