@@ -67,7 +67,7 @@ class _ConvNd(Module):
         """Adds dW, db into the parameters' .grad; returns dx (None when input_grad=False).
         A weight with requires_grad False gets no dW (its GEMM is skipped)."""
         dx, dw, db = F.conv_backward(grad_out, self._cached(self._cache), input_grad,
-                                     weight_grad=getattr(self.weight, "requires_grad", True))
+                                     weight_grad=self.weight.requires_grad)
         self._accumulate(weight=dw, bias=db)
         return dx
 
