@@ -43,12 +43,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     sys.path.insert(0, args.base)
     import torch
+    import convgrad_base
     import convgrad_base.nn as base_nn
     import convgrad
     from convgrad.memory import retain_freed_memory
     retain_freed_memory()                       # both libraries, this process
     torch.set_num_threads(args.threads)
     convgrad.set_num_threads(args.threads)
+    convgrad_base.set_num_threads(args.threads)       # each package has its own thread setting
     limit = None
     if args.threads != 2:
         from threadpoolctl import threadpool_limits

@@ -61,21 +61,6 @@ class _PadNd(Module):
         return f"{flat}" + (f", value={self.value}" if self.mode == "constant" else "")
 
 
-class ConstantPad1d(_PadNd):
-    """Pads with `value`: (N, C, L) -> (N, C, L + left + right)."""
-    mode, n_dims = "constant", 1
-
-
-class ConstantPad2d(_PadNd):
-    """Pads with `value`: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
-    mode, n_dims = "constant", 2
-
-
-class ConstantPad3d(_PadNd):
-    """Pads with `value`: (N, C, D, H, W) -> (N, C, D + front + back, H + top + bottom, W + left + right)."""
-    mode, n_dims = "constant", 3
-
-
 class _ZeroPadNd(_PadNd):
     mode = "zeros"
 
@@ -83,66 +68,319 @@ class _ZeroPadNd(_PadNd):
         super().__init__(padding)
 
 
-class ZeroPad1d(_ZeroPadNd):
-    """Pads with zeros: (N, C, L) -> (N, C, L + left + right)."""
-    n_dims = 1
-
-
-class ZeroPad2d(_ZeroPadNd):
-    """Pads with zeros: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
-    n_dims = 2
-
-
-class ZeroPad3d(_ZeroPadNd):
-    """Pads with zeros: (N, C, D, H, W) -> (N, C, D + front + back, H + top + bottom, W + left + right)."""
-    n_dims = 3
-
-
 class _ModePadNd(_PadNd):
     def __init__(self, padding):
         super().__init__(padding)
 
 
+class ZeroPad1d(_ZeroPadNd):
+    """Pads with zeros (1-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right).
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right).
+
+    Shape:
+        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
+        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ZeroPad1d(2)
+        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
+        array([[[0., 0., 1., 2., 3., 0., 0.]]])
+        >>> pad.backward(np.ones((1, 1, 7))).shape
+        (1, 1, 3)
+    """
+    mode, n_dims = "zeros", 1
+
+
+class ZeroPad2d(_ZeroPadNd):
+    """Pads with zeros (2-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom).
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom).
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
+        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ZeroPad2d((1, 1, 2, 0))
+        >>> pad(np.zeros((1, 3, 4, 4))).shape
+        (1, 3, 6, 6)
+    """
+    mode, n_dims = "zeros", 2
+
+
+class ZeroPad3d(_ZeroPadNd):
+    """Pads with zeros (3-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back).
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
+        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ZeroPad3d(1)
+        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
+        (2, 3, 6, 6, 6)
+    """
+    mode, n_dims = "zeros", 3
+
+
+class ConstantPad1d(_PadNd):
+    """Pads with a constant value (1-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right).
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right).
+        value (float): the fill value. Default: 0.
+
+    Shape:
+        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
+        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ConstantPad1d((1, 2), 9.0)
+        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
+        array([[[9., 1., 2., 3., 9., 9.]]])
+        >>> pad.backward(np.ones((1, 1, 6))).shape
+        (1, 1, 3)
+    """
+    mode, n_dims = "constant", 1
+
+
+class ConstantPad2d(_PadNd):
+    """Pads with a constant value (2-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom).
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom).
+        value (float): the fill value. Default: 0.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
+        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ConstantPad2d((1, 1, 2, 0), 0.5)
+        >>> pad(np.zeros((1, 3, 4, 4))).shape
+        (1, 3, 6, 6)
+    """
+    mode, n_dims = "constant", 2
+
+
+class ConstantPad3d(_PadNd):
+    """Pads with a constant value (3-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back).
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
+        value (float): the fill value. Default: 0.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
+        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ConstantPad3d(1, 0.5)
+        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
+        (2, 3, 6, 6, 6)
+    """
+    mode, n_dims = "constant", 3
+
+
 class ReflectionPad1d(_ModePadNd):
-    """Mirror without repeating the edge (each pad < the size): (N, C, L) -> (N, C, L + left + right)."""
+    """Pads with the reflection of the input, the edge not repeated (1-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right). Each pad must be smaller than its axis' size.
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right).
+
+    Shape:
+        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
+        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ReflectionPad1d(2)
+        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
+        array([[[3., 2., 1., 2., 3., 2., 1.]]])
+        >>> pad.backward(np.ones((1, 1, 7))).shape
+        (1, 1, 3)
+    """
     mode, n_dims = "reflect", 1
 
 
 class ReflectionPad2d(_ModePadNd):
-    """Mirror without repeating the edge: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
+    """Pads with the reflection of the input, the edge not repeated (2-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom). Each pad must be smaller than its axis' size.
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom).
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
+        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ReflectionPad2d((1, 1, 2, 0))
+        >>> pad(np.zeros((1, 3, 4, 4))).shape
+        (1, 3, 6, 6)
+    """
     mode, n_dims = "reflect", 2
 
 
 class ReflectionPad3d(_ModePadNd):
-    """Mirror without repeating the edge: (N, C, D, H, W) -> each spatial size + its two pads."""
+    """Pads with the reflection of the input, the edge not repeated (3-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back). Each pad must be smaller than its axis' size.
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
+        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ReflectionPad3d(1)
+        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
+        (2, 3, 6, 6, 6)
+    """
     mode, n_dims = "reflect", 3
 
 
 class ReplicationPad1d(_ModePadNd):
-    """Repeat the edge value: (N, C, L) -> (N, C, L + left + right)."""
+    """Pads by repeating the edge values (1-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right).
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right).
+
+    Shape:
+        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
+        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ReplicationPad1d(2)
+        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
+        array([[[1., 1., 1., 2., 3., 3., 3.]]])
+        >>> pad.backward(np.ones((1, 1, 7))).shape
+        (1, 1, 3)
+    """
     mode, n_dims = "replicate", 1
 
 
 class ReplicationPad2d(_ModePadNd):
-    """Repeat the edge value: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
+    """Pads by repeating the edge values (2-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom).
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom).
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
+        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ReplicationPad2d((1, 1, 2, 0))
+        >>> pad(np.zeros((1, 3, 4, 4))).shape
+        (1, 3, 6, 6)
+    """
     mode, n_dims = "replicate", 2
 
 
 class ReplicationPad3d(_ModePadNd):
-    """Repeat the edge value: (N, C, D, H, W) -> each spatial size + its two pads."""
+    """Pads by repeating the edge values (3-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back).
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
+        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.ReplicationPad3d(1)
+        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
+        (2, 3, 6, 6, 6)
+    """
     mode, n_dims = "replicate", 3
 
 
 class CircularPad1d(_ModePadNd):
-    """Wrap around (each pad <= the size): (N, C, L) -> (N, C, L + left + right)."""
+    """Pads by wrapping the input around (periodic) (1-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right). Each pad must be at most its axis' size.
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right).
+
+    Shape:
+        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
+        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.CircularPad1d(2)
+        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
+        array([[[2., 3., 1., 2., 3., 1., 2.]]])
+        >>> pad.backward(np.ones((1, 1, 7))).shape
+        (1, 1, 3)
+    """
     mode, n_dims = "circular", 1
 
 
 class CircularPad2d(_ModePadNd):
-    """Wrap around: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
+    """Pads by wrapping the input around (periodic) (2-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom). Each pad must be at most its axis' size.
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom).
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
+        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.CircularPad2d((1, 1, 2, 0))
+        >>> pad(np.zeros((1, 3, 4, 4))).shape
+        (1, 3, 6, 6)
+    """
     mode, n_dims = "circular", 2
 
 
 class CircularPad3d(_ModePadNd):
-    """Wrap around: (N, C, D, H, W) -> each spatial size + its two pads."""
+    """Pads by wrapping the input around (periodic) (3-d).
+
+    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back). Each pad must be at most its axis' size.
+
+    Args:
+        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
+        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
+
+    Example:
+        >>> pad = nn.CircularPad3d(1)
+        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
+        (2, 3, 6, 6, 6)
+    """
     mode, n_dims = "circular", 3
