@@ -3,8 +3,9 @@
 Two kinds of work memory:
 - a layer's `workspace` dict (kept by nn.ConvNd between calls; arrays from
   functional._buffers.buffer): reused while the shapes match; the depthwise route's row
-  stack backs the cache until its backward consumes it. A forward that finds its workspace still backing a live, unconsumed
-  cache (a layer called twice before its backward) takes fresh buffers.
+  stack backs the cache until its backward consumes it. A forward that finds its workspace
+  still backing a live, unconsumed cache (a layer called twice before its backward) takes
+  fresh buffers.
 - the scratch pool: per-thread buffers shared by every layer, for patch matrices that are
   built and consumed within one call. Their size is bounded by the workspace budget: a route
   whose patch matrix for the whole batch would exceed it works in chunks of the batch.
