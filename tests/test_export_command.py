@@ -58,3 +58,17 @@ def test_export_errors(run, tmp_path, capsys):
     assert main(["export", str(d), "--opset", "9"]) == 2
     assert "opset must be in 17..21, got 9" in capsys.readouterr().err
     assert not (d / "model.onnx").exists()
+
+
+def test_missing_package_is_one_line(run, capsys, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx":
+            raise ImportError("No module named 'onnx'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    assert main(["export", str(run[0]), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'convgrad[onnx]'" in err and "Traceback" not in err

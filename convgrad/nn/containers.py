@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd import Tensor, cat
 from .module import Module
 
 
@@ -49,12 +50,36 @@ def _check_same_shapes(outputs, where: str) -> None:
         raise ValueError(f"{where}: branch outputs must have one shape to be added, got shapes {shapes}")
 
 
+def _all_have_backward(module: Module) -> bool:
+    """A container differentiates itself when every branch does; otherwise it runs forward-only."""
+    return all(m.has_backward() for m in module.children())
+
+
 class Residual(Module):
-    """y = body(x) + shortcut(x); shortcut None is the identity (then y and x share a shape).
+    """A residual connection: ``y = body(x) + shortcut(x)``, the shortcut None for the identity.
 
     backward: grad_out flows into both branches and their input gradients add,
-    dx = body.backward(dy) + shortcut.backward(dy) (or + dy for the identity).
-    Parameter names: "body.*", "shortcut.*", as a torch module with those attributes.
+    ``dx = body.backward(dy) + shortcut.backward(dy)`` (or ``+ dy`` for the identity) — where x fanned
+    out, the gradients add. Parameter names: ``"body.*"``, ``"shortcut.*"``, as a torch module with
+    those attributes.
+
+    Args:
+        body (Module): the main path.
+        shortcut (Module or None): the other path; None is the identity (then body keeps x's shape).
+            Default: None.
+
+    Shape:
+        - Input: what body and shortcut take, ``(N, *)``.
+        - Output: body's output shape, which shortcut's must equal.
+
+    Example:
+        >>> block = nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()))
+        >>> x = np.ones((2, 4, 8, 8), dtype=np.float32)
+        >>> y = block(x)
+        >>> y.shape
+        (2, 4, 8, 8)
+        >>> block.backward(np.ones_like(y)).shape
+        (2, 4, 8, 8)
     """
 
     def __init__(self, body: Module, shortcut: Module | None = None):
@@ -70,6 +95,8 @@ class Residual(Module):
         _check_same_shapes([y_body, y_short], "Residual (body, shortcut)")
         self._cache = True
         return y_body + y_short
+
+    has_backward = _all_have_backward
 
     def backward(self, grad_out):
         self._cached(self._cache)
@@ -96,10 +123,26 @@ class _Branches(Module):
     def __getitem__(self, index: int) -> Module:
         return list(self._modules.values())[index]
 
+    has_backward = _all_have_backward
+
 
 class Add(_Branches):
-    """y = sum_i branch_i(x), every branch applied to the same x; outputs share one shape.
-    backward: dx = sum_i branch_i.backward(dy). Branches are named "0", "1", ..."""
+    """Parallel branches whose outputs add: ``y = sum_i branch_i(x)``, every branch applied to the same x.
+
+    backward: ``dx = sum_i branch_i.backward(dy)``. Branches are named ``"0"``, ``"1"``, ...
+
+    Args:
+        branches (Module): one or more modules (one object may appear twice: its gradients add).
+
+    Shape:
+        - Input: what every branch takes, ``(N, *)``.
+        - Output: the branches' common output shape.
+
+    Example:
+        >>> both = nn.Add(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 1))
+        >>> both(np.ones((2, 3, 5, 5), dtype=np.float32)).shape
+        (2, 8, 5, 5)
+    """
 
     def __init__(self, *branches: Module):
         super().__init__(branches, "Add")
@@ -108,6 +151,11 @@ class Add(_Branches):
         outputs = [m(x) for m in self._modules.values()]
         _check_same_shapes(outputs, "Add")
         self._cache = True
+        if isinstance(x, Tensor):             # a forward-only branch: the additions record themselves
+            y = outputs[0]
+            for out in outputs[1:]:
+                y = y + out
+            return y
         y = outputs[0].copy() if len(outputs) == 1 else outputs[0] + outputs[1]
         for out in outputs[2:]:
             y += out
@@ -123,10 +171,28 @@ class Add(_Branches):
 
 
 class Concat(_Branches):
-    """y = concatenate([branch_i(x)], axis=dim), every branch applied to the same x
-    (default dim=1: channels of (N, C_i, *spatial) outputs -> (N, sum C_i, *spatial)).
-    backward: dy is split back into the branches' pieces, whose input gradients add.
-    Branches are named "0", "1", ..."""
+    """Parallel branches whose outputs are concatenated: ``y = concatenate([branch_i(x)], axis=dim)``.
+
+    Every branch is applied to the same x (an Inception-style block); backward splits dy back into
+    the branches' pieces, and their input gradients add. Branches are named ``"0"``, ``"1"``, ...
+
+    Args:
+        branches (Module): one or more modules (one object may appear twice: its gradients add).
+        dim (int): the axis of the concatenation. Default: 1 (channels).
+
+    Shape:
+        - Input: what every branch takes, ``(N, *)``.
+        - Output: with the default dim, branch outputs ``(N, C_i, *S)`` give ``(N, sum_i C_i, *S)``;
+          they must agree in every other axis.
+
+    Example:
+        >>> block = nn.Concat(nn.Conv2d(3, 4, 1), nn.Conv2d(3, 6, 3, padding=1))
+        >>> y = block(np.ones((2, 3, 5, 5), dtype=np.float32))
+        >>> y.shape
+        (2, 10, 5, 5)
+        >>> block.backward(np.ones_like(y)).shape
+        (2, 3, 5, 5)
+    """
 
     def __init__(self, *branches: Module, dim: int = 1):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
@@ -144,6 +210,8 @@ class Concat(_Branches):
         if any(len(s) != ndim or s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
             raise ValueError(f"Concat: branch outputs must match in every dim but {self.dim}, got shapes {shapes}")
         self._cache = (axis, np.cumsum([s[axis] for s in shapes])[:-1], shapes)
+        if isinstance(x, Tensor):             # a forward-only branch: the join records itself
+            return cat(outputs, dim=axis)
         return np.concatenate(outputs, axis=axis)
 
     def backward(self, grad_out):

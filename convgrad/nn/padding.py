@@ -61,6 +61,84 @@ class _PadNd(Module):
         return f"{flat}" + (f", value={self.value}" if self.mode == "constant" else "")
 
 
+class ConstantPad1d(_PadNd):
+    """1-D value padding of every sample's last 1 axis.
+
+    Each padded axis grows by its two pads; the added elements are ``value``. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
+        value (float): the fill value.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
+
+    Example:
+        >>> pad = nn.ConstantPad1d(1, value=-1.0)
+        >>> pad(np.array([[[1.0, 2.0]]]))
+        array([[[-1.,  1.,  2., -1.]]])
+    """
+    mode, n_dims = "constant", 1
+
+
+class ConstantPad2d(_PadNd):
+    """2-D value padding of every sample's last 2 axes.
+
+    Each padded axis grows by its two pads; the added elements are ``value``. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
+        value (float): the fill value.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ConstantPad2d((1, 2, 0, 1), value=0.5)
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
+    """
+    mode, n_dims = "constant", 2
+
+
+class ConstantPad3d(_PadNd):
+    """3-D value padding of every sample's last 3 axes.
+
+    Each padded axis grows by its two pads; the added elements are ``value``. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
+        value (float): the fill value.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ConstantPad3d(1, value=0.5)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
+    """
+    mode, n_dims = "constant", 3
+
+
 class _ZeroPadNd(_PadNd):
     mode = "zeros"
 
@@ -68,319 +146,312 @@ class _ZeroPadNd(_PadNd):
         super().__init__(padding)
 
 
+class ZeroPad1d(_ZeroPadNd):
+    """1-D zeros padding of every sample's last 1 axis.
+
+    Each padded axis grows by its two pads; the added elements are 0. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
+
+    Example:
+        >>> pad = nn.ZeroPad1d((1, 2))
+        >>> pad(np.array([[[1.0, 2.0]]]))
+        array([[[0., 1., 2., 0., 0.]]])
+    """
+    n_dims = 1
+
+
+class ZeroPad2d(_ZeroPadNd):
+    """2-D zeros padding of every sample's last 2 axes.
+
+    Each padded axis grows by its two pads; the added elements are 0. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ZeroPad2d((1, 2, 0, 1))
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
+    """
+    n_dims = 2
+
+
+class ZeroPad3d(_ZeroPadNd):
+    """3-D zeros padding of every sample's last 3 axes.
+
+    Each padded axis grows by its two pads; the added elements are 0. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ZeroPad3d(1)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
+    """
+    n_dims = 3
+
+
 class _ModePadNd(_PadNd):
     def __init__(self, padding):
         super().__init__(padding)
 
 
-class ZeroPad1d(_ZeroPadNd):
-    """Pads with zeros (1-d).
-
-    ``padding`` counts from the last axis inwards, as torch: (left, right).
-
-    Args:
-        padding (int or tuple): the same on every side, or (left, right).
-
-    Shape:
-        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
-        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
-
-    Example:
-        >>> pad = nn.ZeroPad1d(2)
-        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
-        array([[[0., 0., 1., 2., 3., 0., 0.]]])
-        >>> pad.backward(np.ones((1, 1, 7))).shape
-        (1, 1, 3)
-    """
-    mode, n_dims = "zeros", 1
-
-
-class ZeroPad2d(_ZeroPadNd):
-    """Pads with zeros (2-d).
-
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom).
-
-    Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom).
-
-    Shape:
-        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
-        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
-
-    Example:
-        >>> pad = nn.ZeroPad2d((1, 1, 2, 0))
-        >>> pad(np.zeros((1, 3, 4, 4))).shape
-        (1, 3, 6, 6)
-    """
-    mode, n_dims = "zeros", 2
-
-
-class ZeroPad3d(_ZeroPadNd):
-    """Pads with zeros (3-d).
-
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back).
-
-    Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
-
-    Shape:
-        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
-        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
-
-    Example:
-        >>> pad = nn.ZeroPad3d(1)
-        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
-        (2, 3, 6, 6, 6)
-    """
-    mode, n_dims = "zeros", 3
-
-
-class ConstantPad1d(_PadNd):
-    """Pads with a constant value (1-d).
-
-    ``padding`` counts from the last axis inwards, as torch: (left, right).
-
-    Args:
-        padding (int or tuple): the same on every side, or (left, right).
-        value (float): the fill value. Default: 0.
-
-    Shape:
-        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
-        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
-
-    Example:
-        >>> pad = nn.ConstantPad1d((1, 2), 9.0)
-        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
-        array([[[9., 1., 2., 3., 9., 9.]]])
-        >>> pad.backward(np.ones((1, 1, 6))).shape
-        (1, 1, 3)
-    """
-    mode, n_dims = "constant", 1
-
-
-class ConstantPad2d(_PadNd):
-    """Pads with a constant value (2-d).
-
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom).
-
-    Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom).
-        value (float): the fill value. Default: 0.
-
-    Shape:
-        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
-        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
-
-    Example:
-        >>> pad = nn.ConstantPad2d((1, 1, 2, 0), 0.5)
-        >>> pad(np.zeros((1, 3, 4, 4))).shape
-        (1, 3, 6, 6)
-    """
-    mode, n_dims = "constant", 2
-
-
-class ConstantPad3d(_PadNd):
-    """Pads with a constant value (3-d).
-
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back).
-
-    Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
-        value (float): the fill value. Default: 0.
-
-    Shape:
-        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
-        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
-
-    Example:
-        >>> pad = nn.ConstantPad3d(1, 0.5)
-        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
-        (2, 3, 6, 6, 6)
-    """
-    mode, n_dims = "constant", 3
-
-
 class ReflectionPad1d(_ModePadNd):
-    """Pads with the reflection of the input, the edge not repeated (1-d).
+    """1-D reflection padding of every sample's last 1 axis.
 
-    ``padding`` counts from the last axis inwards, as torch: (left, right). Each pad must be smaller than its axis' size.
+    Each padded axis grows by its two pads; mirrored at the edge without repeating it: ``[a b c d]``
+    padded by 2 gives ``[c b a b c d c b]``; each pad must be smaller than its axis. Its backward
+    adds the gradient of each mirrored copy into the element it copies.
 
     Args:
-        padding (int or tuple): the same on every side, or (left, right).
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
 
     Shape:
-        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
-        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
 
     Example:
         >>> pad = nn.ReflectionPad1d(2)
-        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
-        array([[[3., 2., 1., 2., 3., 2., 1.]]])
-        >>> pad.backward(np.ones((1, 1, 7))).shape
-        (1, 1, 3)
+        >>> pad(np.array([[[1.0, 2.0, 3.0, 4.0]]]))
+        array([[[3., 2., 1., 2., 3., 4., 3., 2.]]])
     """
     mode, n_dims = "reflect", 1
 
 
 class ReflectionPad2d(_ModePadNd):
-    """Pads with the reflection of the input, the edge not repeated (2-d).
+    """2-D reflection padding of every sample's last 2 axes.
 
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom). Each pad must be smaller than its axis' size.
+    Each padded axis grows by its two pads; mirrored at the edge without repeating it: ``[a b c d]``
+    padded by 2 gives ``[c b a b c d c b]``; each pad must be smaller than its axis. Its backward
+    adds the gradient of each mirrored copy into the element it copies.
 
     Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom).
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
 
     Shape:
-        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
-        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
 
     Example:
-        >>> pad = nn.ReflectionPad2d((1, 1, 2, 0))
-        >>> pad(np.zeros((1, 3, 4, 4))).shape
-        (1, 3, 6, 6)
+        >>> pad = nn.ReflectionPad2d((1, 2, 0, 1))
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
     """
     mode, n_dims = "reflect", 2
 
 
 class ReflectionPad3d(_ModePadNd):
-    """Pads with the reflection of the input, the edge not repeated (3-d).
+    """3-D reflection padding of every sample's last 3 axes.
 
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back). Each pad must be smaller than its axis' size.
+    Each padded axis grows by its two pads; mirrored at the edge without repeating it: ``[a b c d]``
+    padded by 2 gives ``[c b a b c d c b]``; each pad must be smaller than its axis. Its backward
+    adds the gradient of each mirrored copy into the element it copies.
 
     Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
 
     Shape:
-        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
-        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
 
     Example:
         >>> pad = nn.ReflectionPad3d(1)
-        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
-        (2, 3, 6, 6, 6)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
     """
     mode, n_dims = "reflect", 3
 
 
 class ReplicationPad1d(_ModePadNd):
-    """Pads by repeating the edge values (1-d).
+    """1-D replication padding of every sample's last 1 axis.
 
-    ``padding`` counts from the last axis inwards, as torch: (left, right).
+    Each padded axis grows by its two pads; copies of the edge element: ``[a b c]`` padded by 2
+    gives ``[a a a b c c c]``. Its backward adds the gradient of every copy into the edge element.
 
     Args:
-        padding (int or tuple): the same on every side, or (left, right).
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
 
     Shape:
-        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
-        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
 
     Example:
         >>> pad = nn.ReplicationPad1d(2)
         >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
         array([[[1., 1., 1., 2., 3., 3., 3.]]])
-        >>> pad.backward(np.ones((1, 1, 7))).shape
-        (1, 1, 3)
     """
     mode, n_dims = "replicate", 1
 
 
 class ReplicationPad2d(_ModePadNd):
-    """Pads by repeating the edge values (2-d).
+    """2-D replication padding of every sample's last 2 axes.
 
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom).
+    Each padded axis grows by its two pads; copies of the edge element: ``[a b c]`` padded by 2
+    gives ``[a a a b c c c]``. Its backward adds the gradient of every copy into the edge element.
 
     Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom).
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
 
     Shape:
-        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
-        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
 
     Example:
-        >>> pad = nn.ReplicationPad2d((1, 1, 2, 0))
-        >>> pad(np.zeros((1, 3, 4, 4))).shape
-        (1, 3, 6, 6)
+        >>> pad = nn.ReplicationPad2d((1, 2, 0, 1))
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
     """
     mode, n_dims = "replicate", 2
 
 
 class ReplicationPad3d(_ModePadNd):
-    """Pads by repeating the edge values (3-d).
+    """3-D replication padding of every sample's last 3 axes.
 
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back).
+    Each padded axis grows by its two pads; copies of the edge element: ``[a b c]`` padded by 2
+    gives ``[a a a b c c c]``. Its backward adds the gradient of every copy into the edge element.
 
     Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
 
     Shape:
-        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
-        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
 
     Example:
         >>> pad = nn.ReplicationPad3d(1)
-        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
-        (2, 3, 6, 6, 6)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
     """
     mode, n_dims = "replicate", 3
 
 
 class CircularPad1d(_ModePadNd):
-    """Pads by wrapping the input around (periodic) (1-d).
+    """1-D circular padding of every sample's last 1 axis.
 
-    ``padding`` counts from the last axis inwards, as torch: (left, right). Each pad must be at most its axis' size.
+    Each padded axis grows by its two pads; wrapped around from the other end: ``[a b c]`` padded by
+    1 gives ``[c a b c a]``; each pad at most its axis. Its backward adds the gradient of each
+    wrapped copy into the element it copies.
 
     Args:
-        padding (int or tuple): the same on every side, or (left, right).
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
 
     Shape:
-        - Input: ``(N, C, L)`` or unbatched ``(C, L)``.
-        - Output: ``(N, C, L + left + right)`` (unbatched: without N).
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
 
     Example:
-        >>> pad = nn.CircularPad1d(2)
+        >>> pad = nn.CircularPad1d(1)
         >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
-        array([[[2., 3., 1., 2., 3., 1., 2.]]])
-        >>> pad.backward(np.ones((1, 1, 7))).shape
-        (1, 1, 3)
+        array([[[3., 1., 2., 3., 1.]]])
     """
     mode, n_dims = "circular", 1
 
 
 class CircularPad2d(_ModePadNd):
-    """Pads by wrapping the input around (periodic) (2-d).
+    """2-D circular padding of every sample's last 2 axes.
 
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom). Each pad must be at most its axis' size.
+    Each padded axis grows by its two pads; wrapped around from the other end: ``[a b c]`` padded by
+    1 gives ``[c a b c a]``; each pad at most its axis. Its backward adds the gradient of each
+    wrapped copy into the element it copies.
 
     Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom).
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
 
     Shape:
-        - Input: ``(N, C, H, W)`` or unbatched ``(C, H, W)``.
-        - Output: ``(N, C, H + top + bottom, W + left + right)`` (unbatched: without N).
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
 
     Example:
-        >>> pad = nn.CircularPad2d((1, 1, 2, 0))
-        >>> pad(np.zeros((1, 3, 4, 4))).shape
-        (1, 3, 6, 6)
+        >>> pad = nn.CircularPad2d((1, 2, 0, 1))
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
     """
     mode, n_dims = "circular", 2
 
 
 class CircularPad3d(_ModePadNd):
-    """Pads by wrapping the input around (periodic) (3-d).
+    """3-D circular padding of every sample's last 3 axes.
 
-    ``padding`` counts from the last axis inwards, as torch: (left, right, top, bottom, front, back). Each pad must be at most its axis' size.
+    Each padded axis grows by its two pads; wrapped around from the other end: ``[a b c]`` padded by
+    1 gives ``[c a b c a]``; each pad at most its axis. Its backward adds the gradient of each
+    wrapped copy into the element it copies.
 
     Args:
-        padding (int or tuple): the same on every side, or (left, right, top, bottom, front, back).
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
 
     Shape:
-        - Input: ``(N, C, D, H, W)`` or unbatched ``(C, D, H, W)``.
-        - Output: ``(N, C, D + front + back, H + top + bottom, W + left + right)`` (unbatched: without N).
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
 
     Example:
         >>> pad = nn.CircularPad3d(1)
-        >>> pad(np.zeros((2, 3, 4, 4, 4))).shape
-        (2, 3, 6, 6, 6)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
     """
     mode, n_dims = "circular", 3

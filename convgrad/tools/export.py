@@ -1,4 +1,4 @@
-"""`convgrad export RUN --format onnx|safetensors`: a trained run's model for use outside convgrad.
+"""`convgrad export RUN --format onnx|safetensors`: a trained run's model for use outside convgrad::
 
     onnx          RUN/model.onnx: the model (input: normalised images (N, C, H, W), output: logits);
                   its metadata holds the classes and the normalisation mean/std
@@ -21,6 +21,13 @@ FORMATS = {"onnx": "model.onnx", "safetensors": "model.safetensors"}
 
 
 def _cmd(args) -> int:
+    try:
+        __import__("safetensors" if args.format == "safetensors" else "onnx")
+    except ImportError:
+        extra = "safetensors" if args.format == "safetensors" else "onnx"
+        print(f"convgrad export: error: --format {args.format} needs the {extra} package: "
+              f"pip install 'convgrad[{extra}]'", file=sys.stderr)
+        return 2
     model, state = load_model(args.run)
     out = args.out or os.path.join(run_dir(args.run), FORMATS[args.format])
     if args.format == "safetensors":
