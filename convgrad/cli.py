@@ -33,8 +33,17 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from .distributed.comm import launched_by_mpi
+    if args.distributed or launched_by_mpi():       # every rank of `mpiexec -n P convgrad train`
+        from .distributed.training import run_train_command
+        return run_train_command(_train, args)
+    from .train import Trainer
+    return _train(args, Trainer)
+
+
+def _train(args, trainer_class) -> int:
     from . import plots
-    from .train import Trainer, TrainConfig, evaluate
+    from .train import TrainConfig, evaluate
     cfg = TrainConfig(data=args.data, data_root=args.data_root, model=args.model, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
                       nesterov=args.nesterov,
@@ -42,7 +51,7 @@ def _cmd_train(args) -> int:
                       label_smoothing=args.label_smoothing, clip_grad_norm=args.clip_grad_norm, seed=args.seed,
                       limit_train=args.limit_train, limit_test=args.limit_test, out=args.out,
                       threads=args.threads)
-    trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
+    trainer = trainer_class(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"training {cfg.model} on {cfg.data}: {len(trainer.train_loader.labels)} train / "
           f"{len(trainer.test_loader.labels)} test images, {sum(p.data.size for p in trainer.model.parameters())} "
           f"parameters, {cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}, {cfg.epochs} epoch(s), "
@@ -133,6 +142,8 @@ def _add_train(sub):
     p.add_argument("--threads", type=int, default=None,
                    help="split each batch across N threads (default: the CPUs available); models with "
                         "BatchNorm or Dropout train on one")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks (implied when started by mpiexec; needs convgrad[distributed])")
     p.add_argument("--out", default="runs/latest", help="run directory (metrics, checkpoint, plots)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

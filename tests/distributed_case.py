@@ -10,12 +10,16 @@ SAMPLES = 40          # shards padded for P = 3 (40 is no multiple of 3)
 LOCAL_BATCH = 4
 
 
-def build(batchnorm: bool, seed: int = 0):
+GLOBAL_BATCH = 11     # GlobalBatch case: shares of 6+5 (P = 2) and 3+4+4 (P = 3) rows
+
+
+def build(batchnorm: bool, seed: int = 0, dropout: bool = False):
     g = np.random.default_rng(seed)
     norm2d = [nn.BatchNorm2d(6, dtype=np.float64)] if batchnorm else []
     norm1d = [nn.BatchNorm1d(16, dtype=np.float64)] if batchnorm else []
+    drop = [nn.Dropout(0.3, generator=5)] if dropout else []
     model = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1, generator=g), *norm2d, nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(6, 8, 3, generator=g), nn.ReLU(), nn.Flatten(),
+                          nn.Conv2d(6, 8, 3, generator=g), nn.ReLU(), nn.Flatten(), *drop,
                           nn.Linear(8 * 2 * 2, 16, generator=g), *norm1d, nn.ReLU(), nn.Linear(16, 5, generator=g))
     model.double()
     for m in model.modules():           # non-trivial affine parameters, so their gradients matter
@@ -50,3 +54,9 @@ def global_batches(world: int):
     """The union of every rank's batch, step by step: what one process trains on."""
     per_rank = [local_batches(r, world) for r in range(world)]
     return [np.concatenate([per_rank[r][s] for r in range(world)]) for s in range(STEPS)]
+
+
+def whole_batches():
+    """The GlobalBatch case: every rank is given these whole batches (as `convgrad train` does)."""
+    order = np.random.default_rng(11).permutation(SAMPLES)
+    return [order[i * GLOBAL_BATCH:(i + 1) * GLOBAL_BATCH] for i in range(STEPS)]

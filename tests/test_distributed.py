@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import rel
-from distributed_case import build, data, global_batches, sgd
+from distributed_case import build, data, global_batches, sgd, whole_batches
 
 from convgrad import nn
 from convgrad.distributed import DistributedSampler
@@ -37,12 +37,12 @@ def run_mpi(n: int, *argv, timeout=120, check=True, **kwargs):
     return proc
 
 
-def single_process(batchnorm: bool, world: int) -> dict:
-    """One process, the same global batches, BatchNorm over the whole batch."""
-    model = build(batchnorm)
+def single_process(case: str, world: int) -> dict:
+    """One process, the same global batches, BatchNorm over the whole batch, one dropout stream."""
+    model = build(case != "ddp", dropout=case == "global")
     opt, loss_fn = sgd(model), nn.CrossEntropyLoss()
     x, y = data()
-    for idx in global_batches(world):
+    for idx in whole_batches() if case == "global" else global_batches(world):
         model.zero_grad()
         loss_fn(model(x[idx]), y[idx])
         model.backward(loss_fn.backward(), input_grad=False)
@@ -51,17 +51,17 @@ def single_process(batchnorm: bool, world: int) -> dict:
 
 
 @needs_mpi
-@pytest.mark.parametrize("case", ["ddp", "syncbn"])
+@pytest.mark.parametrize("case", ["ddp", "syncbn", "global"])
 @pytest.mark.parametrize("world, options", [(2, ["--bucket-mb", "0.001"]), (3, ["--overlap", "0"])])
 def test_ranks_train_as_one_process_over_the_global_batch(tmp_path, case, world, options):
     out = str(tmp_path / "params.npz")
     run_mpi(world, sys.executable, os.path.join(HERE, "mpi_worker.py"), case, out, *options)
-    expected = single_process(case == "syncbn", world)
+    expected = single_process(case, world)
     got = np.load(out)
     assert int(got["stats_steps"]) == 3
     if "0.001" in options:          # 1 kB buckets: several transfers, started during backward
         assert int(got["stats_buckets"]) > 3
-    start = build(case == "syncbn").state_dict()
+    start = build(case != "ddp", dropout=case == "global").state_dict()
     for key, value in expected.items():
         if key.endswith("num_batches_tracked"):
             assert int(got[key]) == int(value) == 3

@@ -12,9 +12,10 @@ batch computes its share; what `convgrad train` uses), training.py (`convgrad tr
 mpiexec). Needs the `distributed` extra: pip install 'convgrad[distributed]'.
 """
 from .comm import communicator, init, launched_by_mpi
+from .split import GlobalBatch
 from .ddp import DistributedDataParallel
 from .sampler import DistributedSampler
 from .sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm
 
-__all__ = ["init", "communicator", "launched_by_mpi", "DistributedDataParallel", "DistributedSampler",
+__all__ = ["init", "communicator", "launched_by_mpi", "DistributedDataParallel", "GlobalBatch", "DistributedSampler",
            "SyncBatchNorm", "convert_sync_batchnorm"]

@@ -96,3 +96,14 @@ def allgather_rows(array: np.ndarray, comm=None) -> np.ndarray:
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     wait([comm.Iallgatherv(local, [out, (sizes, offsets)])])
     return out
+
+
+def allgather_json(value, comm=None) -> list:
+    """Every rank's JSON-able `value`, in rank order (small things: random states, flags)."""
+    import json
+    data = np.frombuffer(json.dumps(value).encode(), np.uint8)
+    gathered = allgather_rows(data, comm)
+    comm = comm or communicator()
+    lengths = allgather_rows(np.array([len(data)], np.int64), comm)
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    return [json.loads(gathered[lo:hi].tobytes()) for lo, hi in zip(bounds[:-1], bounds[1:])]

@@ -1,0 +1,98 @@
+"""`convgrad train` under `mpiexec -n 2`: the same metrics as one process over the same global
+batches (float32: up to the order of additions), a rank killed mid-run ends the job with a clear
+message on rank 0 and an intact checkpoint, and --resume then gives the uninterrupted run's metrics."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import make_dataset
+from test_distributed import mpi_command, mpi_env, needs_mpi, run_mpi
+
+from convgrad import checkpoint
+from convgrad.cli import main
+
+CONVGRAD = [sys.executable, "-m", "convgrad.cli"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return make_dataset(str(tmp_path_factory.mktemp("data")), n_train=128, n_test=32)
+
+
+def _args(data_root, out, *extra, model="cnn", epochs=2):
+    return ["train", "--data-root", data_root, "--model", model, "--batch-size", "32", "--lr", "0.05",
+            "--seed", "3", "--epochs", str(epochs), "--augment", "crop-flip", "--scheduler", "onecycle",
+            "--threads", "1", "--out", out, "--no-progress", "--no-plots", *extra]
+
+
+def _metrics(out):
+    with open(os.path.join(out, "metrics.csv")) as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def _rank_pid(rank: int, marker: str):
+    """The pid of the MPI rank whose command line contains marker (from /proc), or None."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if marker in cmdline and f"OMPI_COMM_WORLD_RANK={rank}" in environ:
+            return int(pid)
+    return None
+
+
+@needs_mpi
+def test_two_ranks_give_the_metrics_of_one_process(data_root, tmp_path):
+    """lenet on 2 ranks, the global batch split: one process's numbers up to float32 rounding."""
+    two, one = str(tmp_path / "two"), str(tmp_path / "one")
+    proc = run_mpi(2, *CONVGRAD, *_args(data_root, two, model="lenet"))
+    assert proc.stdout.count("epoch 2:") == 1, proc.stdout          # rank 0 alone prints
+    assert main(_args(data_root, one, model="lenet")) == 0
+    ours, single = _metrics(two), _metrics(one)
+    assert [r["epoch"] for r in ours] == [r["epoch"] for r in single] == ["1", "2"]
+    for a, b in zip(ours, single):
+        for column in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+            assert abs(float(a[column]) - float(b[column])) <= 1e-4 * max(1.0, abs(float(b[column]))), (column, a, b)
+
+
+@needs_mpi
+def test_a_dying_rank_ends_the_job_and_resume_gives_the_uninterrupted_metrics(data_root, tmp_path):
+    """cnn (SyncBatchNorm, dropout, augmentation, per-step schedule) on 2 ranks: rank 1 is killed
+    in epoch 2; rank 0 says so and which checkpoint is intact; --resume ends as the straight run."""
+    straight = str(tmp_path / "straight")
+    run_mpi(2, *CONVGRAD, *_args(data_root, straight))
+    expected = _metrics(straight)
+    assert [r["epoch"] for r in expected] == ["1", "2"]
+
+    killed = str(tmp_path / "killed")
+    job = subprocess.Popen(mpi_command(2, *CONVGRAD, *_args(data_root, killed)), env=mpi_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = os.path.join(killed, "metrics.csv")
+    deadline = time.time() + 120
+    while time.time() < deadline and not os.path.exists(metrics):
+        time.sleep(0.02)
+    victim = _rank_pid(1, killed)
+    assert victim is not None, "rank 1 not found"
+    os.kill(victim, signal.SIGKILL)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode != 0
+    done = len(_metrics(killed))
+    assert done == 1, "the run finished epoch 2 before rank 1 was killed; make the dataset larger"
+    assert "mpiexec is ending the job (SIGTERM) during epoch 2" in err and "another rank died" in err, err
+    assert f"The checkpoint {os.path.join(killed, 'checkpoint.npz')} (after epoch 1) is intact" in err, err
+    assert "Traceback" not in err, err
+    state = checkpoint.load(os.path.join(killed, "checkpoint.npz"))     # loads: not half-written
+    assert int(state["epoch"]) == 1
+    assert not [f for f in os.listdir(killed) if f.startswith(".tmp-")]
+
+    run_mpi(2, *CONVGRAD, *_args(data_root, killed, "--resume"))
+    assert _metrics(killed) == expected
