@@ -11,7 +11,7 @@ for the whole batch on every rank, so every random state stays the same on all r
 Evaluation is sharded the same way and its logits gathered, so every rank holds the metrics.
 Rank 0 alone writes the run directory (atomically, as always) and prints; every rank resumes
 from its checkpoint. --threads defaults to the CPUs divided
-among the ranks on one node. A rank that dies makes mpiexec end the job: rank 0 gets SIGTERM
+among the ranks on one node, and BLAS is held to that many. A rank that dies makes mpiexec end the job: rank 0 gets SIGTERM
 and says which checkpoint is intact (see run()).
 """
 from __future__ import annotations
@@ -43,6 +43,18 @@ def ranks_on_this_node(comm) -> int:
         local.Free()
 
 
+def limit_threads(threads: int) -> None:
+    """Hold this rank's BLAS and convgrad's intra-op threads to `threads`: P ranks each starting
+    OpenBLAS's full pool oversubscribe the cores (its idle threads spin)."""
+    from .. import set_num_threads
+    set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=threads, user_api="blas")
+
+
 class DistributedTrainer(Trainer):
     """Trainer on every rank of the communicator (see the module docstring)."""
 
@@ -51,6 +63,7 @@ class DistributedTrainer(Trainer):
         self.rank, self.world = comm.Get_rank(), comm.Get_size()
         if cfg.threads is None:
             cfg.threads = max(1, available_cpus() // ranks_on_this_node(comm))
+        limit_threads(cfg.threads)
         writer = self.rank == 0
         super().__init__(cfg, resume=False, progress=progress and writer, log=log if writer else _silent)
         self._check_batches()
@@ -107,7 +120,11 @@ def run_train_command(train, args) -> int:
     """Run the command's `train(args, trainer_class)` on every rank: ranks other than 0 print
     nothing and draw no plots; an error on any rank ends the job (MPI_Abort) after that rank
     says what went wrong; on rank 0 a job ended by mpiexec says which checkpoint is intact."""
-    _comm.init()
+    try:
+        _comm.init()
+    except ImportError as exc:
+        print(f"convgrad train: {exc}", file=sys.stderr)
+        return 2
     comm = _comm.communicator()
     rank, world = comm.Get_rank(), comm.Get_size()
     if rank:
