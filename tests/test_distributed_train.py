@@ -96,3 +96,19 @@ def test_a_dying_rank_ends_the_job_and_resume_gives_the_uninterrupted_metrics(da
 
     run_mpi(2, *CONVGRAD, *_args(data_root, killed, "--resume"))
     assert _metrics(killed) == expected
+
+
+def test_without_mpi4py_the_command_says_what_to_install(data_root, tmp_path, monkeypatch, capsys):
+    from convgrad.distributed import comm
+    monkeypatch.setitem(sys.modules, "mpi4py", None)        # `from mpi4py import MPI` fails as if not installed
+    monkeypatch.setattr(comm, "_comm", None)
+    assert main(_args(data_root, str(tmp_path / "run"), "--distributed")) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'convgrad[distributed]'" in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_mpi_launch_is_detected_from_the_environment():
+    from convgrad.distributed import launched_by_mpi
+    assert launched_by_mpi({"OMPI_COMM_WORLD_SIZE": "2"}) and launched_by_mpi({"PMI_SIZE": "4"})
+    assert not launched_by_mpi({"PATH": "/usr/bin"})
