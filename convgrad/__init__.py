@@ -3,7 +3,8 @@
     import convgrad as cg
     model = cg.nn.Sequential(cg.nn.Conv2d(1, 8, 3), ...)
 """
-from . import functional, nn, optim
+from . import autograd, functional, nn, optim
+from .autograd import Tensor, cat, chunk, enable_grad, is_grad_enabled, no_grad, split, stack, tensor, where
 from ._dtype import get_default_dtype, set_default_dtype
 from ._threads import get_num_threads, set_num_threads
 from .nn.init import manual_seed
@@ -11,3 +12,4 @@ from .nn.module import Module, Parameter
 
 __version__ = "0.1.0"
 from .gradcheck import GradcheckReport, gradcheck  # noqa: E402  (the function shadows the module name, as in torch)
+from .summary import summary  # noqa: E402

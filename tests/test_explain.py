@@ -1,9 +1,7 @@
 """`convgrad explain`: the walk-through's numbers are computed (they agree with the fast path,
 the reference loops and the lectures' worked example), the text has its sections, the HTML
-page is self-contained with real GIF animations, and bad options exit with status 2."""
+page is self-contained with players (step/back/play/pause), and bad options exit with status 2."""
 import argparse
-import base64
-import io
 import itertools
 import os
 import re
@@ -17,6 +15,7 @@ from convgrad import functional as F
 from convgrad import reference as ref
 from convgrad.explain import (ExplainError, add_parser, explain_conv, explain_pool, explain_resample, parse_kernel,
                               parse_maps, parse_matrix, render_text, write_html)
+from convgrad.explain.steps import fmt
 from convgrad.functional.resample import upsample_zeros
 
 from conftest import DJ_DV, DJ_DW, DJ_DX, V, W, X  # the lectures' worked example
@@ -232,16 +231,15 @@ def test_resample_strided_conv_is_stride1_then_downsample(seed, stride):
 # ---------------------------------------------------------------------------------------
 # HTML
 # ---------------------------------------------------------------------------------------
-def _gifs(page):
-    from PIL import Image
-    found = re.findall(r'src="data:image/gif;base64,([^"]+)"', page)
-    return [Image.open(io.BytesIO(base64.b64decode(g))) for g in found]
+def _players(page):
+    """The JSON of every player on the page."""
+    import json
+    return [json.loads(d) for d in re.findall(r'<script type="application/json">(.*?)</script>', page, re.S)]
 
 
 def _assert_self_contained(page):
-    assert "http://" not in page and "https://" not in page and "<link" not in page and "<script" not in page
-    srcs = re.findall(r'src="([^"]*)"', page)
-    assert srcs and all(s.startswith("data:image/gif;base64,") for s in srcs)
+    assert "http://" not in page and "https://" not in page and "<link" not in page and "<img" not in page
+    assert "src=" not in page                                                  # no external script or image
 
 
 @pytest.mark.parametrize("build,count", [
@@ -249,39 +247,40 @@ def _assert_self_contained(page):
     (lambda: explain_conv(stride=2, padding=1, channels=2, filters=2, seed=3), 8),   # 2 forward, 2 dJ/dx, 4 dJ/dw
     (lambda: explain_pool(stride=1), 2),
     (lambda: explain_resample(), 3)])
-def test_html_is_self_contained_with_animated_gifs(build, count, tmp_path):
-    pytest.importorskip("PIL")
+def test_html_is_self_contained_with_players(build, count, tmp_path):
     path = tmp_path / "walk.html"
-    write_html(build(), path)
+    wt = build()
+    write_html(wt, path)
     page = path.read_text(encoding="utf-8")
     _assert_self_contained(page)
-    gifs = _gifs(page)
-    assert len(gifs) == count
-    for im in gifs:
-        assert im.format == "GIF" and im.n_frames > 1
+    players = _players(page)
+    assert len(players) == count == page.count('class="player"')
+    anims = [a for s in wt.steps for a in s.animations]
+    for data, anim in zip(players, anims):
+        assert len(data["frames"]) == len(anim.frames) > 1 and data["sums"] == anim.sums
+        for frame, panels in zip(data["frames"], anim.frames):
+            for d, p in zip(frame, panels):       # each panel's cells are the computed values
+                assert [[v for v, _ in row] for row in data["maps"][d["map"]]] == [[fmt(v) for v in r] for r in p.values]
+                assert d["win"] == ([] if p.window is None else np.argwhere(p.window).tolist())
+    for cls in ("back", "step", "play", "pause"):
+        assert page.count(f'<button class="{cls}"') == count
     assert os.listdir(tmp_path) == ["walk.html"]                               # no temporary file left behind
     assert "<table" in page and "background:rgb" in page                        # matrices as coloured grids
 
 
-def test_html_conv_animates_forward_dx_and_dw(tmp_path, capsys):
-    pytest.importorskip("PIL")
+def test_html_conv_players_for_forward_dx_and_dw(tmp_path, capsys):
     path = tmp_path / "conv.html"
     code, out, _ = run_cli(["conv", "--html", str(path)], capsys)
     assert code == 0 and "wrote" in out
-    page = path.read_text(encoding="utf-8")
-    captions = re.findall(r"<figcaption>([^<]*slides[^<]*)</figcaption>", page)
-    assert any(c.startswith("forward") for c in captions)
+    players = _players(path.read_text(encoding="utf-8"))
+    captions = [p["caption"] for p in players]
+    assert captions[0].startswith("forward")
     assert any(c.startswith("dJ/dx") and "padded" in c for c in captions)
     assert any(c.startswith("dJ/dw") and "over x" in c for c in captions)
-    # frames: one blank frame, then one per output of the 2x2 map
-    assert [im.n_frames for im in _gifs(page)] == [5, 5, 10]
-
-
-def test_html_without_pillow_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "PIL", None)
-    code, _, err = run_cli(["conv", "--html", str(tmp_path / "x.html")], capsys)
-    assert code == 2 and "Pillow" in err
-    assert not list(tmp_path.iterdir())
+    # frames: one blank frame, then one per output of the 2x2 map (dJ/dx: 3x3)
+    assert [len(p["frames"]) for p in players] == [5, 5, 10]
+    assert players[0]["sums"][1] == "v[0,0] = 2*3 + (-3)*(-1) + 1*4 + (-1)*2 = 11"
+    assert "slide 64 prints 12" in players[1]["sums"][1] and players[1]["sums"][1].startswith("dJ/dw[0,0] = ")
 
 
 # ---------------------------------------------------------------------------------------

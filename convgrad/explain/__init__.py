@@ -2,7 +2,8 @@
 
 Each walk-through is computed as data (a Walkthrough of Steps with named matrices, checks
 and animation frames; see steps.py) by conv.py, pool.py and resample.py, and drawn by
-render_text.py (the terminal) or render_html.py + animate.py (one self-contained page).
+render_text.py (the terminal) or render_html.py (one self-contained page whose players step
+through the animations with step / back / play / pause controls).
 
     from convgrad.explain import explain_conv
     wt = explain_conv()                  # the lectures' worked example
@@ -16,17 +17,19 @@ import sys
 import numpy as np
 
 from .conv import explain_conv
+from .convnd import explain_conv_nd
+from .transposed import explain_transposed
 from .pool import explain_pool
 from .resample import explain_resample
 from .render_text import render as render_text
 from .steps import ExplainError, Walkthrough
 
-__all__ = ["explain_conv", "explain_pool", "explain_resample", "render_text", "write_html", "add_parser", "main",
+__all__ = ["explain_conv", "explain_conv_nd", "explain_transposed", "explain_pool", "explain_resample", "render_text", "write_html", "add_parser", "main",
            "ExplainError", "Walkthrough", "parse_matrix", "parse_maps", "parse_kernel"]
 
 
 def write_html(wt: Walkthrough, path) -> None:
-    """The walk-through as one self-contained HTML page (needs Pillow for the GIFs)."""
+    """The walk-through as one self-contained HTML page (inline CSS and JavaScript, no images)."""
     from .render_html import write
     write(wt, path)
 
@@ -77,6 +80,14 @@ def parse_kernel(text: str) -> np.ndarray:
     return np.stack(filters)
 
 
+def parse_values(text: str) -> np.ndarray:
+    """'1' or '1,-2' -> a 1-D float64 array."""
+    m = parse_matrix(text)
+    if m.shape[0] != 1:
+        raise argparse.ArgumentTypeError(f"expected values separated by commas, got {text!r}")
+    return m[0]
+
+
 def parse_pair(text: str):
     """'2' -> 2, '2,1' -> (2, 1)."""
     try:
@@ -98,7 +109,7 @@ def _run(args, build, **kwargs) -> int:
         if args.html:
             write_html(wt, args.html)
             n = sum(len(s.animations) for s in wt.steps)
-            print(f"wrote {args.html}: {len(wt.steps)} sections, {n} animations; "
+            print(f"wrote {args.html}: {len(wt.steps)} sections, {n} animation players; "
                   f"check result: {'OK' if wt.passed else 'FAILED'}")
         else:
             sys.stdout.write(render_text(wt))
@@ -111,10 +122,39 @@ def _run(args, build, **kwargs) -> int:
     return 0 if wt.passed else 1
 
 
+def _rows_as_1d(a, what):
+    """A parsed matrix read as 1-D signals: (1, n) -> (n,), channels (C, 1, n) -> (C, n)."""
+    if a is None:
+        return None
+    if a.shape[-2] != 1:
+        raise ExplainError(f"--dims 1: {what} must be one row per channel (e.g. '1,2,3' or '1,2,3|4,5,6'), "
+                           f"got {a.shape[-2]} rows")
+    return a[..., 0, :]
+
+
 def _cmd_conv(args) -> int:
+    if args.dims != 2 or args.groups != 1:
+        def build(**kw):
+            if args.dims == 3 and any(v is not None for v in (args.input, args.kernel, args.grad)):
+                raise ExplainError("--dims 3 draws its maps at random (--seed); --input/--kernel/--grad are 2-D")
+            if args.bias is not None or args.activation or args.batch != 1:
+                raise ExplainError("--bias, --activation and --batch are part of the 2-D walk-through "
+                                   "(without --dims 1|3 and --groups)")
+            if args.dims == 1:
+                kw.update(x=_rows_as_1d(kw["x"], "--input"), w=_rows_as_1d(kw["w"], "--kernel"),
+                          grad=_rows_as_1d(kw["grad"], "--grad"))
+            return explain_conv_nd(**kw)
+        return _run(args, build, dims=args.dims, x=args.input, w=args.kernel, grad=args.grad, stride=args.stride,
+                    padding=args.padding, dilation=args.dilation, groups=args.groups, channels=args.channels,
+                    filters=args.filters, seed=args.seed)
     return _run(args, explain_conv, x=args.input, w=args.kernel, grad=args.grad, stride=args.stride,
                 padding=args.padding, dilation=args.dilation, channels=args.channels, filters=args.filters,
-                seed=args.seed)
+                seed=args.seed, bias=args.bias, activation=args.activation, batch=args.batch)
+
+
+def _cmd_transposed(args) -> int:
+    return _run(args, explain_transposed, x=args.input, w=args.kernel, grad=args.grad, stride=args.stride,
+                padding=args.padding, seed=args.seed)
 
 
 def _cmd_pool(args) -> int:
@@ -136,12 +176,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("explain", help="walk through backprop in CNNs step by step, the lectures' way",
                               description=__doc__.split("\n\n")[0] + "\n\n" + _MATRIX_HELP, formatter_class=fmt)
-    sub = p.add_subparsers(dest="explain_command", metavar="{conv,pool,resample}", required=True)
+    sub = p.add_subparsers(dest="explain_command", metavar="{conv,transposed,pool,resample}", required=True)
 
     def common(q, seed_help):
         q.add_argument("--seed", type=int, default=None, help=seed_help)
         q.add_argument("--html", metavar="FILE", default=None,
-                       help="write the walk-through as one self-contained HTML page with animations (needs Pillow)")
+                       help="write the walk-through as one self-contained HTML page with step/back/play/pause players")
 
     c = sub.add_parser("conv", formatter_class=fmt, help="forward windows, 4-D Jacobians, chain rule, shortcuts",
                        description="Backprop through a convolution: the forward windows, the 4-D Jacobians dv/dw "
@@ -156,10 +196,32 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--stride", type=parse_pair, default=1, help="int or 'sh,sw' (default 1)")
     c.add_argument("--padding", type=parse_pair, default=0, help="zero padding, int or 'ph,pw' (default 0)")
     c.add_argument("--dilation", type=parse_pair, default=1, help="kernel dilation, int or 'dh,dw' (default 1)")
+    c.add_argument("--bias", type=parse_values, default=None, metavar="B",
+                   help="bias, one value per filter ('1' or '1,-2'): z = v + b, and dJ/db")
+    c.add_argument("--activation", choices=("relu", "sigmoid", "tanh"), default=None,
+                   help="activation after the bias: a = f(z), and dJ/dz = dJ/da * f'(z)")
+    c.add_argument("--batch", type=int, default=1, metavar="M",
+                   help="a batch of M samples (sample 0 is --input, the others random): gradients summed")
+    c.add_argument("--dims", type=int, choices=(1, 2, 3), default=2,
+                   help="spatial dimensions: 1 (signals, one row per channel), 2 (default) or 3 (random volumes)")
+    c.add_argument("--groups", type=int, default=1,
+                   help="grouped convolution; groups = channels = filters is the depthwise convolution")
     c.add_argument("--channels", type=int, default=None, help="input channels (random maps when not given)")
     c.add_argument("--filters", type=int, default=None, help="number of filters (random maps when not given)")
     common(c, "random small integers for every map not given (default: the worked example)")
     c.set_defaults(func=_cmd_conv)
+
+    t = sub.add_parser("transposed", formatter_class=fmt, help="transposed convolution as the backward of a conv",
+                       description="A transposed convolution is the input gradient of the convolution it transposes: "
+                       "the scatter of scaled kernels, the same numbers as dJ/du of conv(u, w) with dJ/dv = x, and "
+                       "its own backward, which is that strided convolution.\n\n" + _MATRIX_HELP)
+    t.add_argument("--input", type=parse_matrix, metavar="X", help="the input (h, w) (default: random 2x2)")
+    t.add_argument("--kernel", type=parse_matrix, metavar="W", help="the filter (default: random 3x3)")
+    t.add_argument("--grad", type=parse_matrix, metavar="DJDY", help="dJ/dy, the output's shape")
+    t.add_argument("--stride", type=parse_pair, default=2, help="int or 'sh,sw' (default 2)")
+    t.add_argument("--padding", type=parse_pair, default=0, help="int or 'ph,pw' (default 0)")
+    common(t, "seed of the random maps (default 0)")
+    t.set_defaults(func=_cmd_transposed)
 
     q = sub.add_parser("pool", formatter_class=fmt, help="max/mean pooling: routing and spreading the gradient",
                        description="Backprop through pooling: max routes the gradient to the arg-max of each window, "

@@ -17,6 +17,7 @@ from .. import functional as F
 from .. import reference as ref
 from ..functional.convolution import conv_geometry, flip_swap
 from ..functional.resample import upsample_zeros
+from . import layer
 from .steps import (ExplainError, Step, Walkthrough, as_map, ax, cap, check, fmt, idx, pad_or_crop, pair, paren,
                     sliding_animation)
 
@@ -93,6 +94,46 @@ def prepare(x, w, grad, stride, padding, dilation, channels, filters, seed):
     return x, w, grad, geo, sources
 
 
+# Numbers a lecture slide prints wrongly: the page shows the printed value next to the computed one.
+SLIDE_ERRATA = [dict(where="the UBC deck (000), slide 64", x=WORKED_X, w=WORKED_W, grad=WORKED_DJ_DV,
+                     name="dJ/dw", index=(0, 0), printed=12.0)]
+
+
+def _errata(x, w, dy, computed, steps):
+    """Mark each slide erratum whose inputs these are, beside the computed value in `steps`' equations.
+    Returns [(where, 'dJ/dw[0,0]', printed, computed)]."""
+    found = []
+    for e in SLIDE_ERRATA:
+        if not (np.array_equal(x[0], e["x"]) and np.array_equal(w[0, 0], e["w"]) and np.array_equal(dy[0], e["grad"])):
+            continue
+        value = float(computed[e["name"]][e["index"]])
+        if value == e["printed"]:
+            continue
+        label = e["name"] + idx(*e["index"])
+        note = (f"   <- {e['where']} prints {fmt(e['printed'])} here; the sum of its own products is "
+                f"{fmt(value)}")
+        mark = lambda lines: [q + note if q.startswith(label + " =") else q for q in lines]  # noqa: E731
+        for step in steps:
+            step.equations = mark(step.equations)
+            for anim in step.animations:
+                anim.sums = anim.sums and mark(anim.sums)
+            step.text.append(f"Slide erratum: {e['where']} prints {label} = {fmt(e['printed'])}; the computed "
+                             f"value is {fmt(value)} (marked below).")
+        found.append((e["where"], label, e["printed"], value))
+    return found
+
+
+def _bias(bias, k):
+    if bias is None:
+        return None
+    b = np.atleast_1d(as_map(np.atleast_2d(bias), (2,), "bias")).reshape(-1)
+    if b.size == 1 and k > 1:
+        b = np.repeat(b, k)
+    if b.size != k:
+        raise ExplainError(f"the bias needs one value per filter ({k}), got {b.size}")
+    return b
+
+
 # ---------------------------------------------------------------------------------------
 # Names of the maps (one channel/filter: x, w; several: x[c], w[o,c])
 # ---------------------------------------------------------------------------------------
@@ -118,23 +159,47 @@ class _Names:
 # The walk-through
 # ---------------------------------------------------------------------------------------
 def explain_conv(x=None, w=None, grad=None, stride=1, padding=0, dilation=1, channels=None, filters=None,
-                 seed=None) -> Walkthrough:
+                 seed=None, bias=None, activation=None, batch=1) -> Walkthrough:
     """Compute the whole walk-through. Missing x/w/dJ/dv default to the lectures' worked example
-    (one channel, one filter, no seed) or to random small integers. Raises ExplainError."""
-    x, w, dy, geo, sources = prepare(x, w, grad, stride, padding, dilation, channels, filters, seed)
+    (one channel, one filter, no seed) or to random small integers. `grad` is the gradient of the
+    layer's output: dJ/dv, or dJ/dz with a bias, or dJ/da with an activation. bias: (K,) values;
+    activation: relu/sigmoid/tanh; batch: m samples (sample 0 is x, the others random integers).
+    Raises ExplainError."""
+    x, w, up, geo, sources = prepare(x, w, grad, stride, padding, dilation, channels, filters, seed)
     C, H, W = x.shape
     K, _, fh, fw = w.shape
     s, d, pads = geo.stride, geo.dilation, geo.pads
     n = _Names(C, K)
     xp = pad_or_crop(x, pads)
+    m = layer.check_batch(batch)
+    b = _bias(bias, K)
+    if activation is not None:
+        layer.activation(activation)
+    extra = np.random.default_rng(1000 + (seed or 0))
+    xs = np.concatenate([x[None], extra.integers(-3, 4, size=(m - 1, *x.shape)).astype(np.float64)])
+    upb = np.concatenate([up[None], extra.integers(-3, 4, size=(m - 1, *up.shape)).astype(np.float64)])
 
+    size = layer.output_size_step((H, W), geo.kernel, s, pads, d, geo.out, w[0, 0])
+    dil = layer.dilated_kernel_check(xs, w, s, pads, d)
+    if dil is not None:
+        size.checks.append(dil)
     v, fwd = _forward(x, xp, w, geo, n)
+    vb = F.conv(xs, w, stride=s, padding=pads, dilation=d)
+    vb[0] = v                                       # sample 0 exactly as the windows summed it
+    steps = [size, fwd]
+    if b is not None or activation:
+        dvb, _, arrays, bfwd, bbwd = layer.bias_activation(vb, b, activation, upb, n)
+        steps += [bfwd, bbwd]
+    else:
+        dvb, arrays = upb, {}
+    dy = dvb[0]
     jx, jx_mask, jw, jac = _jacobians(x, xp, w, geo, n)
     dx_jac = np.tensordot(jx, dy, axes=([0, 4, 5], [0, 1, 2]))           # (C, H, W)
     dw_jac = np.tensordot(dy, jw, axes=([1, 2], [3, 4]))                 # (K, C, fh, fw)
     chain = _chain_rule(x, w, dy, dx_jac, dw_jac, jx, jx_mask, jw, geo, n)
     dw, sdw = _shortcut_dw(xp, dy, geo, n)
     dx, wdag, dy_padded, sdx = _shortcut_dx(x, w, dy, geo, n)
+    errata = _errata(x, w, dy, {"dJ/dw": dw[0, 0]}, [chain, sdw]) if not n.multi else []
 
     xb, wb, gb = x[None], w, dy[None]
     kw = dict(stride=s, padding=pads, dilation=d)
@@ -151,6 +216,18 @@ def explain_conv(x=None, w=None, grad=None, stride=1, padding=0, dilation=1, cha
                         "conv_input_grad_by_conv": F.conv_input_grad_by_conv(gb, w, xb.shape, **kw)[0],
                         "fast path (col2im(W^T @ dY))": fdx[0], "reference loops": rdx[0]}),
     ]
+    if b is not None:
+        _, bcache = F.conv_forward(xb[:1], w, b, **kw)
+        checks.append(check("dJ/db", {"sum of dJ/dz": dvb[0].sum(axis=(1, 2)),
+                                      "fast path (dY summed)": F.conv_backward(dvb[:1], bcache)[2]}))
+    steps += [jac, chain, sdw, sdx]
+    batch_results = {}
+    if m > 1:
+        bdw, bdb, bdx, bstep = layer.batch_step(xs, w, dvb, s, pads, d, b is not None)
+        steps.append(bstep)
+        batch_results = {"batch x": xs, "batch dJ/dv": dvb, "batch dJ/dw": bdw, "batch dJ/dx": bdx}
+        if bdb is not None:
+            batch_results["batch dJ/db"] = bdb
     verdict = "all routes agree" if all(c.passed for c in checks) else "ROUTES DISAGREE"
     done = Step("check", "Check: every route gives the same numbers",
                 [f"{verdict}: the windows, the 4-D Jacobians with the chain rule, the lectures' shortcut "
@@ -168,10 +245,22 @@ def explain_conv(x=None, w=None, grad=None, stride=1, padding=0, dilation=1, cha
              "  v[i,j] = sum_{a,b} x[i*s + a*d, j*s + b*d] * w[a,b]    (x zero-padded)"]
     if n.multi:
         intro.append("x[c] is input channel c, w[o,c] channel c of filter o, v[o] the output of filter o.")
-    results = {"x": x, "w": w, "dJ/dv": dy, "x padded": xp, "v": v, "dv/dx": jx, "dv/dw": jw,
+    if b is not None or activation:
+        top = "a" if activation else "z"
+        intro[0] = intro[0].replace("dJ/dv:", f"dJ/d{top}:")
+        intro.append("The layer, as the lectures' compute graph: x -> conv(w) -> v"
+                     + (" -> + b -> z" if b is not None else " -> z = v")
+                     + (f" -> {activation} -> a" if activation else "")
+                     + f"; the gradient given is dJ/d{top}" + (f"; b = {', '.join(fmt(t) for t in b)}"
+                                                              if b is not None else "") + ".")
+    if m > 1:
+        intro.append(f"A batch of m = {m} samples: sample 0 is the x above, the others random integers "
+                     f"(seed {seed or 0}); the walk-through shows sample 0, then what the batch adds.")
+    results = {**arrays, **batch_results, "errata": errata, "dJ/db": None if b is None else dvb[0].sum(axis=(1, 2)),
+               "batch v": vb, "x": x, "w": w, "dJ/dv": dy, "x padded": xp, "v": v, "dv/dx": jx, "dv/dw": jw,
                "dJ/dx (Jacobian)": dx_jac, "dJ/dw (Jacobian)": dw_jac, "dJ/dw": dw, "dJ/dx": dx,
                "W-dagger": wdag, "dJ/dv padded": dy_padded}
-    return Walkthrough(title, intro, [fwd, jac, chain, sdw, sdx, done], results)
+    return Walkthrough(title, intro, steps + [done], results)
 
 
 def _forward(x, xp, w, geo, n):
@@ -201,7 +290,8 @@ def _forward(x, xp, w, geo, n):
                                f"{'the padded ' if padded else ''}x",
                                [(n.x(c, "x", xname), xp[c]) for c in range(C)],
                                [(n.w(o, c), w[o, c]) for c in range(C)],
-                               (n.v(o), v[o]), (fh, fw), geo.stride, geo.dilation)
+                               (n.v(o), v[o]), (fh, fw), geo.stride, geo.dilation,
+                               sums=eqs[o * ho * wo:(o + 1) * ho * wo])
              for o in range(min(K, MAX_ANIMATIONS))]
     return v, Step("forward", "Forward: each output is the sum of products of its window", text, mats,
                    cap(eqs), animations=anims)
@@ -306,7 +396,8 @@ def _shortcut_dw(xp, dy, geo, n):
     anims = [sliding_animation("dJ/dw: dJ/dv acts as the filter and slides over x",
                                [(n.x(c, "x", xname), xw[c])], [(n.v(o, "dJ/dv", dname), dyd[o])],
                                (n.w(o, c, "dJ/dw"), dw[o, c]),
-                               dyd.shape[1:], d, (1, 1))
+                               dyd.shape[1:], d, (1, 1),
+                               sums=eqs[(o * C + c) * fh * fw:(o * C + c + 1) * fh * fw])
              for o, c in list(itertools.product(range(K), range(C)))[:MAX_ANIMATIONS]]
     step = Step("shortcut_dw", "Shortcut: dJ/dw = conv(x, dJ/dv)", [t for t in text if t], mats, cap(eqs),
                 animations=anims)
@@ -371,7 +462,8 @@ def _shortcut_dx(x, w, dy, geo, n):
                                f"{' and dilated' if s != (1, 1) else ''} dJ/dv",
                                [(n.v(o, "dJ/dv", " padded"), padded[o]) for o in range(K)],
                                [(f"W-dagger[{c}][{o}]" if n.multi else "rot180(w)", wdag[c, o]) for o in range(K)],
-                               (n.x(c, "dJ/dx"), dx[c]), (fh, fw), (1, 1), d)
+                               (n.x(c, "dJ/dx"), dx[c]), (fh, fw), (1, 1), d,
+                               sums=eqs[c * H * W:(c + 1) * H * W])
              for c in range(min(C, MAX_ANIMATIONS))]
     step = Step("shortcut_dx", "Shortcut: dJ/dx = conv(pad(dJ/dv, f-1), rot180(w))", text, mats, cap(eqs),
                 animations=anims)

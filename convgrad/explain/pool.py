@@ -95,7 +95,7 @@ def explain_pool(x=None, kernel_size=2, stride=None, mode="max", grad=None, seed
                 + (" Ties go to the first maximum in row-major order (as in torch)." if mode == "max" else "")],
                [("x", x), ("y", y)] + ([("windows covering each cell", coverage)] if overlap else []), cap(fwd_eqs),
                animations=[sliding_animation(f"forward: the {k[0]}x{k[1]} window slides over x", [("x", x)], [],
-                                             ("y", y), k, s, (1, 1))])
+                                             ("y", y), k, s, (1, 1), sums=fwd_eqs)])
 
     bwd_eqs = []
     for p, q in itertools.product(range(H), range(W)):
@@ -164,11 +164,18 @@ def _mean_as_conv(grad, k, s, in_shape):
 
 def _accumulate(x, grad, windows, masks, share, contrib, mode) -> Animation:
     """Frames: window (i,j) highlighted, its contribution added to the running dJ/dx."""
-    frames, acc = [], np.zeros(x.shape)
+    frames, sums, acc = [], [], np.zeros(x.shape)
     order = np.arange(grad.size).reshape(grad.shape)
     for t, w in enumerate(windows):
         acc = acc + contrib[w]
+        cells = np.argwhere(share[w] != 0)
+        if mode == "max":
+            sums.append(f"window {idx(*w)}: dJ/dy{idx(*w)} = {fmt(grad[w])} goes to its arg-max x{idx(*cells[0])}; "
+                        f"dJ/dx{idx(*cells[0])} is now {fmt(acc[tuple(cells[0])])}")
+        else:
+            sums.append(f"window {idx(*w)}: each of its {len(cells)} cells gets dJ/dy{idx(*w)} / {len(cells)} = "
+                        f"{fmt(grad[w])} / {len(cells)} = {fmt(grad[w] / len(cells))}")
         frames.append([Panel("x", x, window=masks[w]), Panel("dJ/dy", grad, mark=order == t),
                        Panel("dJ/dx (running sum)", acc, window=masks[w], mark=share[w] != 0)])
     return Animation(f"backward: each window sends dJ/dy[i,j] {'to its arg-max' if mode == 'max' else 'spread'}"
-                     " and the contributions add up", frames)
+                     " and the contributions add up", frames, sums)

@@ -1,7 +1,7 @@
 """The walk-through as data: steps with named matrices, checks, and animation frames.
 
 conv.py / pool.py / resample.py build a `Walkthrough`; render_text.py and render_html.py
-(with animate.py) only draw it, so tests read the numbers from here, not from text.
+only draw it, so tests read the numbers from here, not from text.
 """
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ class Panel:
 
 @dataclass
 class Animation:
-    """A sequence of frames, each a row of panels; `caption` says what moves."""
+    """A sequence of frames, each a row of panels; `caption` says what moves; `sums[k]` is frame
+    k's sum written out (the same line the text mode prints where it prints one)."""
     caption: str
     frames: list            # list[list[Panel]]
+    sums: list | None = None
 
 
 @dataclass
@@ -167,10 +169,28 @@ def window_mask(shape, top_left, window, dilation) -> np.ndarray:
     return mask
 
 
-def sliding_animation(caption, grids, kernels, out, window, stride, dilation) -> Animation:
+def window_sum(grids, kernels, top_left, window, dilation, out_label, value) -> str:
+    """'out = g*k + ...' over the cells under the window, grid i paired with kernel i, row-major."""
+    terms = []
+    for (_, g), (_, k) in zip(grids, kernels):
+        for a, b in itertools.product(range(window[0]), range(window[1])):
+            r, c = top_left[0] + a * dilation[0], top_left[1] + b * dilation[1]
+            if 0 <= r < g.shape[0] and 0 <= c < g.shape[1]:
+                terms.append(f"{paren(g[r, c])}*{paren(k[a, b])}")
+    return f"{out_label} = {' + '.join(terms)} = {fmt(value)}"
+
+
+def sliding_animation(caption, grids, kernels, out, window, stride, dilation, sums=None) -> Animation:
     """A window sliding over every grid at once (grids: [(label, 2-D)]), the kernels shown
-    beside them, the output (label, 2-D) filled one cell per frame, row-major."""
+    beside them, the output (label, 2-D) filled one cell per frame, row-major. `sums`: one line
+    per output cell (row-major); by default each is written out from the grids and kernels."""
     out_label, out_values = out
+    cells = list(itertools.product(range(out_values.shape[0]), range(out_values.shape[1])))
+    if sums is None and kernels:
+        sums = [window_sum(grids, kernels, (i * stride[0], j * stride[1]), window, dilation,
+                           f"{out_label}{idx(i, j)}", out_values[i, j]) for i, j in cells]
+    if sums is not None:
+        sums = ["(nothing computed yet: press step or play)"] + list(sums)
     # frame 0: nothing computed yet
     frames = [[Panel(lab, g) for lab, g in grids] + [Panel(lab, k) for lab, k in kernels]
               + [Panel(out_label, out_values, hidden=np.ones(out_values.shape, dtype=bool))]]
@@ -182,4 +202,4 @@ def sliding_animation(caption, grids, kernels, out, window, stride, dilation) ->
         mark = order == i * out_values.shape[1] + j
         panels.append(Panel(out_label, out_values, mark=mark, hidden=order > i * out_values.shape[1] + j))
         frames.append(panels)
-    return Animation(caption, frames)
+    return Animation(caption, frames, sums)

@@ -50,3 +50,94 @@ from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_poo
 from .normalization import (batch_norm, batch_norm_backward, batch_norm_forward, group_norm,  # noqa: E402
                             group_norm_backward, group_norm_forward, layer_norm, layer_norm_backward,
                             layer_norm_forward)
+
+
+# ---------------------------------------------------------------------------------------
+# Called with convgrad Tensors, every op above that has a backward records one node
+# (functional/recordable.py); with arrays it is the plain function.
+# ---------------------------------------------------------------------------------------
+from . import activation as _act, convolution as _conv, dense as _dense, loss as _loss  # noqa: E402
+from . import normalization as _norm, pooling as _pool, resample as _resample  # noqa: E402
+from .recordable import recordable as _recordable  # noqa: E402
+
+
+def _conv_nd_forward(rank, name):
+    def forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+        _expect_rank(w, rank, name)
+        return _conv.conv_forward(x, w, b, stride, padding, dilation, groups)
+    return forward
+
+
+def _pool_forward(forward, n, **fixed):
+    """A pooling forward of torch's functional signature: y or (y, indices) with the cache."""
+    def pool(x, *args, return_indices=False, **kwargs):
+        y, cache = forward(x, *args, n_dims=n, **fixed, **kwargs)
+        return ((y, _pool.max_pool_indices(cache)) if return_indices else y), cache
+    return pool
+
+
+def _dropout_forward(channelwise, name):
+    def forward(x, p=0.5, training=True, generator=None):
+        return _dense.dropout_forward(x, p, training, _dense._rng(generator), channelwise=channelwise, where=name)
+    return forward
+
+
+def _resample_pair(forward, backward, keeps_shape: bool):
+    def fwd(x, factor):
+        return forward(x, factor), (factor, x.shape[2:])
+
+    def bwd(dy, cache):
+        factor, in_spatial = cache
+        return backward(dy, factor, in_spatial) if keeps_shape else backward(dy, factor)
+    return fwd, bwd
+
+
+_recorded_ops = {  # plain function: (forward of the same arguments -> (y, cache), backward, gradients it returns)
+    relu: (_act.relu_forward, _act.relu_backward, ("x",)),
+    leaky_relu: (_act.leaky_relu_forward, _act.leaky_relu_backward, ("x",)),
+    elu: (_act.elu_forward, _act.elu_backward, ("x",)),
+    gelu: (_act.gelu_forward, _act.gelu_backward, ("x",)),
+    sigmoid: (_act.sigmoid_forward, _act.sigmoid_backward, ("x",)),
+    tanh: (_act.tanh_forward, _act.tanh_backward, ("x",)),
+    softplus: (_act.softplus_forward, _act.softplus_backward, ("x",)),
+    silu: (_act.silu_forward, _act.silu_backward, ("x",)),
+    softmax: (_act.softmax_forward, _act.softmax_backward, ("x",)),
+    log_softmax: (_act.log_softmax_forward, _act.log_softmax_backward, ("x",)),
+    linear: (_dense.linear_forward, _dense.linear_backward, ("x", "w", "b")),
+    conv: (_conv.conv_forward, _conv.conv_backward, ("x", "w", "b")),
+    conv_transpose: (_conv.conv_transpose_forward, _conv.conv_transpose_backward, ("x", "w", "b")),
+    conv1d: (_conv_nd_forward(3, "conv1d"), _conv.conv_backward, ("x", "w", "b")),
+    conv2d: (_conv_nd_forward(4, "conv2d"), _conv.conv_backward, ("x", "w", "b")),
+    conv3d: (_conv_nd_forward(5, "conv3d"), _conv.conv_backward, ("x", "w", "b")),
+    dropout: (_dropout_forward(False, "dropout"), _dense.dropout_backward, ("x",)),
+    dropout2d: (_dropout_forward(True, "dropout2d"), _dense.dropout_backward, ("x",)),
+    cross_entropy: (_loss.cross_entropy_forward, _loss.cross_entropy_backward, ("x",)),
+    nll_loss: (_loss.nll_loss_forward, _loss.nll_loss_backward, ("x",)),
+    mse_loss: (_loss.mse_loss_forward, _loss.mse_loss_backward, ("x",)),
+    l1_loss: (_loss.l1_loss_forward, _loss.l1_loss_backward, ("x",)),
+    binary_cross_entropy_with_logits: (_loss.binary_cross_entropy_with_logits_forward,
+                                       _loss.binary_cross_entropy_with_logits_backward, ("x",)),
+    batch_norm: (_norm.batch_norm_forward, _norm.batch_norm_backward, ("x", "weight", "bias")),
+    layer_norm: (_norm.layer_norm_forward, _norm.layer_norm_backward, ("x", "weight", "bias")),
+    group_norm: (_norm.group_norm_forward, _norm.group_norm_backward, ("x", "weight", "bias")),
+    downsample: (*_resample_pair(_resample.downsample, _resample.downsample_backward, True), ("x",)),
+    upsample_zeros: (*_resample_pair(_resample.upsample_zeros, _resample.upsample_zeros_backward, False), ("x",)),
+    upsample_nearest: (*_resample_pair(_resample.upsample_nearest, _resample.upsample_nearest_backward, False),
+                       ("x",)),
+}
+for _n, _f in enumerate([max_pool1d, max_pool2d, max_pool3d], 1):
+    _recorded_ops[_f] = (_pool_forward(_pool.max_pool_forward, _n), _pool.max_pool_backward, ("x",))
+for _n, _f in enumerate([avg_pool1d, avg_pool2d, avg_pool3d], 1):
+    _recorded_ops[_f] = (_pool_forward(_pool.avg_pool_forward, _n), _pool.avg_pool_backward, ("x",))
+for _n, _f in enumerate([adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d], 1):
+    _recorded_ops[_f] = (_pool_forward(_pool.adaptive_avg_pool_forward, _n), _pool.adaptive_avg_pool_backward,
+                           ("x",))
+for _n, _f in enumerate([adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d], 1):
+    _recorded_ops[_f] = (_pool_forward(_pool.adaptive_max_pool_forward, _n), _pool.adaptive_max_pool_backward,
+                           ("x",))
+for _n, _f in enumerate([max_unpool1d, max_unpool2d, max_unpool3d], 1):
+    _recorded_ops[_f] = (_pool_forward(_pool.max_unpool_forward, _n), _pool.max_unpool_backward, ("x",))
+
+for _plain, (_forward, _backward, _grads) in _recorded_ops.items():
+    globals()[_plain.__name__] = _recordable(_plain, _forward, _backward, _grads)
+del _n, _f, _plain, _forward, _backward, _grads

@@ -23,6 +23,7 @@ convolution, and its backward is a convolution forward plus a weight gradient.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,6 +178,23 @@ class ConvCache:
         return 7
 
 
+def _claimed(ws: dict) -> bool:
+    """Whether the workspace's buffers back a live cache that backward has not consumed."""
+    owner = ws.get("owner")
+    cache = owner() if owner is not None else None
+    return cache is not None and cache.saved is not None
+
+
+def _release_saved(cache: ConvCache):
+    """The saved patch matrix as scratch when backward does not need its contents (no weight
+    gradient): the workspace-owned one (consumed), else None."""
+    saved = cache.saved
+    if cache.workspace is None:
+        return None
+    cache.saved = None
+    return saved
+
+
 def _take_saved(cache: ConvCache):
     """(patch matrix, whether backward may overwrite it): the saved one if it lives in the
     layer's workspace (consumed: a second backward rebuilds it), else rebuilt or shared."""
@@ -285,13 +303,16 @@ def _cm_input_grad(dy_cf, w, geo: ConvGeometry, ws, dcols=None) -> np.ndarray:
     return unpad_channels_first(dxp, geo.pads, geo.in_shape[2:], geo.lhs_dilation)
 
 
-def _cm_backward(dy, cache: ConvCache, input_grad: bool = True):
+def _cm_backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
     """(dx, dw, db); the weight gradient first, so the patch matrix can take dcols."""
     geo, w, ws = cache.geo, cache.w, cache.workspace
     g = geo.groups
     dy_cf = _to_channels_first(dy, out=_buffer(ws, "dy_cf", (dy.shape[1], dy.size // dy.shape[1]), dy.dtype))
     db = dy_cf.sum(axis=1) if cache.has_bias else None
     dy_cf = dy_cf.reshape(g, w.shape[0] // g, -1)
+    if not weight_grad:
+        scratch = _release_saved(cache)
+        return (_cm_input_grad(dy_cf, w, geo, ws, dcols=scratch) if input_grad else None), None, db
     cols, scratch = _take_saved(cache)
     dw = _weight_grad(dy_cf, cols, geo)
     if not input_grad:
@@ -337,22 +358,25 @@ def _ps_forward(x, w, b, geo: ConvGeometry, ws):
     return y.reshape(x.shape[0], w.shape[0], *geo.out), cols
 
 
-def _ps_backward(dy, cache: ConvCache, input_grad: bool = True):
+def _ps_backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
     """dW = sum_n dY[n] @ cols[n]^T, dx = col2im(W^T @ dY[n]) (x itself for a plain 1x1)."""
     geo, w, ws = cache.geo, cache.w, cache.workspace
     n, c_out = dy.shape[:2]
     dy3 = dy.reshape(n, c_out, -1)
     db = dy3.sum(axis=2).sum(axis=0) if cache.has_bias else None
-    cols, scratch = _take_saved(cache)
-    per_n = np.matmul(dy3, cols.transpose(0, 2, 1), out=_buffer(ws, "dw_ps", (n, c_out, cols.shape[1]), dy.dtype))
     kernel = math.prod(geo.kernel)
-    dw = per_n.sum(axis=0).reshape(c_out, kernel, -1).swapaxes(1, 2).reshape(geo.w_shape)
+    if weight_grad:
+        cols, scratch = _take_saved(cache)
+        per_n = np.matmul(dy3, cols.transpose(0, 2, 1), out=_buffer(ws, "dw_ps", (n, c_out, cols.shape[1]), dy.dtype))
+        dw = per_n.sum(axis=0).reshape(c_out, kernel, -1).swapaxes(1, 2).reshape(geo.w_shape)
+    else:
+        cols, scratch, dw = _release_saved(cache), True, None
     if not input_grad:
         return None, dw, db
     w_t = _ps_weight(w).T
     if _is_plain_1x1(geo):                    # cols is x itself: never a scratch buffer
         return np.matmul(w_t, dy3).reshape(geo.in_shape), dw, db
-    dcols = np.matmul(w_t, dy3, out=cols if scratch else None)
+    dcols = np.matmul(w_t, dy3, out=cols if scratch and cols is not None else None)
     dcols = dcols.reshape(n, kernel, geo.in_shape[1], *geo.out)
     dxp = col2im(dcols, geo.padded, geo.kernel, geo.stride, geo.dilation, geo.out,
                  xp=None if ws is None else ws.get("xp_ps"))
@@ -431,7 +455,7 @@ def _reuse_memory(arr: np.ndarray | None, shape, dtype) -> np.ndarray | None:
     return arr.reshape(-1)[:size].reshape(shape)
 
 
-def _dw_backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads, dx_out=None):
+def _dw_backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads, dx_out=None, weight_grad=True):
     """Stride 1: the lectures' full convolution, dx = conv(pad(dy, d(k-1) - p), rot180(w)), as
     one unblocked banded GEMM per (sample, channel) on the taps-first row stack of dy; the
     same stack gives dw in one pass (taps_weight_grad). -> (dx, dw)."""
@@ -450,7 +474,7 @@ def _dw_backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads, dx_out=N
     band = band_matrix(np.ascontiguousarray(w[:, :, ::-1, ::-1]), h, 1, dh)         # (C, H, Hp', kw)
     band = np.ascontiguousarray(band.transpose(0, 1, 3, 2)).reshape(c, h, -1)      # columns (b, h) as the stack
     dx = np.matmul(band, dy_stack.reshape(n, c, -1, geo_t.out[1]), out=dx_out)
-    return dx, taps_weight_grad(x, dy_stack, kh, dh)
+    return dx, (taps_weight_grad(x, dy_stack, kh, dh) if weight_grad else None)
 
 
 def _dw_input_grad(dy, w, geo: ConvGeometry, scratch) -> np.ndarray:
@@ -477,21 +501,24 @@ def _dw_stride1(geo: ConvGeometry) -> bool:
     return geo.stride == (1, 1) and all(p >= 0 for pair in _dw_flipped_pads(geo) for p in pair)
 
 
-def _dw_backward(dy, cache: ConvCache, input_grad: bool = True):
+def _dw_backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
     """(dx, dw, db). Stride 1: both from dy's row stack. Otherwise dw from the saved stack
     (blocked), then dx in the stack's memory. (dx is always computed: at stride 1 it comes
     with dw from the same stack.)"""
     geo, w, ws = cache.geo, cache.w, cache.workspace
     split = _threads.parts(geo.in_shape[1], DW_MIN_CHANNELS) if _dw_stride1(geo) else None
     if split is not None:
-        return _dw_backward_threads(dy, cache, split)
+        return _dw_backward_threads(dy, cache, split, weight_grad)
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     if _dw_stride1(geo):
-        return (*_dw_backward_stride1(dy, cache.x, w, geo, ws, _dw_flipped_pads(geo)), db)
-    stack, scratch = _take_saved(cache)
+        return (*_dw_backward_stride1(dy, cache.x, w, geo, ws, _dw_flipped_pads(geo), weight_grad=weight_grad), db)
+    if weight_grad:
+        stack, scratch = _take_saved(cache)
+        dw = _dw_weight_grad(dy, stack, geo, ws)
+    else:
+        stack, scratch, dw = _release_saved(cache), True, None
     if ws is not None:
         ws["stack_zeros"] = None
-    dw = _dw_weight_grad(dy, stack, geo, ws)
     return _dw_input_grad(dy, w, geo, stack if scratch else None), dw, db
 
 
@@ -528,18 +555,21 @@ def _dw_forward_threads(x, w, b, geo: ConvGeometry, ws):
     return y, None
 
 
-def _dw_backward_threads(dy, cache: ConvCache, split):
+def _dw_backward_threads(dy, cache: ConvCache, split, weight_grad: bool = True):
     geo, w = cache.geo, cache.w
     dx = np.empty(geo.in_shape, dtype=dy.dtype)
-    dw = np.empty(w.shape, dtype=w.dtype)
+    dw = np.empty(w.shape, dtype=w.dtype) if weight_grad else None
     db = np.empty(w.shape[0], dtype=dy.dtype) if cache.has_bias else None
     flipped = _dw_flipped_pads(geo)
 
     def part(item):
         t, sl = item
         g = dy[:, sl]
-        _, dw[sl] = _dw_backward_stride1(g, cache.x[:, sl], w[sl], _dw_part(geo, sl.stop - sl.start),
-                                         _part_workspace(cache.workspace, t), flipped, dx_out=dx[:, sl])
+        _, dw_part = _dw_backward_stride1(g, cache.x[:, sl], w[sl], _dw_part(geo, sl.stop - sl.start),
+                                          _part_workspace(cache.workspace, t), flipped, dx_out=dx[:, sl],
+                                          weight_grad=weight_grad)
+        if dw is not None:
+            dw[sl] = dw_part
         if db is not None:
             db[sl] = g.sum(axis=(0, 2, 3))
     _threads.run_parts(part, list(enumerate(split)))
@@ -601,7 +631,9 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
                  workspace: dict | None = None):
     """Forward pass that also returns the cache conv_backward needs: (y, cache).
     `workspace`: a dict the caller keeps between calls (one per layer) for the work buffers;
-    its buffers back the cache, so one forward's cache serves until the next forward."""
+    its buffers back the cache until conv_backward consumes it; a forward that finds the
+    workspace still backing a live, unconsumed cache (a layer called twice before its
+    backward) takes fresh buffers instead."""
     from .padding import pad as pad_mode, resolve_padding
     where = f"conv{w.ndim - 2}d" if isinstance(w, np.ndarray) else "conv"
     _check_inputs(x, w, b, where)
@@ -614,22 +646,30 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
     else:
         pads, x_in = None, x
         geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, where=where)
+    if workspace is not None and _claimed(workspace):
+        workspace = {}            # its buffers back a cache still waiting for its backward
     route = _route(geo)
     y, saved = _ROUTES[route][1](x_in, w, b, geo, workspace)
-    return y, ConvCache(geo, w, x_in, route, saved, b is not None, padding_mode, pads, x.shape, workspace)
+    cache = ConvCache(geo, w, x_in, route, saved, b is not None, padding_mode, pads, x.shape, workspace)
+    if workspace is not None:
+        workspace["owner"] = weakref.ref(cache)
+    return y, cache
 
 
-def conv_backward(dy, cache, input_grad: bool = True):
+def conv_backward(dy, cache, input_grad: bool = True, weight_grad: bool = True):
     """Gradients of conv_forward: (dx, dw, db); db is None when there was no bias.
     input_grad=False: dx is not needed (the input is data, as torch's requires_grad=False)
-    and may be returned as None, saving the col2im."""
+    and may be returned as None, saving the col2im. weight_grad=False: dw is returned as
+    None and its GEMM skipped (a frozen weight)."""
     from .padding import pad_backward
     geo, w = cache.geo, cache.w
     check_float_array(dy, f"conv{w.ndim - 2}d backward", "grad_output")
     if dy.shape != geo.out_shape:
         raise ValueError(f"conv{w.ndim - 2}d backward: expected grad_output of shape {geo.out_shape}, "
                          f"got {dy.shape}")
-    dx, dw, db = _ROUTES[cache.route][2](dy, cache, input_grad)
+    dx, dw, db = _ROUTES[cache.route][2](dy, cache, input_grad, weight_grad)
+    if cache.workspace is not None:
+        cache.saved = None        # the workspace is free again; another backward rebuilds from x
     if not input_grad:
         return None, dw, db
     if cache.padding_mode != "zeros":

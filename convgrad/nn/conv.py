@@ -57,14 +57,17 @@ class _ConvNd(Module):
         return self.out_channels
 
     def forward(self, x):
+        self._cache = None        # the previous call's cache, unless someone else holds it, frees the workspace
         y, self._cache = F.conv_forward(x, self.weight.data, None if self.bias is None else self.bias.data,
                                         self.stride, self.padding, self.dilation, self.groups,
                                         self.padding_mode, workspace=self._workspace)
         return y
 
     def backward(self, grad_out, input_grad: bool = True):
-        """Adds dW, db into the parameters' .grad; returns dx (None when input_grad=False)."""
-        dx, dw, db = F.conv_backward(grad_out, self._cached(self._cache), input_grad)
+        """Adds dW, db into the parameters' .grad; returns dx (None when input_grad=False).
+        A weight with requires_grad False gets no dW (its GEMM is skipped)."""
+        dx, dw, db = F.conv_backward(grad_out, self._cached(self._cache), input_grad,
+                                     weight_grad=getattr(self.weight, "requires_grad", True))
         self._accumulate(weight=dw, bias=db)
         return dx
 

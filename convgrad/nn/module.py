@@ -1,8 +1,12 @@
 """Parameter, Module and Sequential: the PyTorch-shaped object model.
 
-A Module's forward(x) keeps what its backward needs; backward(grad_out) returns the
-gradient with respect to the input and *adds* parameter gradients into Parameter.grad
-(a module used twice gets the sum, the lectures' "add them!").
+Two ways to get gradients, one library:
+- explicit: `y = m(ndarray)` keeps what backward needs in the module; `m.backward(grad_out)`
+  returns the input gradient and *adds* parameter gradients into Parameter.grad (a module used
+  twice gets the sum, the lectures' "add them!");
+- recorded: `y = m(convgrad.tensor(x))` returns a Tensor and records the call (nn/calls.py);
+  `loss.backward()` runs every recorded call's backward in reverse. A Module without a
+  backward of its own is forward-only: its forward's Tensor ops record themselves.
 """
 from __future__ import annotations
 
@@ -11,41 +15,40 @@ from typing import Iterator
 
 import numpy as np
 
+from ..autograd.tensor import Tensor, _from_foreign
+from . import calls
 
 
-class Parameter:
-    """A trainable array: `.data` (the values) and `.grad` (None until a backward adds to it)."""
+class Parameter(Tensor):
+    """A trainable leaf Tensor: `.data` (the values), `.grad` (None until a backward adds to it)
+    and `.requires_grad` (False freezes it: no gradient is computed, optimisers skip it)."""
 
-    def __init__(self, data: np.ndarray):
-        self.data = np.asarray(data)
-        self.grad: np.ndarray | None = None
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
+    def __init__(self, data, requires_grad: bool = True):
+        super().__init__(np.asarray(_from_foreign(data)), requires_grad=requires_grad)
 
     def accumulate(self, grad: np.ndarray) -> None:
         """grad += g (allocating on first use), as torch accumulates into .grad."""
-        if self.grad is None:
-            self.grad = np.array(grad, dtype=self.data.dtype, copy=True)
-        else:
-            self.grad += grad
+        self._accumulate_grad(grad)
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        frozen = "" if self.requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
 
 
 class Module:
     """Base class of every layer and model.
 
-    Subclasses implement forward(x) and backward(grad_out). Parameters, buffers and
-    submodules assigned as attributes are registered automatically, in assignment order,
-    so names follow torch ("0.weight", "layer1.0.bn1.running_mean", ...).
+    Subclasses implement forward(x), and backward(grad_out) unless they are forward-only.
+    Parameters, buffers and submodules assigned as attributes are registered automatically, in
+    assignment order, so names follow torch ("0.weight", "layer1.0.bn1.running_mean", ...).
+    What forward keeps for backward goes in other attributes (`self._cache` by convention):
+    they are the state a recorded call or a repeat call saves and restores (nn/calls.py).
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__:
+            cls.backward = calls.pops_call_stack(cls.__dict__["backward"])
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -79,17 +82,18 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def backward(self, grad_out):
-        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+        raise NotImplementedError(f"{type(self).__name__} has no backward of its own: it is forward-only. Call "
+                                  f"it with a convgrad.Tensor and call .backward() on the loss it leads to")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        return calls.call(self, args, kwargs, type(self).backward is not Module.backward)
 
     def _accumulate(self, **grads) -> None:
         """Add each gradient to the parameter of that name (skipping absent ones: bias=False,
-        affine=False), as every layer's backward does."""
+        affine=False, and frozen ones), as every layer's backward does."""
         for name, grad in grads.items():
             param = getattr(self, name)
-            if param is not None and grad is not None:
+            if param is not None and grad is not None and param.requires_grad:
                 param.accumulate(grad)
 
     def _cached(self, cache):
@@ -142,6 +146,12 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Freeze (False) or unfreeze every parameter, as torch's Module.requires_grad_."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
             if set_to_none or p.grad is None:
@@ -180,8 +190,13 @@ class Module:
                     state[pre + name] = np.array(b, copy=True)
         return state
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy arrays in by name. strict: the key sets must match; shapes must always match."""
+    def load_state_dict(self, state: dict, strict: bool = True):
+        """Copy arrays in by name (NumPy arrays, or torch tensors read without importing torch).
+        strict: the key sets must match. Shapes must always match, values must be numeric.
+        Returns (missing_keys, unexpected_keys), as torch does."""
+        where = f"{type(self).__name__}.load_state_dict"
+        if not hasattr(state, "keys"):
+            raise TypeError(f"{where}: expected a dict of arrays, got {type(state).__name__}")
         own = {}
         for mod_name, mod in self.named_modules():
             pre = f"{mod_name}." if mod_name else ""
@@ -193,21 +208,31 @@ class Module:
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"{type(self).__name__}.load_state_dict: state does not match the model: "
-                           f"missing keys {missing}, unexpected keys {unexpected}")
-        for key, (mod, name, kind) in own.items():
+            raise KeyError(f"{where}: state does not match the model: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        values = {}
+        for key, (mod, name, kind) in own.items():       # check everything before changing anything
             if key not in state:
                 continue
             current = mod._parameters[name].data if kind == "param" else mod._buffers[name]
-            value = np.asarray(state[key])
+            value = _from_foreign(state[key])
+            value = value.data if isinstance(value, Tensor) else value
+            try:
+                value = np.asarray(value)
+            except Exception as e:
+                raise TypeError(f"{where}: {key} is not an array ({type(state[key]).__name__})") from e
+            if value.dtype == object or not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+                raise TypeError(f"{where}: {key} must be numeric, got dtype {value.dtype}")
             if value.shape != current.shape:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: {key} expects shape "
-                                 f"{current.shape}, the state has {value.shape}")
-            value = value.astype(current.dtype, copy=True)
+                raise ValueError(f"{where}: {key} expects shape {current.shape}, the state has {value.shape}")
+            values[key] = value.astype(current.dtype, copy=True)
+        for key, value in values.items():
+            mod, name, kind = own[key]
             if kind == "param":
                 mod._parameters[name].data = value
             else:
                 setattr(mod, name, value)
+        return missing, unexpected
 
     # ---- printing -------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -174,6 +174,15 @@ def _parse_shape(text: str) -> tuple:
 
 
 def _cmd(args) -> int:
+    if args.expr is not None:                    # the lectures' scalar example (convgrad.explain.expression)
+        from ..explain.expression import report
+        if args.at is None:
+            raise ToolError("--expr needs --at, e.g. --expr 'x1*x2*x3' --at 2,1,3")
+        lines, ok = report(args.expr, args.at, h=args.eps, analytic_texts=args.analytic or ())
+        print("\n".join(lines))
+        return 0 if ok else 1
+    if args.model is not None:
+        return _check_model(args)
     if args.list:
         for family, names in FAMILIES.items():
             print(f"{family:<14} {' '.join(names)}")
@@ -212,6 +221,30 @@ def _cmd(args) -> int:
     return 1 if failed else 0
 
 
+def _check_model(args) -> int:
+    """A whole model of convgrad.models on a random batch, a seeded sample of entries per tensor."""
+    from ..models import build
+    model = build(args.model, generator=args.seed)
+    if args.eval:
+        model.eval()
+    x = np.random.default_rng(args.seed).standard_normal((2, 1, 28, 28))
+    k = args.sample or 10
+    n = sum(p.data.size for p in model.parameters())
+    print(f"gradcheck {args.model}: {n} parameters in {len(list(model.parameters()))} tensors; {k} entries per "
+          f"tensor drawn with seed {args.seed}, central differences in float64 (eps {args.eps:g})", flush=True)
+    tty = sys.stderr.isatty()
+
+    def progress(name, done, total):
+        if tty or done == total:
+            print(f"  {name:<24} {done}/{total}", end="\r" if tty and done < total else "\n", file=sys.stderr,
+                  flush=True)
+
+    report = gradcheck(model, x, eps=args.eps, atol=args.atol, rtol=args.rtol, seed=args.seed, sample=k,
+                       progress=progress)
+    print(report)
+    return 0 if report.passed else 1
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `gradcheck` to an argparse subparsers object."""
     p = subparsers.add_parser("gradcheck", help="check every layer's backward numerically (float64 sweep)",
@@ -229,6 +262,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=1e-5)
     p.add_argument("--rtol", type=float, default=1e-3)
     p.add_argument("--list", action="store_true", help="list the layers and families and exit")
+    p.add_argument("--model", default=None, choices=("lenet", "cnn", "resnet"),
+                   help="check a whole model on a random batch, --sample entries per tensor")
+    p.add_argument("--sample", type=int, default=None, metavar="K",
+                   help="with --model: entries checked per tensor, drawn with --seed (default 10)")
+    p.add_argument("--expr", default=None, metavar="FORMULA",
+                   help="check a formula instead, as the lectures do: 'x1*x2*x3' (+ - * / **, exp log sqrt tanh "
+                        "sigmoid relu; parsed, never evaluated as Python)")
+    p.add_argument("--at", default=None, metavar="VALUES",
+                   help="the point for --expr: '2,1,3' (variables in order of appearance) or 'x1=2,x2=1,x3=3'")
+    p.add_argument("--analytic", action="append", default=None, metavar="NAME=FORMULA",
+                   help="use this formula as the analytic gradient of NAME (e.g. the lecture's bug x2=2*w2)")
     from ._common import guarded
     p.set_defaults(func=lambda a: guarded("gradcheck", _cmd, a))
     return p

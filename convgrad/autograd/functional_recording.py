@@ -1,0 +1,46 @@
+"""The recorder behind convgrad.functional's ops when they are called with Tensors: one Node per
+call, holding that call's cache, whose backward is the op's own functional backward."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..functional import recordable
+from .grad_mode import is_grad_enabled
+from .graph import Node
+from .tensor import Tensor
+
+
+def _is_tensor(value) -> bool:
+    return isinstance(value, Tensor)
+
+
+def _record(name, forward, backward, grads, arguments):
+    tensors = {k: v for k, v in arguments.items() if isinstance(v, Tensor)}
+    arrays = {k: (v.data if isinstance(v, Tensor) else v) for k, v in arguments.items()}
+    out, cache = forward(**arrays)
+    first = out[0] if isinstance(out, tuple) else out
+    wants = is_grad_enabled() and any(tensors[k].requires_grad for k in grads if k in tensors)
+    node = None
+    if wants:
+        inputs = [tensors.get(k) for k in grads]
+        attrs = {k: v for k, v in arguments.items() if k not in grads and not isinstance(v, Tensor)}
+        node = Node(name, _functional_backward, (backward, cache, len(grads)), inputs, np.shape(first),
+                    np.asarray(first).dtype, attrs=attrs)
+    if isinstance(out, tuple):
+        return (Tensor(np.asarray(first), _node=node),) + tuple(Tensor(np.asarray(o)) for o in out[1:])
+    return Tensor(np.asarray(out), _node=node)
+
+
+def _functional_backward(grad_out, cache, needs):
+    backward, op_cache, n = cache
+    grads = backward(grad_out, op_cache)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    return tuple(grads) + (None,) * (n - len(grads))
+
+
+class _Recorder:
+    is_tensor = staticmethod(_is_tensor)
+    record = staticmethod(_record)
+
+
+recordable.set_recorder(_Recorder)

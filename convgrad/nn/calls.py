@@ -1,0 +1,154 @@
+"""How a Module call runs: explicit (arrays in, the module keeps its cache), recorded (Tensors
+in: one Node holding that call's own cache) or cache-free (under `no_grad`).
+
+A module's cache is its *state*: the instance attributes forward sets, other than its
+parameters, buffers, submodules and `training` (`_cache` by convention). A snapshot is that
+state for the module and every submodule; restoring one puts a call's caches back.
+
+Explicit mode allows a module to be called several times in one pass (one outermost call)
+before its backward: each repeat call pushes the earlier call's snapshot, and the module's
+backward pops it when done, so backward calls in reverse order find their own caches (last
+in, first out). Recorded mode needs no such order: each node carries its own snapshot.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+
+import numpy as np
+
+from ..autograd.grad_mode import is_grad_enabled, no_grad
+from ..autograd.graph import Node
+from ..autograd.tensor import Tensor
+
+_MACHINERY = frozenset({"_parameters", "_buffers", "_modules", "training", "_in_backward"})
+_local = threading.local()
+_passes = itertools.count(1)
+
+
+def _state(m) -> dict:
+    registered = m._parameters.keys() | m._buffers.keys() | m._modules.keys()
+    return {k: v for k, v in m.__dict__.items() if k not in _MACHINERY and k not in registered}
+
+
+def snapshot(module) -> list:
+    """The state (caches) of module and of every submodule."""
+    return [(m, _state(m)) for m in module.modules()]
+
+
+def restore(snap: list) -> None:
+    """Put a snapshot back: attributes set since are removed, the snapshot's values restored."""
+    for m, state in snap:
+        d = m.__dict__
+        for k in [k for k in _state(m) if k not in state]:
+            del d[k]
+        d.update(state)
+
+
+def _has_tensor(args, kwargs) -> bool:
+    return any(isinstance(a, Tensor) for a in args) or any(isinstance(a, Tensor) for a in kwargs.values())
+
+
+def call(module, args, kwargs, own_backward: bool):
+    """Module.__call__: dispatch on the mode."""
+    if not own_backward:                              # forward-only: its Tensor ops record themselves
+        args = tuple(Tensor(a) if _is_array(a) else a for a in args)
+        return module.forward(*args, **kwargs)
+    if _has_tensor(args, kwargs):
+        return _recorded(module, args, kwargs)
+    if not is_grad_enabled():
+        before = snapshot(module)
+        try:
+            return module.forward(*args, **kwargs)
+        finally:
+            restore(before)
+    return _explicit(module, args, kwargs)
+
+
+def _is_array(a) -> bool:
+    return isinstance(a, np.ndarray)
+
+
+def _explicit(module, args, kwargs):
+    depth = getattr(_local, "depth", 0)
+    if depth == 0:
+        _local.pass_id = next(_passes)
+    d = module.__dict__
+    if d.get("_call_pass") == _local.pass_id:        # a repeat call in this pass: keep the earlier cache
+        d["_call_stack"] = (snapshot(module), d.get("_call_stack"))
+    else:
+        d["_call_pass"], d["_call_stack"] = _local.pass_id, None
+    _local.depth = depth + 1
+    try:
+        return module.forward(*args, **kwargs)
+    finally:
+        _local.depth = depth
+
+
+def pops_call_stack(backward):
+    """Wrap a Module subclass's backward: when done, the cache of the call before is put back."""
+    if getattr(backward, "_pops_call_stack", False):
+        return backward
+
+    @functools.wraps(backward)
+    def wrapper(self, *args, **kwargs):
+        d = self.__dict__
+        if d.get("_in_backward"):                    # super().backward inside a subclass's backward
+            return backward(self, *args, **kwargs)
+        d["_in_backward"] = True
+        try:
+            return backward(self, *args, **kwargs)
+        finally:
+            d["_in_backward"] = False
+            stack = d.get("_call_stack")
+            if stack is not None:
+                restore(stack[0])
+    wrapper._pops_call_stack = True
+    return wrapper
+
+
+def _recorded(module, args, kwargs):
+    """One node for the whole call, run through the module's own backward."""
+    arrays = tuple(a.data if isinstance(a, Tensor) else a for a in args)
+    kwarrays = {k: (v.data if isinstance(v, Tensor) else v) for k, v in kwargs.items()}
+    wants = is_grad_enabled() and (any(isinstance(a, Tensor) and a.requires_grad for a in args)
+                                   or any(p.requires_grad for p in module.parameters()))
+    if not wants:
+        with no_grad():
+            return _wrap(call(module, arrays, kwarrays, True), None)
+    before = snapshot(module)
+    out = _explicit(module, arrays, kwarrays)
+    after = snapshot(module)
+    restore(before)
+    first = out[0] if isinstance(out, tuple) else out
+    y = first if hasattr(first, "shape") else np.asarray(first)
+    inputs = [a if isinstance(a, Tensor) else None for a in args]
+    node = Node(type(module).__name__, _module_backward, (module, after, len(inputs)), inputs, y.shape, y.dtype,
+                module=module)
+    return _wrap(out, node)
+
+
+def _wrap(out, node):
+    if isinstance(out, tuple):
+        return (_wrap(out[0], node),) + tuple(Tensor(o) if _is_array(o) else o for o in out[1:])
+    return Tensor(np.asarray(out), _node=node)
+
+
+def _module_backward(grad_out, cache, needs):
+    """Restore the call's caches, run the module's backward, put the module's state back."""
+    module, after, n_inputs = cache
+    current = snapshot(module)
+    restore(after)
+    try:
+        if not needs[0] and getattr(module, "skips_input_grad", False):
+            grads = module.backward(grad_out, input_grad=False)
+        else:
+            grads = module.backward(grad_out)
+    finally:
+        restore(current)
+    if n_inputs == 1:
+        return (grads,)
+    if isinstance(grads, tuple):
+        return grads + (None,) * (n_inputs - len(grads))
+    return (grads,) + (None,) * (n_inputs - 1)
