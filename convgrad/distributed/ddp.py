@@ -16,7 +16,9 @@ MPI_Iallreduce. When the model is a Sequential (and overlap=True), its children'
 runs step by step here and a bucket is started as soon as the last of its parameters has its
 gradient, so its transfer runs while the earlier layers' backward still computes; every step
 polls the requests in flight (MPI moves a non-blocking transfer on only inside MPI calls).
-Other models, or overlap=False, reduce all buckets after the backward. `stats` counts the
+Other models, or overlap=False, reduce all buckets after the backward. A model without a
+backward of its own (forward-only, recorded mode) is run as `loss_fn(ddp.module(t), y).backward()`
+followed by `ddp.allreduce_gradients()`. `stats` counts the
 bytes reduced and the seconds spent in the reduction (starting, polling, waiting, copying).
 """
 from __future__ import annotations
@@ -138,8 +140,9 @@ class DistributedDataParallel(Module):
         self.bucket_mb, self.reduce, self.overlap = float(bucket_mb), reduce, bool(overlap)
         object.__setattr__(self, "comm", comm or _comm.communicator())
         self.broadcast_state()
-        object.__setattr__(self, "reducer", GradientReducer(list(module.parameters()), self.comm,
-                                                            int(self.bucket_mb * 1e6), reduce == "mean"))
+        trained = [p for p in module.parameters() if getattr(p, "requires_grad", True)]   # frozen ones stay out
+        object.__setattr__(self, "reducer", GradientReducer(trained, self.comm, int(self.bucket_mb * 1e6),
+                                                            reduce == "mean"))
 
     @property
     def stats(self) -> dict:
@@ -172,6 +175,13 @@ class DistributedDataParallel(Module):
             dx = backward_of(self.module, grad_out, input_grad)
         self.reducer.finish()
         return dx
+
+    def allreduce_gradients(self) -> None:
+        """Average (or sum) the gradients now in Parameter.grad over ranks, all buckets at once:
+        for a forward-only module trained in recorded mode, call it after `loss.backward()`
+        (the wrapper's own backward covers the explicit API and modules with a backward)."""
+        self.reducer.begin()
+        self.reducer.finish()
 
     def state_dict(self):
         return self.module.state_dict()
