@@ -70,15 +70,17 @@ class DistributedTrainer(Trainer):
         convert_sync_batchnorm(self.model)          # the same Parameters: the optimiser keeps them
         inner = self.model if cfg.threads == 1 else DataParallel(self.model, cfg.threads)
         self.runner = GlobalBatch(inner, comm)
+        self.log(f"data-parallel over {self.world} MPI rank(s) x {cfg.threads} thread(s): each batch of "
+                 f"{cfg.batch_size} split across the ranks, rank 0 writes {cfg.out}")
         if resume:
             self._restore()
 
     def _check_batches(self) -> None:
         for name, loader in (("training", self.train_loader), ("test", self.test_loader)):
-            sizes = {loader.batch_size, len(loader.labels) - (len(loader) - 1) * loader.batch_size}
-            if min(sizes) < self.world:
+            smallest = len(loader.labels) - (len(loader) - 1) * loader.batch_size     # the last batch
+            if smallest < self.world:
                 raise ValueError(f"convgrad train: with {self.world} ranks every batch needs at least {self.world} "
-                                 f"images, but a {name} batch has {min(sizes)}: choose another --batch-size "
+                                 f"images, but a {name} batch has {smallest}: choose another --batch-size "
                                  f"(or --limit-train/--limit-test)")
 
     def save(self) -> None:
