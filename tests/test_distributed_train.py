@@ -112,3 +112,12 @@ def test_mpi_launch_is_detected_from_the_environment():
     from convgrad.distributed import launched_by_mpi
     assert launched_by_mpi({"OMPI_COMM_WORLD_SIZE": "2"}) and launched_by_mpi({"PMI_SIZE": "4"})
     assert not launched_by_mpi({"PATH": "/usr/bin"})
+
+
+@needs_mpi
+def test_a_batch_too_small_to_share_is_one_clear_error(data_root, tmp_path):
+    proc = run_mpi(2, *CONVGRAD, *_args(data_root, str(tmp_path / "run"), "--limit-train", "97", model="lenet"),
+                   check=False)
+    assert proc.returncode != 0
+    assert "with 2 ranks every batch needs at least 2 images, but a training batch has 1" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
