@@ -10,7 +10,8 @@ SAMPLES = 40          # shards padded for P = 3 (40 is no multiple of 3)
 LOCAL_BATCH = 4
 
 
-GLOBAL_BATCH = 11     # GlobalBatch case: shares of 6+5 (P = 2) and 3+4+4 (P = 3) rows
+GLOBAL_BATCH = 11     # GlobalBatch case: shares of 5+6 (P = 2) and 3+4+4 (P = 3) rows
+THREADS_BATCH = 25    # shares of 12+13 and 8+8+9 rows: DataParallel splits each in two (MIN_PART = 4)
 
 
 def build(batchnorm: bool, seed: int = 0, dropout: bool = False):
@@ -56,7 +57,7 @@ def global_batches(world: int):
     return [np.concatenate([per_rank[r][s] for r in range(world)]) for s in range(STEPS)]
 
 
-def whole_batches():
-    """The GlobalBatch case: every rank is given these whole batches (as `convgrad train` does)."""
-    order = np.random.default_rng(11).permutation(SAMPLES)
-    return [order[i * GLOBAL_BATCH:(i + 1) * GLOBAL_BATCH] for i in range(STEPS)]
+def whole_batches(size: int = GLOBAL_BATCH):
+    """The GlobalBatch cases: every rank is given these whole batches (as `convgrad train` does)."""
+    g = np.random.default_rng(11)
+    return [g.permutation(SAMPLES)[:size] for _ in range(STEPS)]

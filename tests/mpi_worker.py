@@ -5,7 +5,8 @@
 Trains the model of distributed_case.py for STEPS steps in float64: "ddp" and "syncbn" on this
 rank's DistributedSampler shard with DistributedDataParallel (and SyncBatchNorm), "global" with
 BatchNorm and Dropout on whole batches through GlobalBatch (as `convgrad train`), "recorded" as
-"ddp" in recorded mode (loss.backward(), then allreduce_gradients()). Rank 0 writes
+"ddp" in recorded mode (loss.backward(), then allreduce_gradients()), "threads" as "global"
+without BatchNorm and Dropout, each rank's share split across 2 threads. Rank 0 writes
 the final parameters and buffers, and the reduction statistics, to OUT.npz.
 """
 import argparse
@@ -15,15 +16,16 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from distributed_case import build, data, local_batches, sgd, whole_batches  # noqa: E402
+from distributed_case import THREADS_BATCH, build, data, local_batches, sgd, whole_batches  # noqa: E402
 
 import convgrad  # noqa: E402
 from convgrad import distributed, nn  # noqa: E402
+from convgrad.parallel import DataParallel  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=("ddp", "syncbn", "global", "recorded"))
+    parser.add_argument("case", choices=("ddp", "syncbn", "global", "recorded", "threads"))
     parser.add_argument("out")
     parser.add_argument("--overlap", type=int, default=1)
     parser.add_argument("--bucket-mb", type=float, default=4.0)
@@ -33,10 +35,12 @@ def main():
     model = build(args.case in ("syncbn", "global"), seed=0 if rank == 0 else 100 + rank, dropout=args.case == "global")
     if args.case in ("syncbn", "global"):
         model = distributed.convert_sync_batchnorm(model)
-    ddp = distributed.DistributedDataParallel(model, bucket_mb=args.bucket_mb, overlap=bool(args.overlap),
-                                              reduce="sum" if args.case == "global" else "mean")
-    runner = distributed.GlobalBatch(ddp) if args.case == "global" else ddp
-    batches = whole_batches() if args.case == "global" else local_batches(rank, world)
+    wrapped = DataParallel(model, 2) if args.case == "threads" else model   # "threads": 2 threads in each rank
+    ddp = distributed.DistributedDataParallel(wrapped, bucket_mb=args.bucket_mb, overlap=bool(args.overlap),
+                                              reduce="sum" if args.case in ("global", "threads") else "mean")
+    runner = distributed.GlobalBatch(ddp) if args.case in ("global", "threads") else ddp
+    batches = {"global": whole_batches(), "threads": whole_batches(THREADS_BATCH)}.get(args.case) or \
+        local_batches(rank, world)
     opt = sgd(model)
     x, y = data()
     loss_fn = nn.CrossEntropyLoss()
@@ -48,9 +52,11 @@ def main():
         else:
             loss_fn(runner(x[idx]), y[idx])
             runner.backward(loss_fn.backward(), input_grad=False)
+        if args.case == "threads":
+            split_parts = len(wrapped._parts or [None])      # the threads really split this rank's share
         opt.step()
     if rank == 0:
-        np.savez(args.out, **model.state_dict(), stats_steps=ddp.stats["steps"], stats_buckets=ddp.stats["buckets"],
+        np.savez(args.out, **model.state_dict(), split_parts=split_parts if args.case == "threads" else 0, stats_steps=ddp.stats["steps"], stats_buckets=ddp.stats["buckets"],
                  stats_bytes=ddp.stats["bytes"])
 
 

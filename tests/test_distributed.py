@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import rel
-from distributed_case import build, data, global_batches, sgd, whole_batches
+from distributed_case import THREADS_BATCH, build, data, global_batches, sgd, whole_batches
 
 from convgrad import nn
 from convgrad.distributed import DistributedSampler
@@ -42,7 +42,8 @@ def single_process(case: str, world: int) -> dict:
     model = build(case in ("syncbn", "global"), dropout=case == "global")
     opt, loss_fn = sgd(model), nn.CrossEntropyLoss()
     x, y = data()
-    for idx in whole_batches() if case == "global" else global_batches(world):
+    batches = {"global": whole_batches(), "threads": whole_batches(THREADS_BATCH)}.get(case) or global_batches(world)
+    for idx in batches:
         model.zero_grad()
         loss_fn(model(x[idx]), y[idx])
         model.backward(loss_fn.backward(), input_grad=False)
@@ -51,7 +52,7 @@ def single_process(case: str, world: int) -> dict:
 
 
 @needs_mpi
-@pytest.mark.parametrize("case", ["ddp", "syncbn", "global", "recorded"])
+@pytest.mark.parametrize("case", ["ddp", "syncbn", "global", "recorded", "threads"])
 @pytest.mark.parametrize("world, options", [(2, ["--bucket-mb", "0.001"]), (3, ["--overlap", "0"])])
 def test_ranks_train_as_one_process_over_the_global_batch(tmp_path, case, world, options):
     out = str(tmp_path / "params.npz")
@@ -59,6 +60,8 @@ def test_ranks_train_as_one_process_over_the_global_batch(tmp_path, case, world,
     expected = single_process(case, world)
     got = np.load(out)
     assert int(got["stats_steps"]) == 3
+    if case == "threads":
+        assert int(got["split_parts"]) == 2
     if "0.001" in options:          # 1 kB buckets: several transfers (started during backward but "recorded")
         assert int(got["stats_buckets"]) > 3
     start = build(case in ("syncbn", "global"), dropout=case == "global").state_dict()
