@@ -10,9 +10,9 @@ share of every batch, gradients are summed over ranks, so P ranks train on the g
 for the whole batch on every rank, so every random state stays the same on all ranks.
 Evaluation is sharded the same way and its logits gathered, so every rank holds the metrics.
 Rank 0 alone writes the run directory (atomically, as always) and prints; every rank resumes
-from its checkpoint. --threads defaults to the CPUs divided
-among the ranks on one node, and BLAS is held to that many. A rank that dies makes mpiexec end the job: rank 0 gets SIGTERM
-and says which checkpoint is intact (see run()).
+from its checkpoint. --threads defaults to the CPUs divided among the ranks on one node, and
+BLAS is held to that many. A rank that dies makes mpiexec end the job: rank 0 gets SIGTERM and
+says which checkpoint is intact (see run()).
 """
 from __future__ import annotations
 
@@ -21,10 +21,8 @@ import os
 import signal
 import sys
 
-import numpy as np
-
 from ..parallel import DataParallel, available_cpus
-from ..train import Trainer, evaluate, module_generators
+from ..train import Trainer, evaluate
 from . import comm as _comm
 from .split import GlobalBatch
 from .sync_batchnorm import convert_sync_batchnorm
