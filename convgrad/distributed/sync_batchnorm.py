@@ -11,7 +11,6 @@ given a cross-rank sum; in eval mode this is BatchNorm.
 """
 from __future__ import annotations
 
-
 from ..nn.module import Module
 from ..nn.normalization import _BatchNorm
 from . import comm as _comm
