@@ -117,3 +117,20 @@ def test_sampler_rejects_bad_arguments():
         DistributedSampler(10, num_replicas=2, rank=2)
     with pytest.raises(ValueError, match="num_samples must be an integer >= 1, got 0"):
         DistributedSampler(0, num_replicas=2, rank=0)
+
+
+def test_convert_sync_batchnorm_keeps_order_parameters_and_buffers():
+    from convgrad.distributed import SyncBatchNorm, convert_sync_batchnorm
+    model = build(True)
+    params, state = list(model.parameters()), model.state_dict()
+    names = [name for name, _ in model.named_modules()]
+    converted = convert_sync_batchnorm(model)
+    assert converted is model and [name for name, _ in model.named_modules()] == names
+    assert [type(m).__name__ for m in model] == ["Conv2d", "SyncBatchNorm", "ReLU", "MaxPool2d", "Conv2d", "ReLU",
+                                                 "Flatten", "Linear", "SyncBatchNorm", "ReLU", "Linear"]
+    assert all(a is b for a, b in zip(model.parameters(), params)) and len(list(model.parameters())) == len(params)
+    assert list(model.state_dict()) == list(state)
+    assert all(np.array_equal(model.state_dict()[k], v) for k, v in state.items())
+    bn = nn.BatchNorm2d(3, momentum=0.3, eps=1e-3)
+    sync = convert_sync_batchnorm(bn)
+    assert isinstance(sync, SyncBatchNorm) and (sync.momentum, sync.eps) == (0.3, 1e-3) and sync.weight is bn.weight
