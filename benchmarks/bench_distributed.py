@@ -21,7 +21,9 @@ The configurations are interleaved within each repeat, and each is summarised by
 images/s over the repeats with the range. For convgrad's 2x1 runs, rank 0 reports the seconds
 per step spent in the reduction (DistributedDataParallel.stats: copying gradients into the
 buckets, starting, polling, waiting, copying back; SyncBatchNorm's reductions are not in it)
-and the bytes reduced per step. From those bytes the script estimates a ring allreduce on
+and the bytes reduced per step, and the time one allreduce of those bytes takes when both ranks
+start it together (the transfer, without waiting for the slower rank). From those bytes the
+script estimates a ring allreduce on
 8 and 64 nodes over 10 Gb/s (see estimate()).
 """
 from __future__ import annotations
@@ -106,9 +108,24 @@ def worker_convgrad(name, steps, processes, overlap):
         result.update(allreduce_s_per_step=(s["seconds"] - stats0["seconds"]) / steps,
                       allreduce_bytes_per_step=(s["bytes"] - stats0["bytes"]) / steps, buckets=s["buckets"],
                       parameters=sum(p.data.size for p in model.parameters()))
+        result["transfer_s"] = _transfer_seconds(comm, int(result["allreduce_bytes_per_step"]))
         if comm.Get_rank():
             return None
     return result
+
+
+def _transfer_seconds(comm, nbytes: int, reps: int = 10) -> float:
+    """Median seconds of one allreduce of nbytes of float32 when both ranks start it together
+    (a barrier first): the transfer itself, without waiting for a slower rank."""
+    from convgrad.distributed.comm import allreduce_sum
+    buffer = np.ones(max(1, nbytes // 4), np.float32)
+    times = []
+    for _ in range(reps):
+        comm.Barrier()
+        t = time.perf_counter()
+        allreduce_sum(buffer, comm)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def worker_torch(name, steps, processes, port):
@@ -219,7 +236,8 @@ def main():
             if "allreduce_s_per_step" in runs[m, c][0]:
                 ar = statistics.median(r["allreduce_s_per_step"] for r in runs[m, c])
                 step = statistics.median(r["step_s"] for r in runs[m, c])
-                extra = f"{ar * 1e3:.1f} ms ({ar / step:.0%} of the step)"
+                transfer = statistics.median(r["transfer_s"] for r in runs[m, c])
+                extra = f"{ar * 1e3:.1f} ms ({ar / step:.0%} of the step; transfer alone {transfer * 1e3:.1f} ms)"
             rows.append([m, library, layout, f"{med[c]:.0f}", f"{min(rates):.0f}-{max(rates):.0f}",
                          "" if ratio is None else f"{ratio:.2f}", extra])
         summary[m] = {"median_images_per_s": med, "runs": {c: runs[m, c] for c in CONFIGS}}
