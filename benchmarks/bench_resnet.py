@@ -8,8 +8,9 @@ images need none), float32, 1000 classes, the same initial weights on both sides
 seeded init, copied into torch). Each (library, batch, allocator) runs in its own subprocess,
 so its peak RSS (ru_maxrss) is its own; the subprocesses alternate convgrad, torch, torch,
 convgrad, ... `--repeats` times, and each reports the median of its `--steps` timed steps after
-one untimed step. Threads: torch.set_num_threads(2); convgrad as a user runs this model (BLAS
-on 2 threads; BatchNorm models are not batch-split).
+one untimed step. Threads (--threads, default 2): torch.set_num_threads(n); convgrad as a user
+runs this model (NumPy's BLAS on its threads, limited to n by threadpoolctl when n != 2;
+BatchNorm models are not batch-split).
 
 Allocator: "retain" applies convgrad.memory.retain_freed_memory() (glibc keeps freed blocks)
 in *both* children, "default" in neither; both columns are reported.
@@ -141,6 +142,11 @@ def memory_breakdown(model) -> dict:
                 kinds["conv cached inputs"] += [cache.x]
         elif cache is not None:
             kinds["other caches"] += list(_arrays_in(cache))
+    try:                                      # the engine's per-thread scratch pool, where it has one
+        from convgrad.functional.convolution import workspace
+        kinds["conv scratch pool"] = list(getattr(workspace._pool, "blocks", {}).values())
+    except ImportError:
+        pass
     out, counted = {}, set()
     for kind, arrays in kinds.items():
         fresh = [a for a in arrays if id(_root(a)) not in counted]
@@ -179,9 +185,9 @@ def run_convgrad(batch, steps, init_path, breakdown):
     return times[1:], extra
 
 
-def run_torch(batch, steps, init_path):
+def run_torch(batch, steps, init_path, threads):
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     model = torch_resnet18()
     with np.load(init_path) as init:
         missing = model.load_state_dict({k: torch.from_numpy(init[k]) for k in init.files}, strict=False)
@@ -209,16 +215,21 @@ def run_torch(batch, steps, init_path):
 def _child(args):
     retained = _retain_freed_memory() if args.allocator == ["retain"] else False
     if args.child == "convgrad":
+        limit = None
+        if args.threads != 2:             # NumPy's BLAS to this many threads (threadpoolctl)
+            from threadpoolctl import threadpool_limits
+            limit = threadpool_limits(args.threads)
         times, extra = run_convgrad(args.child_batch, args.steps, args.init, args.breakdown)
+        del limit
     else:
-        times, extra = run_torch(args.child_batch, args.steps, args.init)
+        times, extra = run_torch(args.child_batch, args.steps, args.init, args.threads)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"times": times, "peak_rss_mib": peak, "retained": retained, **extra}))
 
 
 def _spawn(which, batch, allocator, args, init):
     cmd = [sys.executable, __file__, "--child", which, "--child-batch", str(batch), "--steps", str(args.steps),
-           "--allocator", allocator, "--init", init] + (["--breakdown"] if args.breakdown else [])
+           "--allocator", allocator, "--init", init, "--threads", str(args.threads)] + (["--breakdown"] if args.breakdown else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]}
@@ -238,6 +249,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=1, help="subprocesses per library and setting, alternated")
     ap.add_argument("--allocator", nargs="+", choices=("retain", "default"), default=["retain", "default"])
     ap.add_argument("--breakdown", action="store_true", help="convgrad: where memory is held after the forward")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads of both libraries: torch.set_num_threads, NumPy's BLAS via threadpoolctl")
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--child", choices=("convgrad", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--child-batch", type=int, help=argparse.SUPPRESS)
@@ -260,8 +273,8 @@ def main(argv=None):
                               file=sys.stderr, flush=True)
                 results.append(_summarise(batch, allocator, runs))
                 rows.append(_row(results[-1]))
-    print(f"ResNet-18, 224x224, float32, one training step (forward + loss + backward), "
-          f"{args.steps} timed steps per subprocess, {args.repeats} subprocess(es) each, alternated")
+    print(f"ResNet-18, 224x224, float32, one training step (forward + loss + backward), {args.threads} thread(s) "
+          f"each, {args.steps} timed steps per subprocess, {args.repeats} subprocess(es) each, alternated")
     print(markdown_table(["batch", "allocator", "convgrad s/step", "torch s/step", "time ratio",
                           "convgrad peak RSS MiB", "torch peak RSS MiB", "RSS ratio", "agreement"], rows))
     if args.breakdown:
@@ -273,7 +286,8 @@ def main(argv=None):
         print(f"Other processes used {100 * load.other:.0f}% of the CPUs during the run (machine shared).")
     if args.json:
         with open(args.json + ".tmp", "w") as f:
-            json.dump({"machine": machine_info(), "results": results, "other_load": load.other}, f, indent=2)
+            json.dump({"machine": machine_info(), "threads": args.threads, "results": results,
+                       "other_load": load.other}, f, indent=2)
         os.replace(args.json + ".tmp", args.json)
 
 

@@ -36,6 +36,7 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
+    """Threads a splittable route may use: set_num_threads's value, by default the CPUs available."""
     if _state["threads"] is None:
         _state["threads"] = available_cpus()
     return _state["threads"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -38,23 +38,69 @@ def _split(obj, path: str, arrays: dict):
     return obj
 
 
-def _join(obj, arrays):
+def _join(obj, arrays, path: str, field: str = "state"):
     if isinstance(obj, dict):
         if set(obj) == {"__array__"}:
-            return arrays[obj["__array__"]]
-        return {k: _join(v, arrays) for k, v in obj.items()}
+            ref = obj["__array__"]
+            if not isinstance(ref, str) or ref not in arrays:
+                raise CheckpointError(f"{path!r}: field {field!r} refers to array {ref!r}, which the file lacks")
+            return arrays[ref]
+        return {k: _join(v, arrays, path, f"{field}.{k}") for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_join(v, arrays) for v in obj]
+        return [_join(v, arrays, path, f"{field}[{i}]") for i, v in enumerate(obj)]
     return obj
+
+
+# What a model description may hold: the architecture is rebuilt from it before any weight is
+# read, so its sizes are bounded here (an image_size of 10**7 would allocate petabytes).
+_MODEL_CONFIG_RANGES = {"in_channels": (1, 64), "image_size": (4, 512), "num_classes": (1, 100_000)}
+
+
+def _validate(state, path: str) -> dict:
+    """Schema and ranges of the parts of a checkpoint that are used to allocate: the model
+    description and the model's weights. Raises CheckpointError naming the file and the field."""
+    from .models import MODELS
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path!r}: field 'state' must be a JSON object, got {type(state).__name__}")
+    config = state.get("model_config")
+    if config is not None:
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{path!r}: field 'model_config' must be a JSON object, got {type(config).__name__}")
+        if config.get("name") not in MODELS:
+            raise CheckpointError(f"{path!r}: field 'model_config.name' must be one of {MODELS}, "
+                                  f"got {config.get('name')!r:.80}")
+        for key, (low, high) in _MODEL_CONFIG_RANGES.items():
+            value = config.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise CheckpointError(f"{path!r}: field 'model_config.{key}' must be an integer in "
+                                      f"[{low}, {high}], got {value!r:.80}")
+    weights = state.get("model")
+    if weights is not None:
+        if not isinstance(weights, dict):
+            raise CheckpointError(f"{path!r}: field 'model' must be an object of arrays, got {type(weights).__name__}")
+        for key, value in weights.items():
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
+                raise CheckpointError(f"{path!r}: field 'model.{key}' must be a numeric array, got "
+                                      f"{getattr(value, 'dtype', type(value).__name__)}")
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise CheckpointError(f"{path!r}: field 'model.{key}' holds NaN or infinite weights")
+    return state
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write data to path via a temporary file in the same directory and os.replace."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    # The kernel applies the process umask to the mode given here (0666, the usual file
+    # permissions); reading the umask would mean setting it, which races with other threads.
+    while True:
+        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}-{os.path.basename(path)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
-        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -66,13 +112,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_text(path: str, text: str) -> None:
+    """Write text as UTF-8 to path through a temporary file and a rename (never half-written)."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -96,13 +137,17 @@ def load(path: str) -> dict:
                 raise CheckpointError(f"{path!r} is not a convgrad checkpoint (no {_META} entry)")
             meta = json.loads(bytes(data[_META]).decode("utf-8"))
             arrays = {"/" + k: data[k] for k in data.files if k != _META}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, json.JSONDecodeError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, json.JSONDecodeError, RecursionError) as exc:
         if isinstance(exc, CheckpointError):
             raise
         raise CheckpointError(f"checkpoint {path!r} is corrupt or truncated: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path!r}: field {_META!r} must be a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path!r}: expected format {FORMAT!r}, got {meta.get('format')!r}")
-    return _join(meta["state"], arrays)
+        raise CheckpointError(f"{path!r}: field 'format': expected {FORMAT!r}, got {meta.get('format')!r:.80}")
+    if "state" not in meta:
+        raise CheckpointError(f"{path!r}: field 'state' is missing")
+    return _validate(_join(meta["state"], arrays, path), path)
 
 
 def load_model_state(model, state: dict, expected: dict, path: str) -> None:

@@ -114,6 +114,7 @@ def _cmd_predict(args) -> int:
 
 
 def model_dtype(model):
+    """The dtype of the model's parameters (the first one's)."""
     return next(iter(model.parameters())).dtype
 
 
@@ -152,6 +153,8 @@ def _add_train(sub):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `convgrad` command's argument parser, with every subcommand (the docs' command reference
+    is generated from it)."""
     parser = argparse.ArgumentParser(prog="convgrad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run convolutions forward and backward and a gradient check")
@@ -161,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain(sub)
     from .tools import add_parsers as add_tools
     add_tools(sub)          # gradcheck, attack, saliency, report
+    from .tools.export import add_parser as add_export
+    add_export(sub)         # export RUN --format onnx|safetensors
     _add_train(sub)
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a dataset's test split")
     ev.add_argument("checkpoint", help="checkpoint.npz or a run directory")
@@ -177,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the `convgrad` command on argv (default sys.argv[1:]); returns the exit status."""
     from .checkpoint import CheckpointError
     from .memory import retain_freed_memory
     from .data import DownloadError
-    args = build_parser().parse_args(argv)
+    from .explain import normalise_argv
+    args = build_parser().parse_args(normalise_argv(sys.argv[1:] if argv is None else argv))
     retain_freed_memory()           # an application may make this process-wide choice; see memory.py
     try:
         return args.func(args)

@@ -1,5 +1,7 @@
 """Numerical gradient checking by central differences, in float64.
 
+For example::
+
     report = gradcheck(module, x)                      # input grad and every parameter grad
     report = gradcheck(f, x, w, backward=f_backward)   # a function and its backward
     assert report.passed, report
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import check_bool, check_int, check_real
 from .autograd import Tensor, no_grad, tensor
 from .nn.module import Module
 
@@ -39,10 +42,12 @@ class TensorCheck:
 
     @property
     def passed(self) -> bool:
+        """Every entry within atol + rtol * |numerical|."""
         return bool(np.all(self.abs_error <= self.atol + self.rtol * np.abs(self.numerical)))
 
     @property
     def max_abs_error(self) -> float:
+        """max |analytic - numerical| over the entries checked."""
         return float(self.abs_error.max()) if self.abs_error.size else 0.0
 
     @property
@@ -55,6 +60,7 @@ class TensorCheck:
 
     @property
     def worst_index(self) -> tuple:
+        """The index of the largest absolute error (() for an empty tensor)."""
         if not self.abs_error.size:
             return ()
         return tuple(int(i) for i in np.unravel_index(np.argmax(self.abs_error), self.abs_error.shape))
@@ -73,6 +79,7 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
+        """Every tensor's check passed."""
         return all(c.passed for c in self.checks)
 
     def __bool__(self) -> bool:
@@ -163,11 +170,24 @@ def gradcheck(target, *inputs, backward=None, grad_output=None, eps: float = 1e-
     random array of y's shape (1.0 for a scalar function gives its plain gradient).
     sample: check only this many entries per tensor (seeded); progress(name, done, total).
     Returns a GradcheckReport; it never raises on a mismatch.
+
+    Example:
+        >>> report = cg.gradcheck(nn.Conv2d(2, 3, 3, stride=2), np.random.default_rng(0).random((1, 2, 7, 7)))
+        >>> report.passed, [check.name for check in report.checks]
+        (True, ['input', 'weight', 'bias'])
+        >>> square = cg.gradcheck(lambda x: x ** 2, np.array([1.0, -2.0]), backward=lambda g, x: 2 * x * g)
+        >>> square.passed
+        True
     """
-    if sample is not None and (int(sample) != sample or sample < 1):
-        raise ValueError(f"gradcheck: sample must be a positive integer, got {sample!r}")
+    if sample is not None:
+        sample = check_int("gradcheck", "sample", sample, minimum=1)
     if not inputs:
         raise ValueError("gradcheck: give at least one input array")
+    eps = check_real("gradcheck", "eps", eps, positive=True)
+    atol = check_real("gradcheck", "atol", atol, minimum=0.0)
+    rtol = check_real("gradcheck", "rtol", rtol, minimum=0.0)
+    seed = check_int("gradcheck", "seed", seed, minimum=0)
+    check_inputs = check_bool("gradcheck", "check_inputs", check_inputs)
     xs = [_as_float64(x, f"input {i}") for i, x in enumerate(inputs)]
     if isinstance(target, Module):
         if backward is not None:
@@ -239,7 +259,12 @@ def _check_function(f, backward, xs, grad_output, eps, atol, rtol, seed, sample=
                     progress=None) -> GradcheckReport:
     if backward is None:                           # a function of Tensors: the recorded backward
         leaves = [tensor(x.copy(), requires_grad=True) for x in xs]
-        y = f(*leaves)
+        try:
+            y = f(*leaves)
+        except TypeError as exc:                   # e.g. a NumPy ufunc, which refuses Tensors
+            raise TypeError(f"gradcheck: without backward=, target is called with convgrad Tensors and "
+                            f"must compute with them; it raised TypeError: {exc}. Give backward= for a "
+                            f"function of NumPy arrays") from exc
         if not isinstance(y, Tensor) or not y.requires_grad:
             raise TypeError("gradcheck: without backward=, target must be a function of convgrad Tensors "
                             f"that returns a Tensor computed from them, got {type(y).__name__}")

@@ -1,4 +1,4 @@
-"""The models `convgrad train` knows, defined in the library so they can be imported:
+"""The models `convgrad train` knows, defined in the library so they can be imported::
 
     lenet   Conv(1,32,3) ReLU MaxPool2 Conv(32,64,3) ReLU MaxPool2 Flatten Linear(1600,128) ReLU Linear(128,10)
             (the reference model for timing against torch)
@@ -18,6 +18,8 @@ MODELS = ("lenet", "cnn", "resnet")
 
 
 def lenet(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, generator=None) -> nn.Sequential:
+    """LeNet-style: two conv-ReLU-maxpool stages (32, 64 channels, 3x3) and two Linear layers.
+    x (N, in_channels, image_size, image_size) -> logits (N, num_classes)."""
     g = make_rng(generator)
     side = ((image_size - 2) // 2 - 2) // 2
     return nn.Sequential(
@@ -32,6 +34,8 @@ def _conv_bn_relu(c_in: int, c_out: int, g) -> list:
 
 
 def cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, generator=None) -> nn.Sequential:
+    """Two VGG-style stages (conv-BN-ReLU twice, then 2x2 max-pool; 32 and 64 channels) and a
+    dropout-regularised classifier. x (N, in_channels, image_size, image_size) -> (N, num_classes)."""
     g = make_rng(generator)
     side = image_size // 4
     return nn.Sequential(
@@ -43,6 +47,8 @@ def cnn(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, gener
 
 
 def resnet(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, generator=None) -> nn.Sequential:
+    """A small ResNet: conv-BN-ReLU stem, BasicBlock stages of 32, 64 and 128 channels, global
+    average pooling, Linear. x (N, in_channels, image_size, image_size) -> (N, num_classes)."""
     g = make_rng(generator)
     return nn.Sequential(
         *_conv_bn_relu(in_channels, 32, g),

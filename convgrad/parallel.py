@@ -1,4 +1,4 @@
-"""Data parallelism over CPU threads.
+"""Data parallelism over CPU threads. For example::
 
     runner = DataParallel(model, threads=2)
     logits = runner(x)              # x (N, ...) -> (N, ...), the batch split across threads

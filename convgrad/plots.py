@@ -34,6 +34,7 @@ def _save(fig, path: str) -> str:
 
 
 def curves(history: list, path: str) -> str:
+    """Plot loss and accuracy per epoch (train and test) from history as a PNG at path; returns path."""
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -46,6 +47,7 @@ def curves(history: list, path: str) -> str:
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes, path: str) -> str:
+    """Plot the (true class, predicted class) counts of the test set as a PNG at path; returns path."""
     plt = _pyplot()
     k = len(classes)
     matrix = np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
@@ -77,6 +79,7 @@ def _grid(images: np.ndarray, title: str, path: str, cmap="gray") -> str:
 
 
 def first_conv(model):
+    """The model's first Conv2d (in module order)."""
     from .nn import Conv2d
     for m in model.modules():
         if isinstance(m, Conv2d):
@@ -85,6 +88,7 @@ def first_conv(model):
 
 
 def filters(model, path: str) -> str:
+    """Plot the first Conv2d's filters (averaged over input channels) as a grid PNG at path."""
     w = first_conv(model).weight.data
     return _grid(w.mean(axis=1) if w.shape[1] != 1 else w[:, 0], f"first-layer filters {tuple(w.shape)}",
                  path, cmap="RdBu_r")
@@ -98,6 +102,8 @@ def feature_maps(model, image: np.ndarray, path: str) -> str:
 
 
 def all_plots(out: str, history, model, labels, predictions, classes, image) -> list:
+    """Write curves.png, confusion_matrix.png, filters.png and feature_maps.png into out;
+    returns their paths (needs matplotlib)."""
     os.makedirs(out, exist_ok=True)
     return [curves(history, os.path.join(out, "curves.png")),
             confusion_matrix(labels, predictions, classes, os.path.join(out, "confusion_matrix.png")),

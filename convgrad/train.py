@@ -57,11 +57,14 @@ def model_config(cfg: TrainConfig, data) -> dict:
 
 
 def build_model(mcfg: dict, seed=None):
+    """The model a run's model_config names (convgrad.models.build), initialised from seed."""
     return models.build(mcfg["name"], mcfg["in_channels"], mcfg["image_size"], mcfg["num_classes"],
                         generator=seed)
 
 
 def build_optimizer(cfg: TrainConfig, model):
+    """The optimiser cfg.optimizer names (sgd, adam, adamw) over model's parameters, with cfg's lr,
+    momentum, weight decay and nesterov."""
     params = list(model.parameters())
     if cfg.optimizer == "sgd":
         return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
@@ -98,6 +101,9 @@ def module_generators(model) -> dict:
 
 
 def load_data(cfg: TrainConfig):
+    """(dataset, train loader, test loader) for cfg: the dataset found or downloaded, cut to
+    cfg.limit_train/limit_test, the training loader shuffled with cfg.seed and augmented; both
+    normalised with the dataset's mean and std."""
     data = load_dataset(cfg.data, root=cfg.data_root)
     train_x, train_y = data.train
     test_x, test_y = data.test
@@ -143,6 +149,7 @@ def evaluate(model, loader, criterion=None):
 
 
 def write_metrics(path: str, history: list) -> None:
+    """Write the per-epoch rows of history as metrics.csv (METRIC_COLUMNS), atomically."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(METRIC_COLUMNS)
@@ -185,6 +192,7 @@ class Trainer:
                 "normalization": {"mean": list(self.data.mean), "std": list(self.data.std)}}
 
     def save(self) -> None:
+        """Write checkpoint.npz, metrics.csv and config.json into the run directory (each atomically)."""
         checkpoint.save(self.checkpoint_path, self._state())
         write_metrics(os.path.join(self.cfg.out, "metrics.csv"), self.history)
         checkpoint.atomic_write_text(os.path.join(self.cfg.out, "config.json"),
@@ -214,6 +222,8 @@ class Trainer:
 
     # one epoch
     def train_epoch(self) -> tuple[float, float]:
+        """One pass over the training loader (forward, backward, optimiser and scheduler steps);
+        returns (mean training loss, training accuracy)."""
         model, opt, crit = self.model, self.optimizer, self.criterion
         model.train()
         total_loss = correct = seen = 0
@@ -243,6 +253,8 @@ class Trainer:
         return total_loss / seen, correct / seen
 
     def run(self) -> list:
+        """Train the remaining epochs, evaluating and checkpointing after each; returns the history
+        (one dict of metrics per epoch)."""
         while self.epoch < self.cfg.epochs:
             start = time.perf_counter()
             train_loss, train_acc = self.train_epoch()

@@ -24,6 +24,15 @@ def bn(c):
     return BatchNorm2d(c, dtype=np.float64)
 
 
+def torch_conv(torch, c):
+    """A torch Conv2d with c's configuration and weights (float64)."""
+    t = torch.nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, padding=c.padding).double()
+    with torch.no_grad():
+        t.weight.copy_(torch.tensor(c.weight.data))
+        t.bias.copy_(torch.tensor(c.bias.data))
+    return t
+
+
 # ---------------------------------------------------------------------------------------
 # The equivalent torch modules (same attribute names, so the state_dicts match)
 # ---------------------------------------------------------------------------------------
@@ -153,14 +162,24 @@ def test_shared_parameter_in_two_branches_accumulates(torch, rng):
     assert rel(b.bias.grad, tb.bias.grad.numpy()) < TOL
 
 
-def test_same_module_in_two_branches_is_refused():
-    c = conv(2, 2)
-    with pytest.raises(ValueError, match="same Conv2d object is used in two branches"):
-        Add(c, c)
-    with pytest.raises(ValueError, match="same Conv2d object"):
-        Residual(c, c)
-    with pytest.raises(ValueError, match="same Conv2d object"):
-        Concat(c, conv(2, 2), c)
+def test_same_module_in_two_branches_is_one_module_called_twice(rng, torch):
+    """A module object in two branches: each call keeps its own cache (last in, first out), so
+    the gradients are torch's — the weights get the sum of both calls'."""
+    c, d = conv(2, 2), conv(2, 2)
+    x = rng.standard_normal((2, 2, 5, 5))
+    tc, td = torch_conv(torch, c), torch_conv(torch, d)
+    cases = [(Add(c, c), lambda t: tc(t) + tc(t)), (Residual(c, c), lambda t: tc(t) + tc(t)),
+             (Concat(c, d, c), lambda t: torch.cat([tc(t), td(t), tc(t)], dim=1))]
+    for model, reference in cases:
+        model.zero_grad()
+        tc.zero_grad()
+        y = model(x)
+        g = rng.standard_normal(y.shape)
+        dx = model.backward(g)
+        xt = torch.tensor(x, requires_grad=True)
+        (reference(xt) * torch.tensor(g)).sum().backward()
+        assert rel(dx, xt.grad.numpy()) < TOL
+        assert rel(c.weight.grad, tc.weight.grad.numpy()) < TOL
     with pytest.raises(TypeError, match="expected Module branches"):
         Add(c, np.zeros(3))
 

@@ -104,12 +104,14 @@ def test_configuration_coverage():
     assert any(any((sz - 1) % s for sz, s in zip(c["size"], c["stride"])) for c in cfgs)
 
 
-@pytest.mark.parametrize("limit,route", [(0, "channel-major"), (10 ** 9, "per-sample")])
-@pytest.mark.parametrize("seed", range(0, 260, 4))
-def test_every_route_matches_torch(seed, limit, route, monkeypatch):
-    """The same configurations forced through the channel-major and the per-sample route."""
-    from convgrad.functional import convolution
-    monkeypatch.setattr(convolution, "PER_SAMPLE_MAX_PATCH", limit)
+@pytest.mark.parametrize("route", ["channel-major", "per-sample", "depthwise"])
+@pytest.mark.parametrize("seed", range(0, 260, 3))
+def test_every_route_matches_torch(seed, route):
+    """The same configurations forced through every route (conv_route); where the route
+    cannot compute the configuration, the forward says so."""
+    from convgrad.functional import conv_route
+    from convgrad.functional.convolution import ROUTES, conv_geometry
+    from convgrad.functional.padding import resolve_padding
     cfg = _conv_config(seed)
     n = cfg["n_sp"]
     args = (cfg["c_in"], cfg["c_out"], cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"],
@@ -118,10 +120,59 @@ def test_every_route_matches_torch(seed, limit, route, monkeypatch):
     theirs = getattr(torch.nn, f"Conv{n}d")(*args, dtype=torch.float64)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((cfg["batch"], cfg["c_in"], *cfg["size"]))
-    errors = _compare(ours, theirs, x, rng)
+    pads = resolve_padding(cfg["padding"], cfg["kernel"], cfg["stride"], cfg["dilation"], "test")
+    geo = conv_geometry(x.shape, ours.weight.shape, cfg["stride"], pads, cfg["dilation"], cfg["groups"])
+    with conv_route(route):
+        if not ROUTES[route].applies(geo):
+            with pytest.raises(ValueError, match=f"forced route '{route}' cannot compute"):
+                ours.to(np.float64)(x)
+            return
+        errors = _compare(ours, theirs, x, rng)
     assert max(errors.values()) < TOL, (cfg, errors)
-    if cfg["groups"] == 1:
-        assert ours._cache.route == route
+    assert ours._cache.route == route
+
+
+def test_every_route_is_forced_somewhere():
+    """The forced-route sweep really runs each route on some configurations (not only raises)."""
+    from convgrad.functional.convolution import ROUTES, conv_geometry
+    from convgrad.functional.padding import resolve_padding
+    ran = {name: 0 for name in ROUTES}
+    for seed in range(0, 260, 3):
+        cfg = _conv_config(seed)
+        w_shape = (cfg["c_out"], cfg["c_in"] // cfg["groups"], *cfg["kernel"])
+        pads = resolve_padding(cfg["padding"], cfg["kernel"], cfg["stride"], cfg["dilation"], "test")
+        geo = conv_geometry((cfg["batch"], cfg["c_in"], *cfg["size"]), w_shape, cfg["stride"], pads,
+                            cfg["dilation"], cfg["groups"])
+        for name, route in ROUTES.items():
+            ran[name] += route.applies(geo)
+    assert min(ran.values()) >= 3, ran          # depthwise also has its own sweep below
+
+
+@pytest.mark.parametrize("route", ["channel-major", "per-sample"])
+@pytest.mark.parametrize("nbytes", [1, 3000])
+@pytest.mark.parametrize("seed", range(0, 260, 10))
+def test_routes_in_batch_chunks_match_torch(seed, nbytes, route):
+    """A workspace budget too small for one sample (chunks of one) or for a few: the
+    channel-major and per-sample routes work the batch in chunks, with the same results."""
+    from convgrad.functional import conv_route
+    from convgrad.functional.convolution import budget
+    cfg = _conv_config(seed)
+    if route == "per-sample":
+        cfg["c_out"], cfg["groups"] = cfg["c_out"] // cfg["groups"] * cfg["groups"], 1
+        if cfg["padding"] == "same" and seed % 2:
+            cfg["padding"] = "valid"
+    cfg["batch"] += 2
+    n = cfg["n_sp"]
+    args = (cfg["c_in"], cfg["c_out"], cfg["kernel"], cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"],
+            cfg["bias"], cfg["mode"])
+    ours = getattr(nn, f"Conv{n}d")(*args)
+    theirs = getattr(torch.nn, f"Conv{n}d")(*args, dtype=torch.float64)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["batch"], cfg["c_in"], *cfg["size"]))
+    with conv_route(route), budget(nbytes):
+        errors = _compare(ours, theirs, x, rng)
+    assert max(errors.values()) < TOL, (cfg, errors)
+    assert ours._cache.route == route
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -129,9 +180,9 @@ def test_every_route_matches_torch(seed, limit, route, monkeypatch):
 def test_depthwise_route_matches_torch(seed, threads, monkeypatch):
     """Also with the channels split across threads (convgrad._threads; stride 1 only)."""
     from convgrad import _threads
-    from convgrad.functional import convolution
+    from convgrad.functional.convolution import depthwise
     monkeypatch.setitem(_threads._state, "threads", threads)
-    monkeypatch.setattr(convolution, "DW_MIN_CHANNELS", 2)
+    monkeypatch.setattr(depthwise, "MIN_CHANNELS", 2)
     rng = np.random.default_rng(20_000 + seed)
     c = int(rng.integers(2, 6)) if threads == 1 else int(rng.integers(4, 12))
     kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
@@ -146,4 +197,4 @@ def test_depthwise_route_matches_torch(seed, threads, monkeypatch):
     assert ours._cache.route == "depthwise"
     assert max(errors.values()) < TOL, (args, errors)
     split = any(isinstance(k, tuple) for k in ours._workspace)
-    assert split == (threads > 1 and convolution._dw_stride1(ours._cache.geo)), (args, threads)
+    assert split == (threads > 1 and depthwise.is_stride1(ours._cache.geo)), (args, threads)

@@ -115,8 +115,10 @@ def test_linear_errors():
     lin(np.zeros((2, 1600), np.float32))
     with pytest.raises(ValueError, match=r"Linear backward: expected grad_output of shape \(2, 10\), got \(2, 9\)"):
         lin.backward(np.zeros((2, 9), np.float32))
-    for bad in (-1, 2.5, True, "3"):
-        with pytest.raises(ValueError, match="Linear: in_features must be a non-negative integer"):
+    with pytest.raises(ValueError, match="Linear: in_features must be >= 0, got -1"):
+        Linear(-1, 3)
+    for bad in (2.5, True, "3"):             # a wrong type is a TypeError, as in torch
+        with pytest.raises(TypeError, match="Linear: in_features must be an int"):
             Linear(bad, 3)
 
 
@@ -316,8 +318,11 @@ def test_functional_dropout():
 
 
 def test_dropout_errors():
-    for p in (-0.1, 1.5, "0.5", None, True):
-        with pytest.raises(ValueError, match=r"Dropout: dropout probability p must be a number in \[0, 1\]"):
+    for p, bound in ((-0.1, ">= 0.0"), (1.5, "<= 1.0")):
+        with pytest.raises(ValueError, match=f"Dropout: dropout probability p must be {bound}, got {p}"):
+            Dropout(p)
+    for p in ("0.5", None, True):            # a wrong type is a TypeError, as in torch
+        with pytest.raises(TypeError, match="Dropout: dropout probability p must be a real number"):
             Dropout(p)
     with pytest.raises(ValueError, match=r"Dropout2d: expected input of rank 4 \(N, C, H, W\), got shape \(2, 3\)"):
         Dropout2d()(np.ones((2, 3)))

@@ -200,16 +200,13 @@ def test_batchnorm_bad_inputs():
         bn(np.ones((2, 2, 3, 3), np.int64))
     with pytest.raises(TypeError, match="input has dtype float64 but weight has dtype float32"):
         bn(np.ones((2, 2, 3, 3)))
-    with pytest.raises(ValueError, match="NaN or infinity"):
-        bn(np.full((2, 2, 3, 3), np.nan, np.float32))
-    with pytest.raises(ValueError, match="NaN or infinity"):
-        bn.eval()(np.full((2, 2, 3, 3), np.inf, np.float32))
+    # NaN/inf are values, not errors: they propagate as in torch (tests/test_edge_cases.py)
     with pytest.raises(RuntimeError, match="before forward"):
         BatchNorm2d(2).backward(np.ones((2, 2, 3, 3), np.float32))
     bn.train()(np.random.default_rng(0).standard_normal((2, 2, 3, 3)).astype(np.float32))
     with pytest.raises(ValueError, match="expected grad_output of shape \\(2, 2, 3, 3\\)"):
         bn.backward(np.ones((2, 2, 3, 4), np.float32))
-    with pytest.raises(ValueError, match="num_features must be a positive integer"):
+    with pytest.raises(ValueError, match="BatchNorm2d: num_features must be >= 1, got 0"):
         BatchNorm2d(0)
 
 
@@ -330,8 +327,6 @@ def test_layernorm_and_groupnorm_errors():
         GroupNorm(3, 6)(np.zeros((2, 4, 3), np.float32))
     with pytest.raises(RuntimeError, match="before forward"):
         LayerNorm(3).backward(np.zeros((2, 3), np.float32))
-    with pytest.raises(ValueError, match="NaN or infinity"):
-        GroupNorm(1, 2)(np.full((1, 2, 2), np.nan, np.float32))
     y = LayerNorm(3)(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32))
     assert y.dtype == np.float32
 

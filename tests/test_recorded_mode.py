@@ -160,6 +160,26 @@ def test_explicit_repeat_calls_are_last_in_first_out(torch):
     assert y1 is None and rel(dx, xt.grad.numpy()) < 1e-12
 
 
+def test_reuse_across_top_level_calls_is_an_error_not_a_wrong_gradient():
+    act, lin = nn.Tanh(), nn.Linear(3, 3)
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    out = act(lin(act(x)))                    # three separate top-level calls: act's first cache is replaced
+    g = act.backward(np.ones_like(out))
+    g = lin.backward(g)
+    with pytest.raises(RuntimeError, match=r"Tanh\.backward\(\): this module was called again"):
+        act.backward(g)
+    # inference calls (no backward) between training steps stay fine, and so does a repeated
+    # backward of one forward
+    for _ in range(2):
+        for _ in range(3):
+            act(x)
+        y = act(x)
+        first = act.backward(np.ones_like(y))
+    y = act(x)
+    first = act.backward(np.ones_like(y))
+    assert np.array_equal(act.backward(np.ones_like(y)), first)
+
+
 def test_graph_nodes_lists_the_recorded_calls_in_forward_order():
     model, loss_fn = small_net(), nn.CrossEntropyLoss()
     x, y = batch()
@@ -193,6 +213,9 @@ def test_tensors_from_torch_are_accepted_without_importing_it(torch):
     assert isinstance(t.data, np.ndarray) and t.shape == (2, 3)
     p = nn.Parameter(torch.ones(2))
     assert isinstance(p.data, np.ndarray) and p.requires_grad
+    model = small_net()
+    x = batch()[0]
+    assert np.array_equal(model(torch.tensor(x)), model(x))
 
 
 def test_summary_lists_layers_shapes_and_parameters():

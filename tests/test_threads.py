@@ -65,9 +65,9 @@ def test_set_num_threads():
 
 def test_depthwise_inside_data_parallel_does_not_split_again(threads, monkeypatch):
     pytest.importorskip("threadpoolctl")
-    from convgrad.functional import convolution
+    from convgrad.functional.convolution import depthwise
     threads(2)
-    monkeypatch.setattr(convolution, "DW_MIN_CHANNELS", 2)
+    monkeypatch.setattr(depthwise, "MIN_CHANNELS", 2)
     layer = nn.Conv2d(8, 8, 3, padding=1, groups=8).to(np.float64)
     x = np.random.default_rng(0).standard_normal((8, 8, 6, 6))
     y = layer(x)

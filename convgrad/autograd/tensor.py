@@ -38,6 +38,7 @@ class Tensor:
     # ---- gradient bookkeeping ---------------------------------------------------------
     @property
     def requires_grad(self) -> bool:
+        """Whether gradients flow to this tensor (a leaf's .grad is filled by backward)."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -51,6 +52,7 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
+        """True for a tensor not made by a recorded op (grad_fn is None)."""
         return self.grad_fn is None
 
     def _accumulate_grad(self, grad) -> None:
@@ -85,9 +87,11 @@ class Tensor:
         return Tensor(self.data)
 
     def numpy(self) -> np.ndarray:
+        """The values as an ndarray (for a tensor that requires grad: detach() first)."""
         return self.data
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         return self.data.item()
 
     def __array__(self, dtype=None, copy=None):
@@ -97,12 +101,13 @@ class Tensor:
         return self.data if dtype is None else self.data.astype(dtype)
 
     # ---- array attributes -----------------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    shape = property(lambda self: self.data.shape, doc="The shape of .data.")
+    dtype = property(lambda self: self.data.dtype, doc="The dtype of .data.")
+    ndim = property(lambda self: self.data.ndim, doc="The number of axes of .data.")
+    size = property(lambda self: self.data.size, doc="The number of elements of .data.")
 
     def dim(self) -> int:
+        """The number of axes (as ndim)."""
         return self.data.ndim
 
     def __len__(self) -> int:
@@ -165,39 +170,50 @@ class Tensor:
 
     # ---- element-wise functions -------------------------------------------------------------
     def exp(self):
+        """Element-wise exp(x); recorded."""
         return apply("exp", ops.exp_forward, ops.exp_backward, (self,))
 
     def log(self):
+        """Element-wise natural log; recorded."""
         return apply("log", ops.log_forward, ops.log_backward, (self,))
 
     def sqrt(self):
+        """Element-wise square root; recorded."""
         return apply("sqrt", ops.sqrt_forward, ops.sqrt_backward, (self,))
 
     def abs(self):
+        """Element-wise absolute value (gradient 0 at 0); recorded."""
         return apply("abs", ops.abs_forward, ops.abs_backward, (self,))
 
     def clamp(self, min=None, max=None):
+        """Element-wise min(max(x, min), max), either bound optional; recorded."""
         if min is None and max is None:
             raise ValueError("clamp: give min, max or both")
         return apply("clamp", ops.clamp_forward, ops.clamp_backward, (self,), min=min, max=max)
 
     def relu(self):
+        """Element-wise max(x, 0); recorded."""
         return apply("relu", ops.relu_forward, ops.relu_backward, (self,))
 
     def sigmoid(self):
+        """Element-wise 1 / (1 + exp(-x)); recorded."""
         return apply("sigmoid", ops.sigmoid_forward, ops.sigmoid_backward, (self,))
 
     def tanh(self):
+        """Element-wise tanh(x); recorded."""
         return apply("tanh", ops.tanh_forward, ops.tanh_backward, (self,))
 
     def softmax(self, dim):
+        """Softmax along dim; recorded."""
         return apply("softmax", ops.softmax_forward, ops.softmax_backward, (self,), dim=dim)
 
     def log_softmax(self, dim):
+        """Log-softmax along dim; recorded."""
         return apply("log_softmax", ops.log_softmax_forward, ops.log_softmax_backward, (self,), dim=dim)
 
     # ---- shape ----------------------------------------------------------------------------------
     def reshape(self, *shape):
+        """The same elements in a new shape (one entry may be -1); recorded. view is the same."""
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         try:
             np.empty(self.shape, bool).reshape(shape)
@@ -208,6 +224,7 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        """Axes start_dim..end_dim merged into one; recorded."""
         if self.ndim == 0:
             return self.reshape(1)
         s, e = _dim(start_dim, self.ndim, "flatten"), _dim(end_dim, self.ndim, "flatten")
@@ -216,6 +233,7 @@ class Tensor:
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
     def permute(self, *dims):
+        """The axes reordered as dims; recorded."""
         dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         dims = tuple(_dim(d, self.ndim, "permute") for d in dims)
         if sorted(dims) != list(range(self.ndim)):
@@ -223,6 +241,7 @@ class Tensor:
         return apply("permute", ops.permute_forward, ops.permute_backward, (self,), dims=dims)
 
     def transpose(self, dim0: int, dim1: int):
+        """Axes dim0 and dim1 swapped; recorded."""
         dims = list(range(self.ndim))
         a, b = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
         dims[a], dims[b] = dims[b], dims[a]
@@ -230,6 +249,7 @@ class Tensor:
 
     @property
     def T(self):
+        """The axes reversed; recorded."""
         return self.permute(tuple(reversed(range(self.ndim))))
 
     def __getitem__(self, index):
@@ -242,14 +262,17 @@ class Tensor:
 
     # ---- reductions -------------------------------------------------------------------------
     def sum(self, dim=None, keepdim: bool = False):
+        """Sum over dim (an int, a tuple or None for all), keeping the axes with keepdim; recorded."""
         return apply("sum", ops.sum_forward, ops.sum_backward, (self,), dim=_dims(dim, self.ndim, "sum"),
                      keepdim=bool(keepdim))
 
     def mean(self, dim=None, keepdim: bool = False):
+        """Mean over dim (an int, a tuple or None for all), keeping the axes with keepdim; recorded."""
         return apply("mean", ops.mean_forward, ops.mean_backward, (self,), dim=_dims(dim, self.ndim, "mean"),
                      keepdim=bool(keepdim))
 
     def amax(self, dim=None, keepdim: bool = False):
+        """Maximum over dim, the gradient shared equally among ties (as torch.amax); recorded."""
         if self.size == 0:
             raise ValueError(f"amax: the tensor of shape {self.shape} is empty")
         return apply("amax", ops.amax_forward, ops.amax_backward, (self,), dim=_dims(dim, self.ndim, "amax"),
@@ -280,7 +303,8 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 
 
 def _from_foreign(data):
-    """A torch tensor (or anything with .detach().cpu().numpy()) as an ndarray."""
+    """A torch tensor as an ndarray (read through .detach().cpu().numpy(), torch not imported);
+    anything else unchanged."""
     if type(data).__module__.startswith("torch") and hasattr(data, "detach"):
         return data.detach().cpu().numpy()
     return data

@@ -1,5 +1,7 @@
 """Datasets and batching: IDX / CIFAR-10 readers, lookup and verified download, DataLoader.
 
+For example::
+
     from convgrad.data import load_dataset, DataLoader, standard_augmentation
     ds = load_dataset("fashion-mnist")                  # uint8 (N, 1, 28, 28), int64 (N,)
     train = DataLoader(*ds.train, 64, seed=0, mean=ds.mean, std=ds.std,

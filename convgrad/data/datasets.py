@@ -32,9 +32,12 @@ MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 CIFAR10_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
 
+#: Fashion-MNIST's ten class names, in label order.
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+#: MNIST's class names: the digits "0" to "9".
 MNIST_CLASSES = tuple(str(i) for i in range(10))
+#: CIFAR-10's ten class names, in label order.
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 
@@ -57,6 +60,8 @@ class DatasetInfo:
     debian_package: str | None = None
 
 
+#: The datasets convgrad can find and download: name -> DatasetInfo (files, mirrors, SHA-256 sums,
+#: class names, normalisation constants).
 DATASETS: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo(
         "fashion-mnist", MNIST_FILES, ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),

@@ -48,12 +48,12 @@ class DataLoader:
     labels: (N,) integers (converted once to int64).
     batch_size, drop_last: the last batch is smaller unless `drop_last`.
     shuffle, seed: each epoch draws a permutation from one numpy Generator, seeded with `seed`
-        (an int, a SeedSequence, or None for fresh entropy).
+    (an int, a SeedSequence, or None for fresh entropy).
     transform: ``t(x_uint8_batch, rng) -> batch`` applied before scaling (see transforms.py),
-        e.g. RandomCrop / RandomHorizontalFlip; it draws from the same Generator.
+    e.g. RandomCrop / RandomHorizontalFlip; it draws from the same Generator.
     normalize, mean, std: x -> (x/255 - mean) / std per channel; mean/std default to the
-        statistics of `images` (pass the training set's to a test loader: `loader.mean`).
-        With normalize=False x -> x/255 only.
+    statistics of `images` (pass the training set's to a test loader: `loader.mean`).
+    With normalize=False x -> x/255 only.
     dtype: output float dtype, default get_default_dtype() (float32).
 
     One iteration at a time: `iter(loader)` starts the next epoch (or, after load_state_dict of

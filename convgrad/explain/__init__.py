@@ -3,7 +3,7 @@
 Each walk-through is computed as data (a Walkthrough of Steps with named matrices, checks
 and animation frames; see steps.py) by conv.py, pool.py and resample.py, and drawn by
 render_text.py (the terminal) or render_html.py (one self-contained page whose players step
-through the animations with step / back / play / pause controls).
+through the animations with step / back / play / pause controls). For example::
 
     from convgrad.explain import explain_conv
     wt = explain_conv()                  # the lectures' worked example
@@ -157,6 +157,65 @@ def _cmd_transposed(args) -> int:
                 padding=args.padding, seed=args.seed)
 
 
+def _cmd_graph(args) -> int:
+    from .graph import explain_graph
+    try:
+        sys.stdout.write(explain_graph(args.target, args.input_shape))
+    except (ExplainError, ValueError, TypeError) as e:
+        print(f"convgrad explain graph: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shape like 1,3,8,8, got {text!r}") from None
+    if len(shape) < 2 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 1,3,8,8, got {text!r}")
+    return shape
+
+
+def _cmd_layer(args) -> int:
+    from .run_layer import explain_run_layer, passed, render_html, render_text as layer_text
+    from .render_html import write_page
+    try:
+        r = explain_run_layer(args.run, args.layer, args.image, args.window, args.target, args.invert)
+        sys.stdout.write(layer_text(r))
+        if args.html:
+            write_page(render_html(r), args.html)
+            print(f"wrote {args.html}")
+    except (ExplainError, ValueError) as e:
+        print(f"convgrad explain: error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, ImportError) as e:
+        print(f"convgrad explain: error: {e}", file=sys.stderr)
+        return 1
+    return 0 if passed(r) else 1
+
+
+SUBCOMMANDS = ("conv", "transposed", "pool", "resample", "graph", "layer")
+
+
+def normalise_argv(argv):
+    """`explain RUN --layer NAME ...` is `explain layer RUN --layer NAME ...`."""
+    argv = list(argv)
+    if len(argv) > 1 and argv[0] == "explain" and argv[1] not in SUBCOMMANDS and not argv[1].startswith("-"):
+        argv.insert(1, "layer")
+    return argv
+
+
+def _window(text: str) -> tuple:
+    try:
+        t = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        t = ()
+    if len(t) != 3:
+        raise argparse.ArgumentTypeError(f"expected the output channel, row and column like 0,5,7, got {text!r}")
+    return t
+
+
 def _cmd_pool(args) -> int:
     return _run(args, explain_pool, x=args.input, kernel_size=args.kernel_size, stride=args.stride,
                 mode=args.mode, grad=args.grad, seed=args.seed)
@@ -176,7 +235,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("explain", help="walk through backprop in CNNs step by step, the lectures' way",
                               description=__doc__.split("\n\n")[0] + "\n\n" + _MATRIX_HELP, formatter_class=fmt)
-    sub = p.add_subparsers(dest="explain_command", metavar="{conv,transposed,pool,resample}", required=True)
+    sub = p.add_subparsers(dest="explain_command", metavar="{conv,transposed,pool,resample,graph,layer}", required=True)
 
     def common(q, seed_help):
         q.add_argument("--seed", type=int, default=None, help=seed_help)
@@ -222,6 +281,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--padding", type=parse_pair, default=0, help="int or 'ph,pw' (default 0)")
     common(t, "seed of the random maps (default 0)")
     t.set_defaults(func=_cmd_transposed)
+
+    g = sub.add_parser("graph", formatter_class=fmt, help="a model's recorded graph in the order backward runs it",
+                       description="Run a model once in recorded mode (then a cross-entropy loss) and list the tape "
+                       "from the loss backwards: which backward runs when, where its gradients go, which parameters "
+                       "it fills, and where gradients add (a value read by several nodes).")
+    g.add_argument("target", help="a run directory or checkpoint, a model name (lenet, cnn, resnet) or "
+                   "'pkg.module:factory' returning a Module")
+    g.add_argument("--input-shape", type=_shape, default=None, metavar="N,C,H,W",
+                   help="the input shape (default: the run's, or 1,1,28,28)")
+    g.set_defaults(func=_cmd_graph)
+
+    lay = sub.add_parser("layer", formatter_class=fmt, help="one conv layer of a trained run on a real image",
+                         description="convgrad explain RUN --layer NAME --image x.png: the layer's real input feature "
+                         "map, its forward sum at a window, its backward from the real loss gradient (one weight's "
+                         "gradient, the bias gradient, one input cell's gradient) by plain loops, checked against the "
+                         "layer's fast path; --html adds heat maps of the maps.")
+    lay.add_argument("run", help="a run directory or checkpoint")
+    lay.add_argument("--layer", required=True, help="the name of a Conv2d of the run's model (e.g. 0 or 3 for lenet)")
+    lay.add_argument("--image", required=True, help="a PNG/JPEG image")
+    lay.add_argument("--window", type=_window, default=None, metavar="O,I,J",
+                     help="output channel, row, column (default: the largest |dJ/dv|)")
+    lay.add_argument("--target", type=int, default=None, help="loss at this class (default: the prediction)")
+    lay.add_argument("--invert", action="store_true", help="invert grey levels (dark object on light background)")
+    lay.add_argument("--html", metavar="FILE", default=None, help="also write a page with heat maps")
+    lay.set_defaults(func=_cmd_layer)
 
     q = sub.add_parser("pool", formatter_class=fmt, help="max/mean pooling: routing and spreading the gradient",
                        description="Backprop through pooling: max routes the gradient to the arg-max of each window, "

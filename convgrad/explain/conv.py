@@ -16,6 +16,7 @@ import numpy as np
 from .. import functional as F
 from .. import reference as ref
 from ..functional.convolution import conv_geometry, flip_swap
+from ..functional.padding import vjp_padding
 from ..functional.resample import upsample_zeros
 from . import layer
 from .steps import (ExplainError, Step, Walkthrough, as_map, ax, cap, check, fmt, idx, pad_or_crop, pair, paren,
@@ -322,7 +323,10 @@ def _jacobians(x, xp, w, geo, n):
             f"({H}, {W}, {ho}, {wo}).",
             "Shown as slices, one per output (i, j): dv/dw[:,:,i,j] is the window of x that v[i,j] saw "
             "(each slice is the sliding window over x); dv/dx[:,:,i,j] is w placed where that window lies, "
-            "zeros elsewhere (entries under the padding fall off the edge)."]
+            "zeros elsewhere (entries under the padding fall off the edge).",
+            f"Here dv/dw holds {fh * fw * ho * wo} numbers and dv/dx {H * W * ho * wo}; they grow fast: for the "
+            f"lectures' example, AlexNet's second conv layer, dv/dw is (5, 5, 256, 27, 27) = {5 * 5 * 256 * 27 * 27:,} "
+            "numbers (the slide's ~4.7 million), which is why the shortcuts below never build them."]
     if n.multi:
         text.append(f"With {C} channel(s) and {K} filter(s): dv[o]/dw[o,c] is the same for every filter o "
                     "(and zero across filters), dv[o]/dx[c] places w[o,c]; shown for channel 0 and filter 0, "
@@ -410,11 +414,7 @@ def _shortcut_dx(x, w, dy, geo, n):
     K, _, fh, fw = w.shape
     s, d = geo.stride, geo.dilation
     dyd = upsample_zeros(dy[None], s)[0]
-    pads = []
-    for (lo, hi), f, dl, st, size, o in zip(geo.pads, geo.kernel, d, s, (H, W), geo.out):
-        extent = dl * (f - 1)
-        skipped = size + lo + hi - (extent + (o - 1) * st + 1)      # trailing rows no window reached
-        pads.append((extent - lo, extent - hi + skipped))
+    pads = vjp_padding((H, W), geo.kernel, s, d, geo.pads, geo.out)      # d(f-1) - p (+ rows the stride skipped)
     padded = pad_or_crop(dyd, pads)
     real = pad_or_crop(upsample_zeros(np.ones_like(dy)[None], s)[0], pads) > 0  # where dJ/dv entries sit
     wdag = flip_swap(w, 1)                                          # (C, K, fh, fw): W-dagger_c[o] = rot180(w[o,c])

@@ -252,6 +252,38 @@ def value_and_grad(tree, env: dict):
     return y, grads
 
 
+def _on_tensors(node, leaves):
+    """The formula rebuilt on convgrad Tensors (recorded mode): each op records a node of the tape."""
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Var):
+        return leaves[node.name]
+    if isinstance(node, Unary):
+        a = _on_tensors(node.arg, leaves)
+        if not hasattr(a, "backward"):
+            return node.forward({})
+        return -a if node.op == "-" else getattr(a, node.op)()
+    a, b = _on_tensors(node.left, leaves), _on_tensors(node.right, leaves)
+    if node.op == "**":
+        if not hasattr(b, "backward"):
+            return a ** b if hasattr(a, "backward") else node.forward({})
+        return (b * a.log()).exp() if hasattr(a, "backward") else (b * math.log(a)).exp()   # a**b = exp(b log a)
+    return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b}[node.op]()
+
+
+def recorded_grads(tree, env: dict) -> dict:
+    """{name: df/dname} from convgrad's recorded mode: the formula on 0-d Tensors, then backward()."""
+    import numpy as np
+
+    from .. import tensor
+    leaves = {n: tensor(np.array(float(env[n])), requires_grad=True) for n in variables(tree)}
+    y = _on_tensors(tree, leaves)
+    if not hasattr(y, "backward"):
+        return {n: 0.0 for n in leaves}
+    y.backward()
+    return {n: 0.0 if t.grad is None else float(np.asarray(t.grad)) for n, t in leaves.items()}
+
+
 # ---------------------------------------------------------------------------------------
 # The check
 # ---------------------------------------------------------------------------------------
@@ -263,6 +295,7 @@ class Row:
     plus: float
     minus: float
     source: str             # "backprop" or the user's formula
+    recorded: float = float("nan")      # the same gradient from convgrad's recorded mode
 
     @property
     def rel_error(self) -> float:
@@ -285,6 +318,7 @@ def check_expression(text, at, h=1e-5, analytic=None):
         raise ExpressionError(f"{', '.join(unknown)} do(es) not appear in {text!r} (its variables: {', '.join(names)})")
     env = {n: float(at[n]) for n in names}
     y, grads = value_and_grad(tree, env)
+    recorded = recorded_grads(tree, env)
     overrides = {}
     for name, formula in (analytic or {}).items():
         if name not in names:
@@ -305,7 +339,7 @@ def check_expression(text, at, h=1e-5, analytic=None):
             a, source = ftree.forward(env), formula
         else:
             a, source = grads[n], "backprop"
-        rows.append(Row(n, a, (plus - minus) / (2 * h), plus, minus, source))
+        rows.append(Row(n, a, (plus - minus) / (2 * h), plus, minus, source, recorded[n]))
     return y, rows
 
 
@@ -353,9 +387,14 @@ def report(text, at_text, h=1e-5, analytic_texts=(), tol=1e-6):
         lines.append(f"d{out}/d{r.name}: numerical = ({r.plus:.10g} - {r.minus:.10g}) / {2 * h:g} = {r.numerical:.14g};"
                      f" analytic ({r.source}) = {r.analytic:.14g}")
     bad = [r for r in rows if r.rel_error > tol]
+    agree = all(math.isclose(r.recorded, value_and_grad(parse(text), at)[1][r.name], rel_tol=1e-12, abs_tol=1e-15)
+                for r in rows)
+    lines.append(f"recorded mode (the formula on convgrad Tensors, {out}.backward()): "
+                 + ", ".join(f"d/d{r.name} = {r.recorded:.14g}" for r in rows)
+                 + ("  (the same as backprop through the formula)" if agree else "  DIFFERS from the backprop above"))
     lines.append("")
     lines.append(f"relative error |a - n| / max(|a|, |n|) <= {tol:g}: " + (
         "all gradients agree" if not bad else
         "MISMATCH in " + ", ".join(f"d{out}/d{r.name} (analytic {r.analytic:.14g} from {r.source}, numerical "
                                    f"{r.numerical:.14g}, difference {r.analytic - r.numerical:.14g})" for r in bad)))
-    return lines, not bad
+    return lines, not bad and agree

@@ -53,8 +53,7 @@ def output_size_step(x_hw, kernel, stride, pads, dilation, out, w2d) -> Step:
         extent = d * (f - 1) + 1
         pad_txt = f"2*{lo}" if lo == hi else f"{lo} + {hi}"
         num = size - extent + lo + hi
-        k_txt = f"{extent}" if d == 1 else f"{extent}"
-        eqs.append(f"{axis}: floor(({size} - {k_txt} + {pad_txt}) / {s}) + 1 = floor({num} / {s}) + 1 = "
+        eqs.append(f"{axis}: floor(({size} - {extent} + {pad_txt}) / {s}) + 1 = floor({num} / {s}) + 1 = "
                    f"{num // s} + 1 = {o}")
         if d != 1:
             eqs.append(f"    (the {f}-tap kernel with dilation {d} spans d*(f-1) + 1 = {d}*{f - 1} + 1 = {extent})")
@@ -64,15 +63,13 @@ def output_size_step(x_hw, kernel, stride, pads, dilation, out, w2d) -> Step:
     text = ["The output size, per axis: Ho = floor((H - K + 2P) / S) + 1 (the recitation's formula), with "
             "H the input size, K the kernel extent, P the padding and S the stride."]
     mats = []
-    checks = []
     if any(d != 1 for d in dilation):
         text.append("Dilation d spreads the filter's taps d apart: a dilated convolution is an ordinary one "
                     "with a kernel that has d-1 zeros between its taps, so its extent is K = d*(f-1) + 1.")
         wd = np.zeros(tuple(dd * (f - 1) + 1 for dd, f in zip(dilation, kernel)))
         wd[::dilation[0], ::dilation[1]] = w2d
         mats = [("w", w2d), ("w dilated (zeros between taps)", wd)]
-    return Step("output_size", "Output size" + (" and the dilated kernel" if mats else ""), text, mats, eqs,
-                checks)
+    return Step("output_size", "Output size" + (" and the dilated kernel" if mats else ""), text, mats, eqs)
 
 
 def dilated_kernel_check(x, w, stride, pads, dilation):
@@ -153,7 +150,7 @@ def bias_activation(v, b, act, upstream, names):
                      + ("and over the samples of the batch." if v.shape[0] > 1 else "(and, in a batch, the samples)."))
     checks = []
     if act:
-        checks.append(check("dJ/dz", {f"dJ/da * f'(z) from the formula": dz,
+        checks.append(check("dJ/dz", {"dJ/da * f'(z) from the formula": dz,
                                       f"convgrad.functional.{act}_backward": lib_dz}))
     fwd = Step("bias_activation", "Forward: " + " and ".join(
         t for t in ("bias" if b is not None else "", act or "") if t), ftext, fmats, cap(fwd_eqs))

@@ -177,8 +177,12 @@ def render(wt: Walkthrough) -> str:
 
 
 def write(wt: Walkthrough, path) -> None:
-    """Render and write atomically: a temporary file in the same directory, then os.replace."""
-    page = render(wt)
+    """Render and write atomically."""
+    write_page(render(wt), path)
+
+
+def write_page(page: str, path) -> None:
+    """Write a page atomically: a temporary file in the same directory, then os.replace."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".explain-", suffix=".html.tmp", dir=directory)
     try:

@@ -67,13 +67,16 @@ class Walkthrough:
 
     @property
     def checks(self) -> list:
+        """Every step's checks, in order."""
         return [c for s in self.steps for c in s.checks]
 
     @property
     def passed(self) -> bool:
+        """Every check agreed (all routes gave the same numbers)."""
         return all(c.passed for c in self.checks)
 
     def step(self, key: str) -> Step:
+        """The step with this key (KeyError if none)."""
         for s in self.steps:
             if s.key == key:
                 return s

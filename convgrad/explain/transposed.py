@@ -18,7 +18,8 @@ import itertools
 import numpy as np
 
 from .. import functional as F
-from .steps import ExplainError, Step, Walkthrough, as_map, check, cap, fmt, pad_or_crop, pair, paren
+from .steps import (Animation, ExplainError, Panel, Step, Walkthrough, as_map, cap, check, fmt, pad_or_crop, pair,
+                    paren)
 from ..functional.resample import upsample_zeros
 
 
@@ -53,12 +54,25 @@ def explain_transposed(x=None, w=None, grad=None, stride=2, padding=0, seed=None
                                                 (j * s[1], full.shape[1] - j * s[1] - f[1]))),
                            ((-p[0], -p[0]), (-p[1], -p[1]))))
               for i, j in itertools.product(range(x.shape[0]), range(x.shape[1]))][:9]
+    # the scatter as frames: entry (i, j) highlighted, its stamp added to the running (cropped) output
+    frames, sums, acc = [], [], np.zeros(full.shape)
+    for i, j in itertools.product(range(x.shape[0]), range(x.shape[1])):
+        acc[i * s[0]:i * s[0] + f[0], j * s[1]:j * s[1] + f[1]] += x[i, j] * w
+        where = np.zeros(full.shape, dtype=bool)
+        where[i * s[0]:i * s[0] + f[0], j * s[1]:j * s[1] + f[1]] = True
+        crop = (slice(p[0], p[0] + out[0]), slice(p[1], p[1] + out[1]))
+        frames.append([Panel("x", x, mark=np.arange(x.size).reshape(x.shape) == i * x.shape[1] + j), Panel("w", w),
+                       Panel("y (running sum)", acc[crop].copy(), window=where[crop])])
+        sums.append(f"x[{i},{j}] = {fmt(x[i, j])}: adds {fmt(x[i, j])} * w to y rows {i * s[0] - p[0]}.."
+                    f"{i * s[0] - p[0] + f[0] - 1}, columns {j * s[1] - p[1]}..{j * s[1] - p[1] + f[1] - 1}"
+                    + (" (the parts outside y are cropped by the padding)" if any(p) else ""))
+    stamping = Animation("forward: each x[i,j] stamps x[i,j] * w into y; overlapping stamps add", frames, sums)
     scatter = Step("scatter", "Forward as a scatter: each input entry stamps a scaled copy of w",
                    [f"y has size (h - 1)*s - 2p + f = ({x.shape[0]} - 1)*{s[0]} - 2*{p[0]} + {f[0]} = {out[0]} rows "
                     f"and ({x.shape[1]} - 1)*{s[1]} - 2*{p[1]} + {f[1]} = {out[1]} columns.",
-                    f"Entry x[i,j] adds x[i,j] * w to the output window at (i*s - p, j*s - p); where the stamps "
+                    "Entry x[i,j] adds x[i,j] * w to the output window at (i*s - p, j*s - p); where the stamps "
                     "overlap, they add up."],
-                   [("x", x), ("w", w)] + stamps + [("y", y)], cap(eqs))
+                   [("x", x), ("w", w)] + stamps + [("y", y)], cap(eqs), animations=[stamping])
 
     # the lectures' route: the input gradient of the convolution it transposes, with dJ/dv = x
     dil = upsample_zeros(x[None, None], s)[0, 0]

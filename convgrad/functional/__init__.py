@@ -1,7 +1,8 @@
 """Stateless math: every operation a forward function and its backward."""
 from .convolution import (conv, conv_backward, conv_forward, conv_general, conv_input_grad, conv_input_grad_by_conv,
-                   conv_transpose, conv_transpose_backward, conv_transpose_forward, conv_weight_grad,
-                   conv_weight_grad_by_conv, flip_swap)
+                   conv_output_shape, conv_route, conv_transpose, conv_transpose_backward, conv_transpose_forward,
+                   conv_weight_grad, conv_weight_grad_by_conv, flip_swap)
+from .padding import pad, pad_backward
 
 
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
@@ -11,7 +12,16 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    """torch.nn.functional.conv2d: x (N, C_in, H, W), w (C_out, C_in/g, kh, kw)."""
+    """torch.nn.functional.conv2d: x (N, C_in, H, W), w (C_out, C_in/g, kh, kw), b (C_out,) or None
+    -> (N, C_out, H_out, W_out), H_out = floor((H + 2p - d(kh - 1) - 1)/s) + 1 (see nn.Conv2d).
+
+    Example:
+        >>> from convgrad import functional as F
+        >>> x = np.array([[[[2., -3, 4], [1, -1, 2], [-1, 2, 3]]]])      # the lectures' example
+        >>> F.conv2d(x, np.array([[[[3., -1], [4, 2]]]]))
+        array([[[[ 11., -13.],
+                 [  4.,   9.]]]])
+    """
     _expect_rank(w, 4, "conv2d")
     return conv(x, w, b, stride, padding, dilation, groups)
 

@@ -7,8 +7,11 @@ For every activation `f` there are three functions:
     dx = f_backward(dy, cache)          # dy, dx: the shape of x
 
 x, y, dy and dx share one shape (any) and one dtype (float32 or float64). The caches hold
-outputs where the derivative is cheapest in terms of them (sigmoid, tanh, softmax) and
-inputs elsewhere. Also here: `erf` and `erfc` in NumPy (W. J. Cody's rational
+outputs where the derivative is cheapest in terms of them (sigmoid, tanh, softmax), a 0/1
+mask for the ReLUs, and inputs elsewhere — always arrays of their own, never the caller's x
+or the returned y, so a caller writing into either between forward and backward cannot
+change the gradient (torch refuses such a backward; a copy costs one pass, measured in
+docs/architecture.md). Also here: `erf` and `erfc` in NumPy (W. J. Cody's rational
 approximations, float64-accurate), which exact GELU needs.
 """
 from __future__ import annotations
@@ -18,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from .._checks import check_float_array
+from .._checks import check_float_array, check_grad, check_real
 
 __all__ = [
     "erf", "erfc",
@@ -190,12 +193,9 @@ def _check_input(x, where: str) -> np.ndarray:
     return check_float_array(x, where, "input")
 
 
-def _check_grad(dy, shape, where: str) -> np.ndarray:
-    check_float_array(dy, f"{where} backward", "grad_output")
-    if dy.shape != shape:
-        raise ValueError(f"{where} backward: expected grad_output of shape {shape} (the output's), "
-                         f"got {dy.shape}")
-    return dy
+def _check_grad(dy, like: np.ndarray, where: str) -> np.ndarray:
+    """dy must be a float array of the output's shape; the other float precision is cast."""
+    return check_grad(dy, like.shape, like.dtype, where)
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,46 +205,47 @@ def relu_forward(x, *, where="relu"):
     """y = max(x, 0). Cache: y."""
     _check_input(x, where)
     y = np.maximum(x, 0)
-    return y, (y, where)
+    passes = np.less_equal(y, 0)
+    np.logical_not(passes, out=passes)
+    return y, (passes, y.dtype, where)
 
 
 def relu_backward(dy, cache):
     """dx = dy except where y <= 0 (the subgradient at 0 is 0; a NaN passes its gradient, as
     in torch). A multiply by the 0/1 mask: the fastest exact-for-finite-dy form NumPy has
     (np.where is ~6x slower), so an infinite dy where y <= 0 gives NaN (torch gives 0)."""
-    y, where = cache
-    _check_grad(dy, y.shape, where)
-    passes = np.less_equal(y, 0)
-    np.logical_not(passes, out=passes)
-    return np.multiply(dy, passes, dtype=y.dtype)
+    passes, dtype, where = cache
+    dy = check_grad(dy, passes.shape, dtype, where)
+    return np.multiply(dy, passes, dtype=dtype)
 
 
 def leaky_relu_forward(x, negative_slope=0.01, *, where="leaky_relu"):
-    """y = x if x > 0 else negative_slope * x. Cache: x."""
+    """y = x if x > 0 else negative_slope * x. Cache: the mask x > 0."""
     _check_input(x, where)
-    s = float(negative_slope)
-    return np.where(x > 0, x, x * s), (x, s, where)
+    s = check_real(where, "negative_slope", negative_slope)
+    positive = x > 0
+    return np.where(positive, x, x * s), (positive, x.dtype, s, where)
 
 
 def leaky_relu_backward(dy, cache):
     """dx = dy if x > 0 else negative_slope * dy (slope at 0, as in torch)."""
-    x, s, where = cache
-    _check_grad(dy, x.shape, where)
-    return np.where(x > 0, dy, dy * s)
+    positive, dtype, s, where = cache
+    dy = check_grad(dy, positive.shape, dtype, where)
+    return np.where(positive, dy, dy * s)
 
 
 def elu_forward(x, alpha=1.0, *, where="elu"):
     """y = x if x > 0 else alpha * (exp(x) - 1). Cache: x."""
     _check_input(x, where)
-    a = float(alpha)
-    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * a), (x, a, where)
+    a = check_real(where, "alpha", alpha)
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * a), (x.copy(), a, where)
 
 
 def elu_backward(dy, cache):
     """dx = dy if x > 0 else alpha * exp(x) * dy. exp(x) is recomputed from x rather than
     taken as y + alpha, which cancels for very negative x."""
     x, a, where = cache
-    _check_grad(dy, x.shape, where)
+    dy = _check_grad(dy, x, where)
     return np.where(x > 0, dy, dy * (a * np.exp(np.minimum(x, 0))))
 
 
@@ -264,10 +265,10 @@ def gelu_forward(x, approximate="none", *, where="gelu"):
     _check_input(x, where)
     if approximate == "none":
         cdf = 0.5 * erfc(x * -_SQRT1_2)
-        return x * cdf, (x, cdf, approximate, where)
+        return x * cdf, (x.copy(), cdf, approximate, where)
     if approximate == "tanh":
         t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * (x * x * x)))
-        return 0.5 * x * (1.0 + t), (x, t, approximate, where)
+        return 0.5 * x * (1.0 + t), (x.copy(), t, approximate, where)
     raise ValueError(f"{where}: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
@@ -275,7 +276,7 @@ def gelu_backward(dy, cache):
     """exact: dx = dy * (Phi(x) + x phi(x)), phi(x) = exp(-x^2/2)/sqrt(2 pi).
     tanh: dx = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2))."""
     x, aux, approximate, where = cache
-    _check_grad(dy, x.shape, where)
+    dy = _check_grad(dy, x, where)
     if approximate == "none":
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * (x * x))
         return dy * (aux + x * pdf)
@@ -297,13 +298,13 @@ def sigmoid_forward(x, *, where="sigmoid"):
     """y = 1 / (1 + exp(-x)), stable for large |x|. Cache: y."""
     _check_input(x, where)
     y = _sigmoid(x)
-    return y, (y, where)
+    return y, (y.copy(), where)
 
 
 def sigmoid_backward(dy, cache):
     """dx = dy * y * (1 - y)."""
     y, where = cache
-    _check_grad(dy, y.shape, where)
+    dy = _check_grad(dy, y, where)
     return dy * (1.0 - y) * y
 
 
@@ -311,13 +312,13 @@ def tanh_forward(x, *, where="tanh"):
     """y = tanh(x). Cache: y."""
     _check_input(x, where)
     y = np.tanh(x)
-    return y, (y, where)
+    return y, (y.copy(), where)
 
 
 def tanh_backward(dy, cache):
     """dx = dy * (1 - y^2)."""
     y, where = cache
-    _check_grad(dy, y.shape, where)
+    dy = _check_grad(dy, y, where)
     return dy * (1.0 - y * y)
 
 
@@ -325,16 +326,17 @@ def softplus_forward(x, beta=1.0, threshold=20.0, *, where="softplus"):
     """y = log(1 + exp(beta x)) / beta, and y = x where beta x > threshold (as torch).
     Computed as (max(bx, 0) + log1p(exp(-|bx|))) / beta, which never overflows. Cache: x."""
     _check_input(x, where)
-    b, t = float(beta), float(threshold)
+    b = check_real(where, "beta", beta, nonzero=True)
+    t = check_real(where, "threshold", threshold)
     bx = x * b
     soft = (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / b
-    return np.where(bx > t, x, soft), (x, b, t, where)
+    return np.where(bx > t, x, soft), (x.copy(), b, t, where)
 
 
 def softplus_backward(dy, cache):
     """dx = dy * sigmoid(beta x), and dy where beta x > threshold."""
     x, b, t, where = cache
-    _check_grad(dy, x.shape, where)
+    dy = _check_grad(dy, x, where)
     bx = x * b
     return np.where(bx > t, dy, dy * _sigmoid(bx))
 
@@ -343,13 +345,13 @@ def silu_forward(x, *, where="silu"):
     """y = x * sigmoid(x). Cache: x and sigmoid(x)."""
     _check_input(x, where)
     s = _sigmoid(x)
-    return x * s, (x, s, where)
+    return x * s, (x.copy(), s, where)
 
 
 def silu_backward(dy, cache):
     """dx = dy * s * (1 + x (1 - s)), s = sigmoid(x)."""
     x, s, where = cache
-    _check_grad(dy, x.shape, where)
+    dy = _check_grad(dy, x, where)
     return dy * s * (1.0 + x * (1.0 - s))
 
 
@@ -389,13 +391,13 @@ def softmax_forward(x, dim=None, *, where="softmax"):
         with np.errstate(over="ignore"):
             e = np.exp(x - np.max(x, axis=axis, keepdims=True))
         y = e / np.sum(e, axis=axis, keepdims=True)
-    return y, (y, axis, where)
+    return y, (y.copy(), axis, where)
 
 
 def softmax_backward(dy, cache):
     """dx = y * (dy - sum(dy * y, dim)) — the softmax Jacobian diag(y) - y y^T applied to dy."""
     y, axis, where = cache
-    _check_grad(dy, y.shape, where)
+    dy = _check_grad(dy, y, where)
     if y.ndim == 0:
         return np.zeros_like(dy)
     return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
@@ -406,13 +408,13 @@ def log_softmax_forward(x, dim=None, *, where="log_softmax"):
     _check_input(x, where)
     axis = resolve_softmax_dim(dim, x.ndim, where)
     y = np.zeros_like(x) if x.ndim == 0 or x.size == 0 else _log_softmax(x, axis)
-    return y, (y, axis, where)
+    return y, (y.copy(), axis, where)
 
 
 def log_softmax_backward(dy, cache):
     """dx = dy - softmax(x) * sum(dy, dim), softmax(x) = exp(y)."""
     y, axis, where = cache
-    _check_grad(dy, y.shape, where)
+    dy = _check_grad(dy, y, where)
     if y.ndim == 0:
         return np.zeros_like(dy)
     return dy - np.exp(y) * np.sum(dy, axis=axis, keepdims=True)

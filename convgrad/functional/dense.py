@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_float_array, check_same_dtype
+from .._checks import check_float_array, check_generator, check_grad, check_real, check_same_dtype
 from .._rng import make_rng
 
 __all__ = ["linear", "linear_forward", "linear_backward",
@@ -45,6 +45,8 @@ def linear_forward(x, w, b=None, *, where="linear"):
     y2 = x2 @ w.T
     if b is not None:
         y2 += b
+    if np.may_share_memory(x2, x):
+        x2 = x2.copy()         # the weight gradient must not see later writes into the caller's x
     return y2.reshape(*x.shape[:-1], w.shape[0]), (x2, w, b is not None, x.shape, where)
 
 
@@ -52,10 +54,7 @@ def linear_backward(dy, cache):
     """dy (*, out) -> (dx (*, in), dw (out, in), db (out,) or None):
     dx = dy @ w, dw = dy^T @ x, db = sum of dy over the leading axes."""
     x2, w, has_bias, x_shape, where = cache
-    check_float_array(dy, f"{where} backward", "grad_output")
-    out_shape = (*x_shape[:-1], w.shape[0])
-    if dy.shape != out_shape:
-        raise ValueError(f"{where} backward: expected grad_output of shape {out_shape}, got {dy.shape}")
+    dy = check_grad(dy, (*x_shape[:-1], w.shape[0]), x2.dtype, where)
     dy2 = dy.reshape(math.prod(x_shape[:-1]), w.shape[0])
     dx = (dy2 @ w).reshape(x_shape)
     return dx, dy2.T @ x2, (dy2.sum(axis=0) if has_bias else None)
@@ -71,9 +70,7 @@ def linear(x, w, b=None):
 # ---------------------------------------------------------------------------------------
 def check_p(p, where: str) -> float:
     """Dropout probability: a number in [0, 1]."""
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 1:
-        raise ValueError(f"{where}: dropout probability p must be a number in [0, 1], got {p!r}")
-    return float(p)
+    return check_real(where, "dropout probability p", p, minimum=0.0, maximum=1.0)
 
 
 def dropout_mask(shape, p: float, rng: np.random.Generator, dtype) -> np.ndarray:
@@ -95,7 +92,7 @@ def dropout_forward(x, p=0.5, training=True, rng=None, channelwise=False, *, whe
     check_float_array(x, where, "input")
     p = check_p(p, where)
     if not training or p == 0:
-        return x, (None, x.shape, where)
+        return x, (None, x.shape, x.dtype, where)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"{where}: expected rng as a numpy.random.Generator, got {type(rng).__name__}")
     shape = x.shape[:2] + (1,) * (x.ndim - 2) if channelwise else x.shape
@@ -103,26 +100,24 @@ def dropout_forward(x, p=0.5, training=True, rng=None, channelwise=False, *, whe
         mask = dropout_mask(shape, p, rng, x.dtype)
     else:
         mask = dropout_mask((rows[1],) + shape[1:], p, rng, x.dtype)[rows[0]]
-    return x * mask, (mask, x.shape, where)
+    return x * mask, (mask, x.shape, x.dtype, where)
 
 
 def dropout_backward(dy, cache):
     """dx = dy * mask, the very mask of the forward pass (already scaled by 1/(1-p))."""
-    mask, shape, where = cache
-    check_float_array(dy, f"{where} backward", "grad_output")
-    if dy.shape != shape:
-        raise ValueError(f"{where} backward: expected grad_output of shape {shape}, got {dy.shape}")
+    mask, shape, dtype, where = cache
+    dy = check_grad(dy, shape, dtype, where)
     return dy if mask is None else dy * mask
 
 
-def _rng(generator) -> np.random.Generator:
-    return make_rng(generator)
+def _rng(generator, where: str) -> np.random.Generator:
+    return make_rng(check_generator(where, generator))
 
 
 def dropout(x, p=0.5, training=True, generator=None):
     """torch.nn.functional.dropout; generator: None (the global one), an int seed or a
     numpy Generator. Any shape."""
-    return dropout_forward(x, p, training, _rng(generator))[0]
+    return dropout_forward(x, p, training, _rng(generator, "dropout"))[0]
 
 
 def dropout2d(x, p=0.5, training=True, generator=None):
@@ -131,4 +126,4 @@ def dropout2d(x, p=0.5, training=True, generator=None):
     if not isinstance(x, np.ndarray) or x.ndim not in (3, 4):
         raise ValueError(f"dropout2d: expected input of rank 4 (N, C, H, W) or 3, got shape "
                          f"{getattr(x, 'shape', None)}")
-    return dropout_forward(x, p, training, _rng(generator), channelwise=True, where="dropout2d")[0]
+    return dropout_forward(x, p, training, _rng(generator, "dropout2d"), channelwise=True, where="dropout2d")[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_float_array
+from .._checks import check_float_array, check_int, check_real
 
 __all__ = [
     "cross_entropy", "cross_entropy_forward", "cross_entropy_backward",
@@ -57,6 +57,9 @@ def _upstream(grad, reduction: str, loss_shape, dtype, where: str):
     if grad is None:
         return dtype.type(1.0)
     g = np.asarray(grad)
+    if g.dtype == bool or not (np.issubdtype(g.dtype, np.floating) or np.issubdtype(g.dtype, np.integer)):
+        raise TypeError(f"{where} backward: expected the upstream gradient as a real number or float array, "
+                        f"got {grad!r:.80}")
     if reduction != "none":
         if g.size != 1:
             raise ValueError(f"{where} backward: reduction={reduction!r} gives a scalar loss, so the "
@@ -86,10 +89,18 @@ def _float_weight(weight, n_classes: int, dtype, where: str, name: str = "weight
     return w.astype(dtype, copy=False)
 
 
+def _as_array(value, where: str, name: str) -> np.ndarray:
+    """np.asarray, with ragged nested lists reported against the loss and argument."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{where}: expected {name} as an array, got {type(value).__name__} ({exc})") from exc
+
+
 def _check_same_shape(x, target, where: str) -> np.ndarray:
     """A float target of x's shape, cast to x's dtype."""
     check_float_array(x, where, "input")
-    t = np.asarray(target)
+    t = _as_array(target, where, "target")
     if not np.issubdtype(t.dtype, np.floating):
         raise TypeError(f"{where}: expected a floating target (float32 or float64), got dtype {t.dtype}")
     if t.shape != x.shape:
@@ -113,7 +124,7 @@ def _batched(x: np.ndarray, where: str) -> tuple[np.ndarray, bool]:
 def _class_targets(target, x: np.ndarray, unbatched: bool, ignore_index: int, where: str):
     """Integer targets of shape (N, *d) (batched view), values in [0, C) or ignore_index.
     Returns (t_safe, valid): ignored entries replaced by class 0, and the not-ignored mask."""
-    t = np.asarray(target)
+    t = _as_array(target, where, "target")
     if not np.issubdtype(t.dtype, np.integer):
         raise TypeError(f"{where}: expected class-index targets of an integer dtype, got dtype {t.dtype}")
     expected = () if unbatched else (x.shape[0], *x.shape[2:])
@@ -165,14 +176,14 @@ def cross_entropy_forward(x, target, weight=None, ignore_index=-100, reduction="
     'mean' divides by the number of elements N * prod(d). p = softmax(x, dim=1).
     Returns (loss, cache)."""
     check_reduction(reduction, where)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{where}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    label_smoothing = check_real(where, "label_smoothing", label_smoothing, minimum=0.0, maximum=1.0)
+    ignore_index = check_int(where, "ignore_index", ignore_index)
     xb, unbatched = _batched(x, where)
     n_classes = xb.shape[1]
     w = _float_weight(weight, n_classes, x.dtype, where)
     logp = _log_softmax(xb)
     eps = float(label_smoothing)
-    t = np.asarray(target)
+    t = _as_array(target, where, "target")
     if np.issubdtype(t.dtype, np.floating):
         return _cross_entropy_probs(xb, logp, t, w, eps, reduction, unbatched, where)
     t_safe, valid = _class_targets(t, xb, unbatched, ignore_index, where)
@@ -204,7 +215,8 @@ def _cross_entropy_probs(xb, logp, t, w, eps, reduction, unbatched, where):
 
 def cross_entropy_backward(grad, cache):
     """dL/dx, shape of x. With p = softmax(x) and c the upstream gradient per element
-    (divided by the mean's denominator):
+    (divided by the mean's denominator)::
+
       indices:       c * [(1-eps) w[t] (p - onehot(t)) + eps/C (p sum_k w[k] - w)]  (0 where ignored)
       probabilities: c * (p sum_k w[k] q[k] - w q)."""
     kind, logp, a, valid, w_t, w, eps, reduction, denom, unbatched, where = _require(cache, "cross_entropy")
@@ -247,6 +259,7 @@ def nll_loss_forward(x, target, weight=None, ignore_index=-100, reduction="mean"
     l = -w[t] x[t] (0 where t == ignore_index); 'mean' divides by the sum of w[t] over
     non-ignored elements. Returns (loss, cache)."""
     check_reduction(reduction, where)
+    ignore_index = check_int(where, "ignore_index", ignore_index)
     xb, unbatched = _batched(x, where)
     w = _float_weight(weight, xb.shape[1], x.dtype, where)
     t_safe, valid = _class_targets(target, xb, unbatched, ignore_index, where)
@@ -352,7 +365,8 @@ def binary_cross_entropy_with_logits_forward(x, target, weight=None, reduction="
     loss = (1.0 - y) * x - (coef * log_sig if coef is not None else log_sig)
     if w is not None:
         loss = loss * w
-    return _reduce(loss, reduction, loss.size), (x, y, w, pw, coef, reduction, where)
+    # copies: the gradient must not change if the caller writes into x or target before backward
+    return _reduce(loss, reduction, loss.size), (x.copy(), np.array(y, copy=True), w, pw, coef, reduction, where)
 
 
 def binary_cross_entropy_with_logits_backward(grad, cache):

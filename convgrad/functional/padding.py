@@ -1,7 +1,12 @@
-"""Non-zero padding modes ('reflect', 'replicate', 'circular') and their adjoints.
+"""Padding: the arguments ('same', 'valid', ints, (lo, hi) pairs) resolved in one place, the
+padding modes ('zeros', 'constant', 'reflect', 'replicate', 'circular') and their adjoints,
+and the padding of a convolution's input gradient (the VJP padding d(k-1) - p).
 
-Each mode maps every padded position to one source position per axis; the backward
-(the adjoint) sums the gradient of every padded position into its source.
+This module sits at the bottom of functional/: it imports nothing from the convolution
+engine, which imports it.
+
+Shapes: x (N, C, *S) -> (N, C, *(S + lo + hi)) per spatial axis; pads are ((lo, hi), ...)
+per spatial axis (the last len(pads) axes of x).
 """
 from __future__ import annotations
 
@@ -9,22 +14,58 @@ import numpy as np
 
 from .._checks import as_tuple
 
-_NUMPY_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-PADDING_MODES = ("zeros", *_NUMPY_MODE)
+_NUMPY_MODE = {"zeros": "constant", "constant": "constant", "reflect": "reflect", "replicate": "edge",
+               "circular": "wrap"}
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")      # a convolution's padding_mode
+PAD_MODES = ("zeros", "constant", "reflect", "replicate", "circular")
 
 
-def resolve_padding(padding, kernel, dilation, stride, n_sp: int, where: str):
-    """padding (int, tuple, 'same', 'valid') -> ((lo, hi), ...) per spatial axis."""
-    from .convolution import normalize_padding, same_padding
-    if padding == "valid":
-        return ((0, 0),) * n_sp
-    if padding == "same":
-        if any(s != 1 for s in as_tuple(stride, n_sp, "stride", where)):
-            raise ValueError(f"{where}: padding='same' needs stride 1 (as in torch), got stride {stride}")
-        return same_padding(kernel, as_tuple(dilation, n_sp, "dilation", where))
+def normalize_padding(padding, n_sp: int, where: str, allow_negative: bool = False):
+    """int | tuple of ints | tuple of (lo, hi) pairs -> ((lo, hi), ...) per spatial axis."""
+    minimum = -(1 << 62) if allow_negative else 0
+    if isinstance(padding, (tuple, list)) and len(padding) == n_sp and all(
+            isinstance(p, (tuple, list)) for p in padding):
+        pairs = []
+        for p in padding:
+            if len(p) != 2:
+                raise TypeError(f"{where}: padding pairs must be (lo, hi), got {padding!r}")
+            pairs.append(as_tuple(tuple(p), 2, "padding", where, minimum=minimum))
+        return tuple(pairs)
+    sym = as_tuple(padding, n_sp, "padding", where, minimum=minimum)
+    return tuple((p, p) for p in sym)
+
+
+def same_padding(kernel, dilation):
+    """torch's padding='same' for stride 1: total d*(k-1), the odd one extra on the high side."""
+    return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, dilation))
+
+
+def resolve_padding(padding, kernel, stride, dilation, where: str, allow_negative: bool = False):
+    """A convolution's padding argument (int, tuple, (lo, hi) pairs, 'same', 'valid') ->
+    ((lo, hi), ...) per spatial axis; stride and dilation are already per-axis tuples."""
+    n_sp = len(kernel)
     if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * n_sp
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{where}: padding='same' needs stride 1 (as in torch), got stride {stride}")
+            return same_padding(kernel, dilation)
         raise ValueError(f"{where}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
-    return normalize_padding(padding, n_sp, where)
+    return normalize_padding(padding, n_sp, where, allow_negative)
+
+
+def vjp_padding(in_size, kernel, stride, dilation, pads, out_size):
+    """The padding of conv_general that computes a convolution's input gradient from its
+    output gradient (JAX's _conv_general_vjp_lhs_padding): dilate dy by the stride, then pad
+    each side by d(k-1) - p, plus on the high side the trailing input rows no window reached.
+    All arguments per spatial axis; -> ((lo, hi), ...)."""
+    result = []
+    for size, k, s, d, (lo, hi), o in zip(in_size, kernel, stride, dilation, pads, out_size):
+        extent = d * (k - 1)
+        skipped = size + lo + hi - (extent + (o - 1) * s + 1)
+        result.append((extent - lo, extent - hi + skipped))
+    return tuple(result)
 
 
 def _source_index(size: int, lo: int, hi: int, mode: str) -> np.ndarray:
@@ -34,23 +75,38 @@ def _source_index(size: int, lo: int, hi: int, mode: str) -> np.ndarray:
 
 def _check(x_shape, pads, mode, where):
     if mode not in _NUMPY_MODE:
-        raise ValueError(f"{where}: padding_mode must be one of {PADDING_MODES}, got {mode!r}")
-    for axis, ((lo, hi), size) in enumerate(zip(pads, x_shape[2:])):
-        limit = size - 1 if mode == "reflect" else size
-        if mode != "replicate" and max(lo, hi) > limit:
-            raise ValueError(f"{where}: {mode} padding {(lo, hi)} must be at most {limit} for an input of "
-                             f"size {size} along spatial axis {axis}")
+        raise ValueError(f"{where}: padding mode must be one of {PAD_MODES}, got {mode!r}")
+    spatial = x_shape[len(x_shape) - len(pads):]
+    for axis, ((lo, hi), size) in enumerate(zip(pads, spatial)):
+        if min(lo, hi) < 0:
+            raise ValueError(f"{where}: padding must be non-negative, got {(lo, hi)} along spatial axis {axis}")
+        if mode in ("reflect", "circular"):
+            limit = size - 1 if mode == "reflect" else size
+            if max(lo, hi) > limit:
+                raise ValueError(f"{where}: {mode} padding {(lo, hi)} must be at most {limit} for an input of "
+                                 f"size {size} along spatial axis {axis}")
+        if mode == "replicate" and size == 0 and max(lo, hi) > 0:
+            raise ValueError(f"{where}: replicate padding needs a non-empty input along spatial axis {axis}")
 
 
-def pad(x: np.ndarray, pads, mode: str, where: str = "pad") -> np.ndarray:
-    """x (N, C, *S) -> (N, C, *(S + lo + hi)) padded with the given mode."""
+def pad(x: np.ndarray, pads, mode: str = "zeros", where: str = "pad", value: float = 0.0) -> np.ndarray:
+    """x (..., *S) -> (..., *(S + lo + hi)): the last len(pads) axes padded with the mode
+    ('zeros' and 'constant' fill `value`, 0 for 'zeros')."""
     _check(x.shape, pads, mode, where)
-    return np.pad(x, ((0, 0), (0, 0), *pads), mode=_NUMPY_MODE[mode])
+    widths = ((0, 0),) * (x.ndim - len(pads)) + tuple(tuple(p) for p in pads)
+    if _NUMPY_MODE[mode] == "constant":
+        return np.pad(x, widths, mode="constant", constant_values=value if mode == "constant" else 0)
+    return np.pad(x, widths, mode=_NUMPY_MODE[mode])
 
 
 def pad_backward(grad: np.ndarray, pads, mode: str, x_shape) -> np.ndarray:
-    """Adjoint of pad: (N, C, *padded) -> (N, C, *S), each padded position summed into its source."""
-    for axis, ((lo, hi), size) in enumerate(zip(pads, x_shape[2:]), start=2):
+    """Adjoint of pad: (..., *padded) -> x_shape, each padded position's gradient summed into
+    the input position it copies (the constant fill receives nothing)."""
+    lead = grad.ndim - len(pads)
+    if _NUMPY_MODE[mode] == "constant":
+        return np.ascontiguousarray(grad[(Ellipsis, *(slice(lo, lo + s) for (lo, _), s in
+                                                       zip(pads, x_shape[lead:])))])
+    for axis, ((lo, hi), size) in enumerate(zip(pads, x_shape[lead:]), start=lead):
         index = _source_index(size, lo, hi, mode)
         scatter = np.zeros((index.size, size), dtype=grad.dtype)
         scatter[np.arange(index.size), index] = 1

@@ -10,16 +10,41 @@ from .normalization import BatchNorm2d
 
 
 class BasicBlock(Module):
-    """The ResNet-18/34 block: x (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
+    """The ResNet-18/34 residual block: two 3x3 convolutions with batch norm, plus a shortcut.
+
+    The computation::
 
         out = relu(bn1(conv1(x)))          conv1: 3x3, stride, padding 1, no bias
         out = bn2(conv2(out))              conv2: 3x3, padding 1, no bias
         y   = relu(out + shortcut(x))      shortcut: identity, or 1x1 conv (stride) + BN
                                            when the shape changes
 
-    Attribute (and state_dict) names conv1, bn1, conv2, bn2, shortcut.0/.1 as in common
-    torch code (shortcut absent for the identity). backward: the gradient after the last
-    ReLU goes down both paths, and dx = (main path's dx) + (shortcut's dx).
+    backward: the gradient after the last ReLU goes down both paths, and
+    ``dx = (main path's dx) + (shortcut's dx)`` — where x fanned out, the gradients add.
+
+    Args:
+        in_channels (int): C_in.
+        out_channels (int): C_out.
+        stride (int): the first convolution's (and the projection shortcut's) stride. Default: 1.
+        generator: None, an int seed or a numpy Generator for the initial weights.
+        dtype: the parameters' dtype. Default: :func:`convgrad.get_default_dtype`.
+
+    Shape:
+        - Input: ``(N, C_in, H, W)``
+        - Output: ``(N, C_out, H_out, W_out)`` with ``H_out = floor((H - 1) / stride) + 1 = ceil(H / stride)``.
+
+    Attributes:
+        conv1, bn1, conv2, bn2: the main path (state_dict names as in common torch code).
+        shortcut: None for the identity, else ``Sequential(Conv2d 1x1, BatchNorm2d)`` (names ``shortcut.0``,
+            ``shortcut.1``).
+
+    Example:
+        >>> block = nn.BasicBlock(16, 32, stride=2, generator=0)
+        >>> y = block(np.zeros((2, 16, 15, 15), dtype=np.float32))
+        >>> y.shape
+        (2, 32, 8, 8)
+        >>> block.backward(np.ones_like(y)).shape
+        (2, 16, 15, 15)
     """
     expansion = 1
 

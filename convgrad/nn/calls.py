@@ -8,7 +8,10 @@ state for the module and every submodule; restoring one puts a call's caches bac
 Explicit mode allows a module to be called several times in one pass (one outermost call)
 before its backward: each repeat call pushes the earlier call's snapshot, and the module's
 backward pops it when done, so backward calls in reverse order find their own caches (last
-in, first out). Recorded mode needs no such order: each node carries its own snapshot.
+in, first out). Calls in separate passes (a new outermost call each) replace the cache, as an
+inference loop needs; walking back through a chain of such calls that used a module twice
+(whose first cache was replaced) is an error naming the module, never a wrong gradient. Recorded mode needs no such order: each node
+carries its own snapshot.
 """
 from __future__ import annotations
 
@@ -20,11 +23,12 @@ import numpy as np
 
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..autograd.graph import Node
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, _from_foreign
 
 _MACHINERY = frozenset({"_parameters", "_buffers", "_modules", "training", "_in_backward"})
 _local = threading.local()
 _passes = itertools.count(1)
+_calls = itertools.count()
 
 
 def _state(m) -> dict:
@@ -51,7 +55,9 @@ def _has_tensor(args, kwargs) -> bool:
 
 
 def call(module, args, kwargs, own_backward: bool):
-    """Module.__call__: dispatch on the mode."""
+    """Module.__call__: dispatch on the mode. torch tensors are read as arrays (without torch)."""
+    if not all(isinstance(a, (np.ndarray, Tensor)) for a in args):
+        args = tuple(_from_foreign(a) for a in args)
     if not own_backward:                              # forward-only: its Tensor ops record themselves
         args = tuple(Tensor(a) if _is_array(a) else a for a in args)
         return module.forward(*args, **kwargs)
@@ -77,13 +83,25 @@ def _explicit(module, args, kwargs):
     d = module.__dict__
     if d.get("_call_pass") == _local.pass_id:        # a repeat call in this pass: keep the earlier cache
         d["_call_stack"] = (snapshot(module), d.get("_call_stack"))
-    else:
-        d["_call_pass"], d["_call_stack"] = _local.pass_id, None
+    else:                                            # a new pass: an earlier call not yet differentiated
+        d["_call_pass"], d["_call_stack"] = _local.pass_id, None     # loses its cache (an "orphan")
+        d["_call_orphan"] = d.get("_call_seq") if d.get("_call_differentiated") is False else None
+    d["_call_seq"], d["_call_differentiated"] = next(_calls), False
     _local.depth = depth + 1
     try:
         return module.forward(*args, **kwargs)
     finally:
         _local.depth = depth
+
+
+def _backward_of_orphan(d: dict) -> bool:
+    """A second backward of a call, made after the backward of some call that came between an
+    orphaned earlier call of this module and this one: the caller is walking back through a
+    chain that used this module twice, and wants the orphan's cache, which is gone. (A second
+    backward straight after the first, as gradient checks do, is fine.)"""
+    orphan, last = d.get("_call_orphan"), getattr(_local, "last_backward", None)
+    return (bool(d.get("_call_differentiated")) and d.get("_call_stack") is None and orphan is not None
+            and last is not None and orphan < last < d["_call_seq"])
 
 
 def pops_call_stack(backward):
@@ -96,14 +114,23 @@ def pops_call_stack(backward):
         d = self.__dict__
         if d.get("_in_backward"):                    # super().backward inside a subclass's backward
             return backward(self, *args, **kwargs)
+        if _backward_of_orphan(d):
+            raise RuntimeError(
+                f"{type(self).__name__}.backward(): this module was called again, outside one forward pass, "
+                f"before the backward of its earlier call, so that call's cache is gone and its gradient would "
+                f"be wrong. Call it inside one Module's forward or a Sequential (each call then keeps its own "
+                f"cache), or use recorded mode (call the model with convgrad.tensor(x), then loss.backward())")
         d["_in_backward"] = True
         try:
             return backward(self, *args, **kwargs)
         finally:
             d["_in_backward"] = False
+            _local.last_backward = d.get("_call_seq")
             stack = d.get("_call_stack")
             if stack is not None:
                 restore(stack[0])
+            else:
+                d["_call_differentiated"] = True
     wrapper._pops_call_stack = True
     return wrapper
 

@@ -25,9 +25,10 @@ out. For example, a gated block y = a(x) * b(x) + x:
             grad_x = grad_x + self.a.backward(grad_out * yb)
             return grad_x + grad_out         # the identity branch: gradients add
 
-Each submodule keeps one forward cache, so a module object may appear only once in a
-graph (a second call would overwrite the first call's cache); to share weights, share
-the Parameter objects between two modules instead — their gradients accumulate.
+A module object may appear several times (one activation reused, one conv in two
+branches): a repeat call keeps the earlier call's cache, and backward calls made in reverse
+order each find their own (nn/calls.py). Without writing backward at all, a forward-only
+Module called with convgrad Tensors gets its backward assembled from the recorded calls.
 """
 from __future__ import annotations
 
@@ -36,16 +37,10 @@ import numpy as np
 from .module import Module
 
 
-def _distinct_modules(modules, where: str) -> None:
-    seen = set()
+def _check_modules(modules, where: str) -> None:
     for m in modules:
         if not isinstance(m, Module):
             raise TypeError(f"{where}: expected Module branches, got a {type(m).__name__}")
-        if id(m) in seen:
-            raise ValueError(f"{where}: the same {type(m).__name__} object is used in two branches; its single "
-                             f"forward cache cannot serve two backward passes — give each branch its own module "
-                             f"(share Parameters to share weights)")
-        seen.add(id(m))
 
 
 def _check_same_shapes(outputs, where: str) -> None:
@@ -64,7 +59,7 @@ class Residual(Module):
 
     def __init__(self, body: Module, shortcut: Module | None = None):
         super().__init__()
-        _distinct_modules([body] + ([] if shortcut is None else [shortcut]), "Residual")
+        _check_modules([body] + ([] if shortcut is None else [shortcut]), "Residual")
         self.body = body
         self.shortcut = shortcut
         self._cache = None
@@ -90,7 +85,7 @@ class _Branches(Module):
         super().__init__()
         if not branches:
             raise ValueError(f"{where}: give at least one branch")
-        _distinct_modules(branches, where)
+        _check_modules(branches, where)
         for i, m in enumerate(branches):
             setattr(self, str(i), m)
         self._cache = None

@@ -87,18 +87,139 @@ class _ConvNd(Module):
 
 
 class Conv1d(_ConvNd):
-    """x (N, C_in, L) -> (N, C_out, L_out); weight (C_out, C_in/groups, k)."""
+    """1-D convolution (cross-correlation) over a batch of multi-channel sequences.
+
+    ``y[n, o, i] = bias[o] + sum_{c, a} weight[o, c, a] * xpad[n, g*C_in/groups + c, i*stride + a*dilation]``
+    where ``g`` is the group of output channel ``o`` and ``xpad`` is ``x`` padded. The backward pass is
+    two more convolutions (see :class:`Conv2d`).
+
+    Args:
+        in_channels (int): channels of the input, C_in.
+        out_channels (int): channels of the output (the number of filters), C_out.
+        kernel_size (int or tuple): the window size k; an int is used for every axis.
+        stride (int or tuple): the window's step. Default: 1.
+        padding (int, tuple or str): added on each side of every spatial axis; ``'valid'`` is 0,
+            ``'same'`` keeps the size (stride 1 only). Default: 0.
+        dilation (int or tuple): spacing between the kernel's taps. Default: 1.
+        groups (int): C_in and C_out are split into this many groups, each convolved on its own;
+            ``groups = C_in = C_out`` is the depthwise convolution. Default: 1.
+        bias (bool): add a learnt bias per output channel. Default: True.
+        padding_mode (str): ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``. Default: ``'zeros'``.
+        generator: None (the global generator, see :func:`convgrad.manual_seed`), an int seed or a
+            numpy Generator, for the initial weights.
+        dtype: the parameters' dtype. Default: :func:`convgrad.get_default_dtype` (float32).
+
+    Shape:
+        - Input: ``(N, C_in, L)``
+        - Output: ``(N, C_out, L_out)`` with
+          ``L_out = floor((L + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1``
+
+    Attributes:
+        weight (Parameter): ``(C_out, C_in/groups, k)``, drawn from U(-sqrt(k), sqrt(k)) with
+            ``k = groups / (C_in * k)``, as torch.
+        bias (Parameter or None): ``(C_out,)``, drawn from the same distribution.
+
+    Example:
+        >>> conv = nn.Conv1d(4, 6, kernel_size=5, padding=2)
+        >>> x = np.zeros((2, 4, 50), dtype=np.float32)
+        >>> conv(x).shape
+        (2, 6, 50)
+        >>> conv.backward(np.ones((2, 6, 50), dtype=np.float32)).shape
+        (2, 4, 50)
+    """
     n_dims = 1
 
 
 class Conv2d(_ConvNd):
-    """x (N, C_in, H, W) -> (N, C_out, H_out, W_out); weight (C_out, C_in/groups, kh, kw).
-    H_out = floor((H + 2p - d(k-1) - 1)/s) + 1."""
+    """2-D convolution (cross-correlation) over a batch of multi-channel images.
+
+    ``y[n, o, i, j] = bias[o] + sum_{c, a, b} weight[o, c, a, b] * xpad[n, g*C_in/groups + c, i*s + a*d, j*s + b*d]``
+    with ``s`` the stride, ``d`` the dilation, ``g`` the group of output channel ``o`` and ``xpad`` the
+    padded input. The backward pass is two more convolutions, the lectures' identities:
+    ``dJ/dw = conv(x, dJ/dy)`` and ``dJ/dx = conv(pad(dilate(dJ/dy, s), d*(k-1) - p), rot180(w))``
+    (see :doc:`/tutorials/worked-example`); the fast path computes them as im2col/col2im matrix
+    products. ``backward(grad_out)`` returns dJ/dx and adds dJ/dw and dJ/db into ``.grad``.
+
+    Args:
+        in_channels (int): channels of the input, C_in.
+        out_channels (int): channels of the output (the number of filters), C_out.
+        kernel_size (int or tuple): the window (kh, kw); an int is used for every axis.
+        stride (int or tuple): the window's step. Default: 1.
+        padding (int, tuple or str): added on each side of every spatial axis; ``'valid'`` is 0,
+            ``'same'`` keeps the size (stride 1 only). Default: 0.
+        dilation (int or tuple): spacing between the kernel's taps. Default: 1.
+        groups (int): C_in and C_out are split into this many groups, each convolved on its own;
+            ``groups = C_in = C_out`` is the depthwise convolution. Default: 1.
+        bias (bool): add a learnt bias per output channel. Default: True.
+        padding_mode (str): ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``. Default: ``'zeros'``.
+        generator: None (the global generator, see :func:`convgrad.manual_seed`), an int seed or a
+            numpy Generator, for the initial weights.
+        dtype: the parameters' dtype. Default: :func:`convgrad.get_default_dtype` (float32).
+
+    Shape:
+        - Input: ``(N, C_in, H, W)``
+        - Output: ``(N, C_out, H_out, W_out)`` with
+          ``H_out = floor((H + 2*padding[0] - dilation[0]*(kernel_size[0] - 1) - 1) / stride[0]) + 1``
+          and ``W_out`` the same with index 1.
+
+    Attributes:
+        weight (Parameter): ``(C_out, C_in/groups, kh, kw)``, drawn from U(-sqrt(k), sqrt(k)) with
+            ``k = groups / (C_in * kh * kw)``, as torch.
+        bias (Parameter or None): ``(C_out,)``, drawn from the same distribution.
+
+    Example:
+        >>> conv = nn.Conv2d(3, 8, kernel_size=3, stride=2, padding=1)
+        >>> x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
+        >>> y = conv(x)
+        >>> y.shape
+        (4, 8, 16, 16)
+        >>> conv.backward(np.ones_like(y)).shape              # dJ/dx
+        (4, 3, 32, 32)
+        >>> conv.weight.grad.shape, conv.bias.grad.shape     # dJ/dw, dJ/db, added by backward
+        ((8, 3, 3, 3), (8,))
+    """
     n_dims = 2
 
 
 class Conv3d(_ConvNd):
-    """x (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out); weight (C_out, C_in/groups, kd, kh, kw)."""
+    """3-D convolution (cross-correlation) over a batch of multi-channel volumes.
+
+    ``y[n, o, t, i, j] = bias[o] + sum_{c, a, b, e} weight[o, c, a, b, e] * xpad[n, c', t*s0 + a*d0, i*s1 + b*d1, j*s2 + e*d2]``
+    with ``c'`` channel ``c`` of the group of ``o``. The backward pass is two more convolutions (see
+    :class:`Conv2d`).
+
+    Args:
+        in_channels (int): channels of the input, C_in.
+        out_channels (int): channels of the output (the number of filters), C_out.
+        kernel_size (int or tuple): the window (kd, kh, kw); an int is used for every axis.
+        stride (int or tuple): the window's step. Default: 1.
+        padding (int, tuple or str): added on each side of every spatial axis; ``'valid'`` is 0,
+            ``'same'`` keeps the size (stride 1 only). Default: 0.
+        dilation (int or tuple): spacing between the kernel's taps. Default: 1.
+        groups (int): C_in and C_out are split into this many groups, each convolved on its own;
+            ``groups = C_in = C_out`` is the depthwise convolution. Default: 1.
+        bias (bool): add a learnt bias per output channel. Default: True.
+        padding_mode (str): ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``. Default: ``'zeros'``.
+        generator: None (the global generator, see :func:`convgrad.manual_seed`), an int seed or a
+            numpy Generator, for the initial weights.
+        dtype: the parameters' dtype. Default: :func:`convgrad.get_default_dtype` (float32).
+
+    Shape:
+        - Input: ``(N, C_in, D, H, W)``
+        - Output: ``(N, C_out, D_out, H_out, W_out)`` with, per axis ``i``,
+          ``out[i] = floor((in[i] + 2*padding[i] - dilation[i]*(kernel_size[i] - 1) - 1) / stride[i]) + 1``
+
+    Attributes:
+        weight (Parameter): ``(C_out, C_in/groups, kd, kh, kw)``, drawn from U(-sqrt(k), sqrt(k)) with
+            ``k = groups / (C_in * kd * kh * kw)``, as torch.
+        bias (Parameter or None): ``(C_out,)``, drawn from the same distribution.
+
+    Example:
+        >>> conv = nn.Conv3d(2, 4, kernel_size=3, stride=(1, 2, 2))
+        >>> x = np.zeros((1, 2, 5, 9, 9), dtype=np.float32)
+        >>> conv(x).shape
+        (1, 4, 3, 4, 4)
+    """
     n_dims = 3
 
 
@@ -135,15 +256,128 @@ class _ConvTransposeNd(_ConvNd):
 
 
 class ConvTranspose1d(_ConvTransposeNd):
-    """x (N, C_in, L) -> (N, C_out, (L-1)s - 2p + d(k-1) + output_padding + 1); weight (C_in, C_out/g, k)."""
+    """1-D transposed convolution: the input gradient of a Conv1d, used as a layer (learnt up-sampling).
+
+    Its forward is the backward (dJ/dx) of the convolution with the same arguments, and its backward
+    is that convolution's forward (dx) and weight gradient (dw); see :class:`ConvTranspose2d`.
+
+    Args:
+        in_channels (int): channels of the input, C_in.
+        out_channels (int): channels of the output, C_out.
+        kernel_size (int or tuple): the kernel size k; an int is used for every axis.
+        stride (int or tuple): the stride of the convolution this one transposes. Default: 1.
+        padding (int or tuple): the padding of the convolution this one transposes: ``padding`` is
+            removed from each side of the output. Default: 0.
+        output_padding (int or tuple): extra size added on one side of each output axis (chooses among
+            the input sizes a strided convolution maps to the same output). Default: 0.
+        groups (int): as in the convolution. Default: 1.
+        bias (bool): add a learnt bias per output channel. Default: True.
+        dilation (int or tuple): spacing between the kernel's taps. Default: 1.
+        padding_mode (str): only ``'zeros'``, as torch.
+        generator: None, an int seed or a numpy Generator for the initial weights.
+        dtype: the parameters' dtype. Default: :func:`convgrad.get_default_dtype`.
+
+    Shape:
+        - Input: ``(N, C_in, L)``
+        - Output: ``(N, C_out, L_out)`` with
+          ``L_out = (L - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1``
+
+    Attributes:
+        weight (Parameter): ``(C_in, C_out/groups, k)`` (in and out swapped with respect to the convolution),
+            drawn from U(-sqrt(k), sqrt(k)) with ``k = groups / (C_out * k)``.
+        bias (Parameter or None): ``(C_out,)``.
+
+    Example:
+        >>> up = nn.ConvTranspose1d(4, 2, kernel_size=4, stride=2, padding=1)
+        >>> up(np.zeros((3, 4, 10), dtype=np.float32)).shape
+        (3, 2, 20)
+    """
     n_dims = 1
 
 
 class ConvTranspose2d(_ConvTransposeNd):
-    """x (N, C_in, H, W) -> (N, C_out, H_out, W_out); weight (C_in, C_out/groups, kh, kw)."""
+    """2-D transposed convolution: the input gradient of a Conv2d, used as a layer (learnt up-sampling).
+
+    For ``w`` of shape ``(C_in, C_out/groups, kh, kw)``, ``y = conv_input_grad(x, w)`` of the
+    convolution ``Conv2d(C_out, C_in, kernel_size, stride, padding, dilation, groups)``: each input
+    pixel scatters a copy of the kernel scaled by its value into the output, at stride ``s``.
+    In the lectures' terms it is zero insertion (stride - 1 zeros between inputs), padding by
+    ``d*(k-1) - p`` and a convolution with the rotated kernel. The backward pass is the convolution's
+    forward (dJ/dx) and its weight gradient (dJ/dw).
+
+    Args:
+        in_channels (int): channels of the input, C_in.
+        out_channels (int): channels of the output, C_out.
+        kernel_size (int or tuple): the kernel (kh, kw); an int is used for every axis.
+        stride (int or tuple): the stride of the convolution this one transposes. Default: 1.
+        padding (int or tuple): the padding of the convolution this one transposes: ``padding`` is
+            removed from each side of the output. Default: 0.
+        output_padding (int or tuple): extra size added on one side of each output axis (chooses among
+            the input sizes a strided convolution maps to the same output). Default: 0.
+        groups (int): as in the convolution. Default: 1.
+        bias (bool): add a learnt bias per output channel. Default: True.
+        dilation (int or tuple): spacing between the kernel's taps. Default: 1.
+        padding_mode (str): only ``'zeros'``, as torch.
+        generator: None, an int seed or a numpy Generator for the initial weights.
+        dtype: the parameters' dtype. Default: :func:`convgrad.get_default_dtype`.
+
+    Shape:
+        - Input: ``(N, C_in, H, W)``
+        - Output: ``(N, C_out, H_out, W_out)`` with
+          ``H_out = (H - 1)*stride[0] - 2*padding[0] + dilation[0]*(kernel_size[0] - 1) + output_padding[0] + 1``
+          and ``W_out`` the same with index 1.
+
+    Attributes:
+        weight (Parameter): ``(C_in, C_out/groups, kh, kw)`` (in and out swapped with respect to the convolution),
+            drawn from U(-sqrt(k), sqrt(k)) with ``k = groups / (C_out * kh * kw)``.
+        bias (Parameter or None): ``(C_out,)``.
+
+    Example:
+        >>> up = nn.ConvTranspose2d(8, 3, kernel_size=3, stride=2, padding=1, output_padding=1)
+        >>> x = np.zeros((2, 8, 16, 16), dtype=np.float32)
+        >>> y = up(x)
+        >>> y.shape                                  # doubles H and W
+        (2, 3, 32, 32)
+        >>> up.backward(np.ones_like(y)).shape
+        (2, 8, 16, 16)
+    """
     n_dims = 2
 
 
 class ConvTranspose3d(_ConvTransposeNd):
-    """x (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out); weight (C_in, C_out/groups, kd, kh, kw)."""
+    """3-D transposed convolution: the input gradient of a Conv3d, used as a layer.
+
+    See :class:`ConvTranspose2d`; the same with three spatial axes.
+
+    Args:
+        in_channels (int): channels of the input, C_in.
+        out_channels (int): channels of the output, C_out.
+        kernel_size (int or tuple): the kernel (kd, kh, kw); an int is used for every axis.
+        stride (int or tuple): the stride of the convolution this one transposes. Default: 1.
+        padding (int or tuple): the padding of the convolution this one transposes: ``padding`` is
+            removed from each side of the output. Default: 0.
+        output_padding (int or tuple): extra size added on one side of each output axis (chooses among
+            the input sizes a strided convolution maps to the same output). Default: 0.
+        groups (int): as in the convolution. Default: 1.
+        bias (bool): add a learnt bias per output channel. Default: True.
+        dilation (int or tuple): spacing between the kernel's taps. Default: 1.
+        padding_mode (str): only ``'zeros'``, as torch.
+        generator: None, an int seed or a numpy Generator for the initial weights.
+        dtype: the parameters' dtype. Default: :func:`convgrad.get_default_dtype`.
+
+    Shape:
+        - Input: ``(N, C_in, D, H, W)``
+        - Output: ``(N, C_out, D_out, H_out, W_out)`` with, per axis ``i``,
+          ``out[i] = (in[i] - 1)*stride[i] - 2*padding[i] + dilation[i]*(kernel_size[i] - 1) + output_padding[i] + 1``
+
+    Attributes:
+        weight (Parameter): ``(C_in, C_out/groups, kd, kh, kw)`` (in and out swapped with respect to the convolution),
+            drawn from U(-sqrt(k), sqrt(k)) with ``k = groups / (C_out * kd * kh * kw)``.
+        bias (Parameter or None): ``(C_out,)``.
+
+    Example:
+        >>> up = nn.ConvTranspose3d(2, 1, kernel_size=2, stride=2)
+        >>> up(np.zeros((1, 2, 3, 4, 5), dtype=np.float32)).shape
+        (1, 1, 6, 8, 10)
+    """
     n_dims = 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+from .._checks import check_bool, check_generator
 from ..functional import dense as F
 from . import init
 from .module import Module
@@ -19,7 +20,8 @@ class _DropoutNd(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False, generator=None):
         super().__init__()
         self.p = F.check_p(p, type(self).__name__)
-        self.inplace = inplace
+        self.inplace = check_bool(type(self).__name__, "inplace", inplace)
+        generator = check_generator(type(self).__name__, generator)
         self._generator = None if generator is None else init.make_rng(generator)
         self._cache = None
         self.batch_rows = None      # (slice, N): the input is these rows of a batch of N (distributed.GlobalBatch)
@@ -43,12 +45,57 @@ class _DropoutNd(Module):
 
 
 class Dropout(_DropoutNd):
-    """Zero each element with probability p, scale the rest by 1/(1-p). Any shape."""
+    """Inverted dropout: zero each element with probability p in training, scale the rest by 1/(1-p).
+
+    In training ``y = x * mask / (1 - p)`` with ``mask`` drawn Bernoulli(1 - p) per element, so the
+    expected value of y is x; in eval mode (``model.eval()``) ``y = x``. The backward pass multiplies
+    dy by the very mask of the last forward.
+
+    Args:
+        p (float): the probability of zeroing an element, in [0, 1]. Default: 0.5.
+        inplace (bool): accepted for torch compatibility; the input is never modified. Default: False.
+        generator: None (the global generator, :func:`convgrad.manual_seed`), an int seed or a numpy
+            Generator from which the masks are drawn.
+
+    Shape:
+        - Input: ``(*)``, any shape.
+        - Output: ``(*)``, the input's shape.
+
+    Example:
+        >>> drop = nn.Dropout(p=0.5, generator=0)
+        >>> y = drop(np.ones((4, 1000)))
+        >>> sorted(set(y.ravel().tolist()))          # kept elements are scaled by 1/(1-p)
+        [0.0, 2.0]
+        >>> _ = drop.eval()
+        >>> drop(np.ones(3))
+        array([1., 1., 1.])
+    """
 
 
 class Dropout2d(_DropoutNd):
-    """Zero whole channels: x (N, C, H, W), one draw per (n, c), scale by 1/(1-p).
-    A 3-D input is taken as (N, C, L) with torch's warning (torch 2.x behaviour)."""
+    """Channel dropout: zero whole feature maps with probability p in training, scale the rest by 1/(1-p).
+
+    One Bernoulli(1 - p) draw per (sample, channel): ``y[n, c] = x[n, c] * mask[n, c] / (1 - p)``;
+    identity in eval mode. Neighbouring pixels of a feature map are strongly correlated, so dropping
+    single pixels regularises little; dropping whole maps does. A 3-D input is taken as
+    ``(N, C, L)`` with torch's warning (torch 2.x behaviour).
+
+    Args:
+        p (float): the probability of zeroing a channel, in [0, 1]. Default: 0.5.
+        inplace (bool): accepted for torch compatibility; the input is never modified. Default: False.
+        generator: None, an int seed or a numpy Generator from which the masks are drawn.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, H, W)``
+
+    Example:
+        >>> drop = nn.Dropout2d(p=0.5, generator=1)
+        >>> y = drop(np.ones((2, 8, 5, 5)))
+        >>> kept = y[:, :, 0, 0] > 0
+        >>> bool(np.all(y[kept] == 2.0)) and bool(np.all(y[~kept] == 0.0))   # whole maps kept or zeroed
+        True
+    """
     _channelwise = True
 
     def _check_rank(self, x):

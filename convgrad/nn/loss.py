@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from .._checks import check_int, check_real
 from .._dtype import get_default_dtype
 from ..functional import loss as F
 from .module import Module
@@ -35,8 +36,11 @@ def _as_buffer(value, where: str, name: str):
     """A float array for a weight-like buffer (lists and int arrays become the default dtype)."""
     if value is None:
         return None
-    arr = np.asarray(value)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:          # ragged nested lists
+        raise TypeError(f"{where}: expected {name} as a float array, got {value!r}") from exc
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise TypeError(f"{where}: expected {name} as a float array, got dtype {arr.dtype}")
     if not np.issubdtype(arr.dtype, np.floating) or arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(get_default_dtype())
@@ -79,18 +83,45 @@ class _WeightedLoss(_Loss):
 
 
 class CrossEntropyLoss(_WeightedLoss):
-    """Cross-entropy of logits: pred (N, C) / (N, C, d1, ...) / (C,); target integer
-    class indices (N,) / (N, d1, ...) / () or class probabilities of pred's shape.
-    weight (C,) rescales classes; 'mean' divides by the summed weight of the non-ignored
-    targets (by the element count for probability targets), as torch."""
+    """Cross-entropy between logits and target classes (log-softmax and negative log-likelihood in one).
+
+    For class-index targets, per element ``l = -w[t] * log_softmax(pred)[t]``, and with label smoothing
+    eps the target is ``(1 - eps) * onehot(t) + eps / C``; for probability targets
+    ``l = -sum_c w[c] * q[c] * log_softmax(pred)[c]``. ``'mean'`` divides by the summed weight of the
+    non-ignored targets (by the element count for probability targets), as torch. The gradient is
+    ``softmax(pred) - target`` (weighted, scaled by the mean's denominator). ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    ``reduction='none'``).
+
+    Args:
+        weight (array or None): ``(C,)`` per-class weights. Default: None (all 1).
+        ignore_index (int): targets with this class contribute nothing. Default: -100.
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'`` (the per-element losses). Default: ``'mean'``.
+        size_average, reduce: torch's deprecated pair, mapped onto reduction as torch does.
+        label_smoothing (float): eps in [0, 1]. Default: 0.0.
+
+    Shape:
+        - Input (pred): ``(N, C)``, ``(N, C, d1, ..., dK)`` or ``(C,)``: logits.
+        - Target: class indices ``(N,)``, ``(N, d1, ..., dK)`` or ``()``, in [0, C); or class
+          probabilities of pred's shape.
+        - Output: a scalar; with ``reduction='none'`` the target's shape (without C).
+
+    Example:
+        >>> loss_fn = nn.CrossEntropyLoss()
+        >>> logits = np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+        >>> round(float(loss_fn(logits, np.array([0, 2]))), 4)     # (log(1 + 2/e^2) + log(3)) / 2
+        0.6691
+        >>> loss_fn.backward().round(4)              # (softmax - onehot) / N
+        array([[-0.1065,  0.0533,  0.0533],
+               [ 0.1667,  0.1667, -0.3333]])
+    """
     _backward_fn = staticmethod(F.cross_entropy_backward)
 
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__(weight, size_average, reduce, reduction)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}")
-        self.ignore_index, self.label_smoothing = int(ignore_index), float(label_smoothing)
+        self.ignore_index = check_int("CrossEntropyLoss", "ignore_index", ignore_index)
+        self.label_smoothing = check_real("CrossEntropyLoss", "label_smoothing", label_smoothing,
+                                          minimum=0.0, maximum=1.0)
 
     def _forward(self, pred, target):
         return F.cross_entropy_forward(pred, target, self.weight, self.ignore_index, self.reduction,
@@ -98,22 +129,66 @@ class CrossEntropyLoss(_WeightedLoss):
 
 
 class NLLLoss(_WeightedLoss):
-    """Negative log-likelihood: pred log-probabilities (N, C) / (N, C, d1, ...) / (C,);
-    target integer class indices (N,) / (N, d1, ...) / (). 'mean' divides by the summed
-    weight of the non-ignored targets."""
+    """Negative log-likelihood of target classes, given log-probabilities (e.g. from LogSoftmax).
+
+    Per element ``l = -w[t] * pred[t]``; ``'mean'`` divides by the summed weight of the non-ignored
+    targets. The gradient is ``-w[t]`` at the target class and 0 elsewhere. ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    ``reduction='none'``).
+
+    Args:
+        weight (array or None): ``(C,)`` per-class weights. Default: None (all 1).
+        ignore_index (int): targets with this class contribute nothing. Default: -100.
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'`` (the per-element losses). Default: ``'mean'``.
+        size_average, reduce: torch's deprecated pair, mapped onto reduction as torch does.
+
+    Shape:
+        - Input (pred): ``(N, C)``, ``(N, C, d1, ..., dK)`` or ``(C,)``: log-probabilities.
+        - Target: class indices ``(N,)``, ``(N, d1, ..., dK)`` or ``()``.
+        - Output: a scalar; with ``reduction='none'`` the target's shape.
+
+    Example:
+        >>> loss_fn = nn.NLLLoss()
+        >>> log_p = np.log(np.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
+        >>> round(float(loss_fn(log_p, np.array([0, 2]))), 4)   # -(log 0.5 + log 0.8) / 2
+        0.4581
+        >>> loss_fn.backward()
+        array([[-0.5,  0. ,  0. ],
+               [ 0. ,  0. , -0.5]])
+    """
     _backward_fn = staticmethod(F.nll_loss_backward)
 
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean"):
         super().__init__(weight, size_average, reduce, reduction)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_int("NLLLoss", "ignore_index", ignore_index)
 
     def _forward(self, pred, target):
         return F.nll_loss_forward(pred, target, self.weight, self.ignore_index, self.reduction, where="NLLLoss")
 
 
 class MSELoss(_Loss):
-    """(pred - target)^2; pred and target of one shape (any)."""
+    """Mean squared error.
+
+    Per element ``l = (pred - target)^2``, averaged or summed by reduction; the gradient is
+    ``2 * (pred - target)`` (divided by the element count for ``'mean'``). ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    ``reduction='none'``).
+
+    Args:
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'`` (the per-element losses). Default: ``'mean'``.
+        size_average, reduce: torch's deprecated pair, mapped onto reduction as torch does.
+
+    Shape:
+        - Input (pred): ``(*)``, any shape.
+        - Target: pred's shape.
+        - Output: a scalar; with ``reduction='none'`` pred's shape.
+
+    Example:
+        >>> loss_fn = nn.MSELoss()
+        >>> float(loss_fn(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 0.0])))
+        4.333333333333333
+        >>> loss_fn.backward()
+        array([0.        , 1.33333333, 2.        ])
+    """
     _backward_fn = staticmethod(F.mse_loss_backward)
 
     def _forward(self, pred, target):
@@ -121,7 +196,28 @@ class MSELoss(_Loss):
 
 
 class L1Loss(_Loss):
-    """|pred - target|; pred and target of one shape (any). Subgradient 0 at pred == target."""
+    """Mean absolute error.
+
+    Per element ``l = abs(pred - target)``; the gradient is ``sign(pred - target)`` (0 where they are
+    equal), divided by the element count for ``'mean'``. ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    ``reduction='none'``).
+
+    Args:
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'`` (the per-element losses). Default: ``'mean'``.
+        size_average, reduce: torch's deprecated pair, mapped onto reduction as torch does.
+
+    Shape:
+        - Input (pred): ``(*)``, any shape.
+        - Target: pred's shape.
+        - Output: a scalar; with ``reduction='none'`` pred's shape.
+
+    Example:
+        >>> loss_fn = nn.L1Loss(reduction="sum")
+        >>> float(loss_fn(np.array([1.0, 2.0, -3.0]), np.array([1.0, 0.0, 0.0])))
+        5.0
+        >>> loss_fn.backward()
+        array([ 0.,  1., -1.])
+    """
     _backward_fn = staticmethod(F.l1_loss_backward)
 
     def _forward(self, pred, target):
@@ -129,9 +225,32 @@ class L1Loss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy on logits, stable for any logit: pred and target (probabilities
-    in [0, 1]) of one shape; weight broadcasts to it, pos_weight (typically (C,) for
-    pred (N, C)) weights the positive term."""
+    """Binary cross-entropy on logits (a sigmoid and the binary cross-entropy in one, stable for any logit).
+
+    Per element ``l = -w * (pos_weight * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x)))`` with
+    logits ``x`` and target probabilities ``y``, computed as ``softplus`` terms that never overflow.
+    Without pos_weight the gradient is ``w * (sigmoid(x) - y)``. ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    ``reduction='none'``).
+
+    Args:
+        weight (array or None): broadcasts to pred's shape; rescales each element. Default: None.
+        reduction (str): ``'mean'``, ``'sum'`` or ``'none'`` (the per-element losses). Default: ``'mean'``.
+        size_average, reduce: torch's deprecated pair, mapped onto reduction as torch does.
+        pos_weight (array or None): weights the positive term, typically ``(C,)`` for pred ``(N, C)``
+            (broadcast along the last axis). Default: None.
+
+    Shape:
+        - Input (pred): ``(*)``, any shape: logits.
+        - Target: pred's shape, probabilities in [0, 1].
+        - Output: a scalar; with ``reduction='none'`` pred's shape.
+
+    Example:
+        >>> loss_fn = nn.BCEWithLogitsLoss()
+        >>> round(float(loss_fn(np.array([0.0, 1000.0]), np.array([1.0, 1.0]))), 4)   # log(2) / 2
+        0.3466
+        >>> loss_fn.backward()
+        array([-0.25,  0.  ])
+    """
     _backward_fn = staticmethod(F.binary_cross_entropy_with_logits_backward)
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean", pos_weight=None):

@@ -4,23 +4,23 @@ Parameter and buffer names and order follow torch (weight, bias, running_mean, r
 num_batches_tracked), so a torch state_dict converted to NumPy loads 1:1. The math, and
 the backward through the batch statistics, is in convgrad.functional.normalization.
 
-Like Linear, these layers keep a reference to their input (not a copy) for backward: do
-not modify an input in place between a layer's forward and its backward.
+The forward keeps its own copy of the input for backward (one pass; see "Caches and the
+caller's arrays" in docs/architecture.md), so writing into the input afterwards cannot
+change the gradients. Arguments are checked at construction (type and range).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .._dtype import get_default_dtype
-from .._checks import check_float_array
+from .._checks import check_bool, check_float_array, check_float_dtype, check_int, check_real
 from ..functional import normalization as F
 from .module import Module, Parameter
 
 
-def _positive_int(value, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
-    return int(value)
+def _eps(where: str, eps) -> float:
+    """eps >= 0 (torch does not check, and eps < 0 gives NaN for a constant channel)."""
+    return check_real(where, "eps", eps, minimum=0.0)
 
 
 class _BatchNorm(Module):
@@ -31,12 +31,13 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
         super().__init__()
         where = type(self).__name__
-        self.num_features = _positive_int(num_features, "num_features", where)
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{where}: momentum must be in [0, 1] or None, got {momentum!r}")
-        self.eps, self.momentum = float(eps), momentum
-        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        dt = np.dtype(dtype or get_default_dtype())
+        self.num_features = check_int(where, "num_features", num_features, minimum=1)
+        self.eps = _eps(where, eps)
+        self.momentum = None if momentum is None else check_real(where, "momentum", momentum,
+                                                                  minimum=0.0, maximum=1.0)
+        self.affine = check_bool(where, "affine", affine)
+        self.track_running_stats = check_bool(where, "track_running_stats", track_running_stats)
+        dt = check_float_dtype(where, dtype) or get_default_dtype()
         c = self.num_features
         self.weight = Parameter(np.ones(c, dt)) if affine else None
         self.bias = Parameter(np.zeros(c, dt)) if affine else None
@@ -74,7 +75,7 @@ class _BatchNorm(Module):
         y, self._cache = F.batch_norm_forward(
             x, self.running_mean, self.running_var,
             None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data,
-            batch_stats, factor, self.eps, workspace=self._workspace,
+            batch_stats, factor, self.eps, workspace=self._workspace, where=type(self).__name__,
             reduce=self._batch_sum() if batch_stats else None)
         if update:
             self.num_batches_tracked += 1
@@ -97,32 +98,165 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """x (N, C) or (N, C, L) -> same shape; statistics per channel over N (and L)."""
+    """Batch normalisation over a batch of vectors or sequences: each channel standardised with its batch statistics.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, mean and biased variance per channel over
+    N (and L). In training the batch's statistics are used and the running estimates updated,
+    ``running = (1 - momentum) * running + momentum * batch_statistic`` (the variance unbiased,
+    m/(m-1)); in eval mode (``model.eval()``) the running estimates are used. The backward pass
+    goes through the batch statistics: with ``m`` the elements per channel and ``xhat`` the
+    standardised input, ``dx = inv_std/m * (m*dxhat - sum(dxhat) - xhat*sum(dxhat*xhat))``.
+
+    Args:
+        num_features (int): C, the channels.
+        eps (float): added to the variance. Default: 1e-5.
+        momentum (float or None): weight of the new batch in the running estimates; None is the
+            cumulative average. Default: 0.1.
+        affine (bool): learn weight and bias. Default: True.
+        track_running_stats (bool): keep running estimates (else batch statistics also in eval).
+            Default: True.
+        dtype: the parameters' and buffers' dtype. Default: :func:`convgrad.get_default_dtype`.
+
+    Shape:
+        - Input: ``(N, C)`` or ``(N, C, L)``
+        - Output: the input's shape.
+
+    Attributes:
+        weight (Parameter or None): ``(C,)``, ones.
+        bias (Parameter or None): ``(C,)``, zeros.
+        running_mean, running_var: buffers ``(C,)`` (zeros, ones), in ``state_dict`` as in torch, with
+            ``num_batches_tracked``.
+
+    Example:
+        >>> bn = nn.BatchNorm1d(3)
+        >>> x = np.random.default_rng(0).normal(5.0, 2.0, (64, 3)).astype(np.float32)
+        >>> y = bn(x)
+        >>> y.shape, bool(np.allclose(y.mean(axis=0), 0.0, atol=1e-5)), bool(np.allclose(y.std(axis=0), 1.0, atol=1e-3))
+        ((64, 3), True, True)
+    """
     ranks = (2, 3)
     layout = "(N, C) or (N, C, L)"
 
 
 class BatchNorm2d(_BatchNorm):
-    """x (N, C, H, W) -> same shape; statistics per channel over N, H, W."""
+    """Batch normalisation over a batch of images: each channel standardised with its batch statistics.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, mean and biased variance per channel over
+    N, H and W. In training the batch's statistics are used and the running estimates updated,
+    ``running = (1 - momentum) * running + momentum * batch_statistic`` (the variance unbiased,
+    m/(m-1)); in eval mode (``model.eval()``) the running estimates are used. The backward pass
+    goes through the batch statistics: with ``m`` the elements per channel and ``xhat`` the
+    standardised input, ``dx = inv_std/m * (m*dxhat - sum(dxhat) - xhat*sum(dxhat*xhat))``.
+
+    Args:
+        num_features (int): C, the channels.
+        eps (float): added to the variance. Default: 1e-5.
+        momentum (float or None): weight of the new batch in the running estimates; None is the
+            cumulative average. Default: 0.1.
+        affine (bool): learn weight and bias. Default: True.
+        track_running_stats (bool): keep running estimates (else batch statistics also in eval).
+            Default: True.
+        dtype: the parameters' and buffers' dtype. Default: :func:`convgrad.get_default_dtype`.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: the input's shape.
+
+    Attributes:
+        weight (Parameter or None): ``(C,)``, ones.
+        bias (Parameter or None): ``(C,)``, zeros.
+        running_mean, running_var: buffers ``(C,)`` (zeros, ones), in ``state_dict`` as in torch, with
+            ``num_batches_tracked``.
+
+    Example:
+        >>> bn = nn.BatchNorm2d(16)
+        >>> x = np.random.default_rng(0).normal(5.0, 2.0, (8, 16, 10, 10)).astype(np.float32)
+        >>> y = bn(x)
+        >>> y.shape
+        (8, 16, 10, 10)
+        >>> bn.running_mean.round(1)[:3]           # one step of momentum 0.1 towards the batch's mean 5
+        array([0.5, 0.5, 0.5], dtype=float32)
+        >>> bn.backward(np.ones_like(y)).shape
+        (8, 16, 10, 10)
+    """
     ranks = (4,)
     layout = "(N, C, H, W)"
 
 
 class BatchNorm3d(_BatchNorm):
-    """x (N, C, D, H, W) -> same shape; statistics per channel over N, D, H, W."""
+    """Batch normalisation over a batch of volumes: each channel standardised with its batch statistics.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, mean and biased variance per channel over
+    N, D, H and W. In training the batch's statistics are used and the running estimates updated,
+    ``running = (1 - momentum) * running + momentum * batch_statistic`` (the variance unbiased,
+    m/(m-1)); in eval mode (``model.eval()``) the running estimates are used. The backward pass
+    goes through the batch statistics: with ``m`` the elements per channel and ``xhat`` the
+    standardised input, ``dx = inv_std/m * (m*dxhat - sum(dxhat) - xhat*sum(dxhat*xhat))``.
+
+    Args:
+        num_features (int): C, the channels.
+        eps (float): added to the variance. Default: 1e-5.
+        momentum (float or None): weight of the new batch in the running estimates; None is the
+            cumulative average. Default: 0.1.
+        affine (bool): learn weight and bias. Default: True.
+        track_running_stats (bool): keep running estimates (else batch statistics also in eval).
+            Default: True.
+        dtype: the parameters' and buffers' dtype. Default: :func:`convgrad.get_default_dtype`.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``
+        - Output: the input's shape.
+
+    Attributes:
+        weight (Parameter or None): ``(C,)``, ones.
+        bias (Parameter or None): ``(C,)``, zeros.
+        running_mean, running_var: buffers ``(C,)`` (zeros, ones), in ``state_dict`` as in torch, with
+            ``num_batches_tracked``.
+
+    Example:
+        >>> bn = nn.BatchNorm3d(4)
+        >>> bn(np.zeros((2, 4, 3, 5, 5), dtype=np.float32)).shape
+        (2, 4, 3, 5, 5)
+    """
     ranks = (5,)
     layout = "(N, C, D, H, W)"
 
 
 class LayerNorm(Module):
-    """x (*, *normalized_shape) -> same shape; statistics per sample over normalized_shape.
-    weight (ones) and bias (zeros) have shape normalized_shape."""
+    """Layer normalisation: each sample standardised over its last axes (normalized_shape).
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, mean and biased variance per sample over the
+    trailing ``len(normalized_shape)`` axes; the same in training and eval.
+
+    Args:
+        normalized_shape (int or tuple): the trailing axes' sizes.
+        eps (float): added to the variance. Default: 1e-5.
+        elementwise_affine (bool): learn weight and bias. Default: True.
+        bias (bool): learn the bias (with elementwise_affine). Default: True.
+        dtype: the parameters' dtype. Default: :func:`convgrad.get_default_dtype`.
+
+    Shape:
+        - Input: ``(*, *normalized_shape)``
+        - Output: the input's shape.
+
+    Attributes:
+        weight (Parameter or None): ``normalized_shape``, ones.
+        bias (Parameter or None): ``normalized_shape``, zeros.
+
+    Example:
+        >>> ln = nn.LayerNorm(10)
+        >>> y = ln(np.random.default_rng(0).normal(3.0, 2.0, (4, 10)).astype(np.float32))
+        >>> bool(np.allclose(y.mean(axis=-1), 0.0, atol=1e-5)), y.shape
+        (True, (4, 10))
+    """
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
         super().__init__()
         self.normalized_shape = F.as_normalized_shape(normalized_shape, "LayerNorm")
-        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
-        dt = np.dtype(dtype or get_default_dtype())
+        self.eps = _eps("LayerNorm", eps)
+        self.elementwise_affine = check_bool("LayerNorm", "elementwise_affine", elementwise_affine)
+        bias = check_bool("LayerNorm", "bias", bias)
+        dt = check_float_dtype("LayerNorm", dtype) or get_default_dtype()
         self.weight = Parameter(np.ones(self.normalized_shape, dt)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, dt)) if elementwise_affine and bias else None
         self._cache = None
@@ -132,7 +266,7 @@ class LayerNorm(Module):
         y, self._cache = F.layer_norm_forward(x, self.normalized_shape,
                                               None if self.weight is None else self.weight.data,
                                               None if self.bias is None else self.bias.data, self.eps,
-                                              workspace=self._workspace)
+                                              workspace=self._workspace, where="LayerNorm")
         return y
 
     def backward(self, grad_out):
@@ -146,18 +280,45 @@ class LayerNorm(Module):
 
 
 class GroupNorm(Module):
-    """x (N, C, *spatial) -> same shape; statistics per sample and group of C/num_groups
-    channels. weight (ones) and bias (zeros) are per channel, (C,)."""
+    """Group normalisation: each sample's channels standardised in groups of C/num_groups.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight[c] + bias[c]``, mean and biased variance per sample
+    and group over the group's channels and all spatial positions; independent of the batch size,
+    the same in training and eval. num_groups = 1 normalises like LayerNorm over (C, *), num_groups = C
+    is instance normalisation.
+
+    Args:
+        num_groups (int): G; must divide num_channels.
+        num_channels (int): C.
+        eps (float): added to the variance. Default: 1e-5.
+        affine (bool): learn a per-channel weight and bias. Default: True.
+        dtype: the parameters' dtype. Default: :func:`convgrad.get_default_dtype`.
+
+    Shape:
+        - Input: ``(N, C, *)``
+        - Output: the input's shape.
+
+    Attributes:
+        weight (Parameter or None): ``(C,)``, ones.
+        bias (Parameter or None): ``(C,)``, zeros.
+
+    Example:
+        >>> gn = nn.GroupNorm(num_groups=2, num_channels=6)
+        >>> y = gn(np.random.default_rng(0).normal(1.0, 3.0, (2, 6, 4, 4)).astype(np.float32))
+        >>> bool(np.allclose(y.reshape(2, 2, -1).mean(axis=-1), 0.0, atol=1e-5))
+        True
+    """
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
         super().__init__()
-        self.num_groups = _positive_int(num_groups, "num_groups", "GroupNorm")
-        self.num_channels = _positive_int(num_channels, "num_channels", "GroupNorm")
+        self.num_groups = check_int("GroupNorm", "num_groups", num_groups, minimum=1)
+        self.num_channels = check_int("GroupNorm", "num_channels", num_channels, minimum=1)
         if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels must be divisible by num_groups, "
                              f"got num_channels={num_channels}, num_groups={num_groups}")
-        self.eps, self.affine = float(eps), bool(affine)
-        dt = np.dtype(dtype or get_default_dtype())
+        self.eps = _eps("GroupNorm", eps)
+        self.affine = check_bool("GroupNorm", "affine", affine)
+        dt = check_float_dtype("GroupNorm", dtype) or get_default_dtype()
         self.weight = Parameter(np.ones(num_channels, dt)) if affine else None
         self.bias = Parameter(np.zeros(num_channels, dt)) if affine else None
         self._cache = None
@@ -171,7 +332,7 @@ class GroupNorm(Module):
         y, self._cache = F.group_norm_forward(x, self.num_groups,
                                               None if self.weight is None else self.weight.data,
                                               None if self.bias is None else self.bias.data, self.eps,
-                                              workspace=self._workspace)
+                                              workspace=self._workspace, where="GroupNorm")
         return y
 
     def backward(self, grad_out):

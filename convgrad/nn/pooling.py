@@ -56,17 +56,101 @@ class _MaxPoolNd(Module):
 
 
 class MaxPool1d(_MaxPoolNd):
-    """(N, C, L) -> (N, C, L_out), L_out = floor((L + 2p - d(k-1) - 1)/s) + 1 (ceil with ceil_mode)."""
+    """1-D max pooling: the largest value of each window.
+
+    ``y[n, c, p] = max_k xpad[n, c, p*stride + k*dilation]`` over the kernel's offsets ``k`` (``xpad``:
+    padded with -inf). The backward pass routes each output's gradient to the position of its
+    window's maximum (the first one on ties, as torch) and adds where windows overlap.
+
+    Args:
+        kernel_size (int or tuple): the window k.
+        stride (int or tuple or None): the window's step. Default: kernel_size.
+        padding (int or tuple): -inf added on each side, at most half the kernel. Default: 0.
+        dilation (int or tuple): spacing between the window's taps. Default: 1.
+        return_indices (bool): forward also returns the flat spatial index of each maximum (for
+            MaxUnpool1d). Default: False.
+        ceil_mode (bool): round the output size up instead of down. Default: False.
+
+    Shape:
+        - Input: ``(N, C, L)``
+        - Output: ``(N, C, L_out)``, ``L_out = floor((L + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1``
+          (``ceil`` with ceil_mode).
+
+    Example:
+        >>> pool = nn.MaxPool1d(2)
+        >>> pool(np.array([[[1.0, 3.0, 2.0, 0.0, 5.0]]]))
+        array([[[3., 2.]]])
+        >>> pool.backward(np.array([[[10.0, 20.0]]]))      # routed to each window's maximum
+        array([[[ 0., 10., 20.,  0.,  0.]]])
+    """
     n_dims = 1
 
 
 class MaxPool2d(_MaxPoolNd):
-    """(N, C, H, W) -> (N, C, H_out, W_out), H_out = floor((H + 2p - d(k-1) - 1)/s) + 1."""
+    """2-D max pooling: the largest value of each window.
+
+    ``y[n, c, p] = max_k xpad[n, c, p*stride + k*dilation]`` over the kernel's offsets ``k`` (``xpad``:
+    padded with -inf). The backward pass routes each output's gradient to the position of its
+    window's maximum (the first one on ties, as torch) and adds where windows overlap.
+
+    Args:
+        kernel_size (int or tuple): the window (kh, kw).
+        stride (int or tuple or None): the window's step. Default: kernel_size.
+        padding (int or tuple): -inf added on each side, at most half the kernel. Default: 0.
+        dilation (int or tuple): spacing between the window's taps. Default: 1.
+        return_indices (bool): forward also returns the flat spatial index of each maximum (for
+            MaxUnpool2d). Default: False.
+        ceil_mode (bool): round the output size up instead of down. Default: False.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, H_out, W_out)``, per spatial axis ``i``: ``out[i] = floor((in[i] + 2*padding[i] - dilation[i]*(kernel_size[i] - 1) - 1) / stride[i]) + 1``
+          (``ceil`` with ceil_mode).
+
+    Example:
+        >>> pool = nn.MaxPool2d(kernel_size=2)
+        >>> x = np.array([[[[1.0, 2.0, 0.0, 1.0],
+        ...                 [4.0, 3.0, 1.0, 6.0],
+        ...                 [0.0, 1.0, 2.0, 2.0],
+        ...                 [1.0, 5.0, 3.0, 0.0]]]])
+        >>> pool(x)[0, 0]
+        array([[4., 6.],
+               [5., 3.]])
+        >>> pool.backward(np.ones((1, 1, 2, 2)))[0, 0]     # routed to each window's arg-max
+        array([[0., 0., 0., 0.],
+               [1., 0., 0., 1.],
+               [0., 0., 0., 0.],
+               [0., 1., 1., 0.]])
+    """
     n_dims = 2
 
 
 class MaxPool3d(_MaxPoolNd):
-    """(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)."""
+    """3-D max pooling: the largest value of each window.
+
+    ``y[n, c, p] = max_k xpad[n, c, p*stride + k*dilation]`` over the kernel's offsets ``k`` (``xpad``:
+    padded with -inf). The backward pass routes each output's gradient to the position of its
+    window's maximum (the first one on ties, as torch) and adds where windows overlap.
+
+    Args:
+        kernel_size (int or tuple): the window (kd, kh, kw).
+        stride (int or tuple or None): the window's step. Default: kernel_size.
+        padding (int or tuple): -inf added on each side, at most half the kernel. Default: 0.
+        dilation (int or tuple): spacing between the window's taps. Default: 1.
+        return_indices (bool): forward also returns the flat spatial index of each maximum (for
+            MaxUnpool3d). Default: False.
+        ceil_mode (bool): round the output size up instead of down. Default: False.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)``, per spatial axis ``i``: ``out[i] = floor((in[i] + 2*padding[i] - dilation[i]*(kernel_size[i] - 1) - 1) / stride[i]) + 1``
+          (``ceil`` with ceil_mode).
+
+    Example:
+        >>> pool = nn.MaxPool3d(kernel_size=2, stride=2)
+        >>> pool(np.zeros((2, 3, 4, 6, 7), dtype=np.float32)).shape
+        (2, 3, 2, 3, 3)
+    """
     n_dims = 3
 
 
@@ -102,7 +186,32 @@ class _AvgPoolNd(Module):
 
 
 class AvgPool1d(_AvgPoolNd):
-    """(N, C, L) -> (N, C, L_out), L_out = floor((L + 2p - k)/s) + 1 (ceil with ceil_mode)."""
+    """1-D average pooling: the mean of each window.
+
+    ``y[n, c, p] = sum_k xpad[n, c, p*stride + k] / divisor`` with ``divisor`` the window's size (or,
+    with count_include_pad=False, its elements that are not padding). The backward pass spreads
+    each output's gradient evenly over its window, ``1/divisor`` to each input (a transposed
+    convolution with a constant kernel), adding where windows overlap.
+
+    Args:
+        kernel_size (int or tuple): the window k.
+        stride (int or tuple or None): the window's step. Default: kernel_size.
+        padding (int or tuple): zeros added on each side, at most half the kernel. Default: 0.
+        ceil_mode (bool): round the output size up instead of down. Default: False.
+        count_include_pad (bool): count padded zeros in the divisor. Default: True.
+
+    Shape:
+        - Input: ``(N, C, L)``
+        - Output: ``(N, C, L_out)``, ``L_out = floor((L + 2*padding - kernel_size) / stride) + 1``
+          (``ceil`` with ceil_mode).
+
+    Example:
+        >>> pool = nn.AvgPool1d(2)
+        >>> pool(np.array([[[1.0, 3.0, 2.0, 0.0]]]))
+        array([[[2., 1.]]])
+        >>> pool.backward(np.array([[[1.0, 2.0]]]))        # spread evenly over each window
+        array([[[0.5, 0.5, 1. , 1. ]]])
+    """
     n_dims = 1
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
@@ -110,12 +219,64 @@ class AvgPool1d(_AvgPoolNd):
 
 
 class AvgPool2d(_AvgPoolNd):
-    """(N, C, H, W) -> (N, C, H_out, W_out), H_out = floor((H + 2p - k)/s) + 1."""
+    """2-D average pooling: the mean of each window.
+
+    ``y[n, c, p] = sum_k xpad[n, c, p*stride + k] / divisor`` with ``divisor`` the window's size (or,
+    with count_include_pad=False, its elements that are not padding). The backward pass spreads
+    each output's gradient evenly over its window, ``1/divisor`` to each input (a transposed
+    convolution with a constant kernel), adding where windows overlap.
+
+    Args:
+        kernel_size (int or tuple): the window (kh, kw).
+        stride (int or tuple or None): the window's step. Default: kernel_size.
+        padding (int or tuple): zeros added on each side, at most half the kernel. Default: 0.
+        ceil_mode (bool): round the output size up instead of down. Default: False.
+        count_include_pad (bool): count padded zeros in the divisor. Default: True.
+        divisor_override (int or None): divide by this instead. Default: None.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, H_out, W_out)``, per spatial axis ``i``: ``out[i] = floor((in[i] + 2*padding[i] - kernel_size[i]) / stride[i]) + 1``
+          (``ceil`` with ceil_mode).
+
+    Example:
+        >>> pool = nn.AvgPool2d(kernel_size=2)
+        >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+        >>> pool(x)[0, 0]
+        array([[ 2.5,  4.5],
+               [10.5, 12.5]])
+        >>> pool.backward(np.ones((1, 1, 2, 2)))[0, 0, 0]  # each window's gradient spread over its 4 inputs
+        array([0.25, 0.25, 0.25, 0.25])
+    """
     n_dims = 2
 
 
 class AvgPool3d(_AvgPoolNd):
-    """(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)."""
+    """3-D average pooling: the mean of each window.
+
+    ``y[n, c, p] = sum_k xpad[n, c, p*stride + k] / divisor`` with ``divisor`` the window's size (or,
+    with count_include_pad=False, its elements that are not padding). The backward pass spreads
+    each output's gradient evenly over its window, ``1/divisor`` to each input (a transposed
+    convolution with a constant kernel), adding where windows overlap.
+
+    Args:
+        kernel_size (int or tuple): the window (kd, kh, kw).
+        stride (int or tuple or None): the window's step. Default: kernel_size.
+        padding (int or tuple): zeros added on each side, at most half the kernel. Default: 0.
+        ceil_mode (bool): round the output size up instead of down. Default: False.
+        count_include_pad (bool): count padded zeros in the divisor. Default: True.
+        divisor_override (int or None): divide by this instead. Default: None.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)``, per spatial axis ``i``: ``out[i] = floor((in[i] + 2*padding[i] - kernel_size[i]) / stride[i]) + 1``
+          (``ceil`` with ceil_mode).
+
+    Example:
+        >>> pool = nn.AvgPool3d(kernel_size=3, stride=2, padding=1)
+        >>> pool(np.zeros((1, 2, 5, 8, 8), dtype=np.float32)).shape
+        (1, 2, 3, 4, 4)
+    """
     n_dims = 3
 
 
@@ -141,17 +302,70 @@ class _AdaptiveAvgPoolNd(Module):
 
 
 class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
-    """(N, C, L) -> (N, C, output_size)."""
+    """1-D adaptive average pooling: the mean over windows chosen to give a fixed output size.
+
+    Output position ``i`` of an axis of size ``S`` averages the inputs ``floor(i*S/out)`` up to (not
+    including) ``ceil((i+1)*S/out)``; the windows may overlap or differ in size. The backward pass
+    spreads each output's gradient evenly over its window.
+
+    Args:
+        output_size (int or tuple): the output's spatial size.
+
+    Shape:
+        - Input: ``(N, C, L)``
+        - Output: ``(N, C, L_out)`` with the output size L_out = output_size.
+
+    Example:
+        >>> pool = nn.AdaptiveAvgPool1d(2)
+        >>> pool(np.array([[[1.0, 2.0, 3.0, 4.0, 5.0]]]))     # windows [0, 3) and [2, 5)
+        array([[[2., 4.]]])
+    """
     n_dims = 1
 
 
 class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
-    """(N, C, H, W) -> (N, C, *output_size); output_size 1 is global average pooling."""
+    """2-D adaptive average pooling: the mean over windows chosen to give a fixed output size.
+
+    Output position ``i`` of an axis of size ``S`` averages the inputs ``floor(i*S/out)`` up to (not
+    including) ``ceil((i+1)*S/out)``; the windows may overlap or differ in size. The backward pass
+    spreads each output's gradient evenly over its window. output_size 1 is global average pooling.
+
+    Args:
+        output_size (int or tuple): the output's spatial size (an int for every axis; None keeps an axis).
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` with the output size output_size.
+
+    Example:
+        >>> gap = nn.AdaptiveAvgPool2d(1)                  # global average pooling
+        >>> x = np.random.default_rng(0).standard_normal((8, 64, 7, 7)).astype(np.float32)
+        >>> y = gap(x)
+        >>> y.shape, bool(np.allclose(y[:, :, 0, 0], x.mean(axis=(2, 3)), atol=1e-6))
+        ((8, 64, 1, 1), True)
+    """
     n_dims = 2
 
 
 class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
-    """(N, C, D, H, W) -> (N, C, *output_size)."""
+    """3-D adaptive average pooling: the mean over windows chosen to give a fixed output size.
+
+    Output position ``i`` of an axis of size ``S`` averages the inputs ``floor(i*S/out)`` up to (not
+    including) ``ceil((i+1)*S/out)``; the windows may overlap or differ in size. The backward pass
+    spreads each output's gradient evenly over its window.
+
+    Args:
+        output_size (int or tuple): the output's spatial size (an int for every axis; None keeps an axis).
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` with the output size output_size.
+
+    Example:
+        >>> pool = nn.AdaptiveAvgPool3d((1, 2, 2))
+        >>> pool(np.zeros((1, 3, 5, 7, 9), dtype=np.float32)).shape
+        (1, 3, 1, 2, 2)
+    """
     n_dims = 3
 
 
@@ -177,17 +391,71 @@ class _AdaptiveMaxPoolNd(Module):
 
 
 class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
-    """(N, C, L) -> (N, C, output_size)."""
+    """1-D adaptive max pooling: the maximum over windows chosen to give a fixed output size.
+
+    Output position ``i`` of an axis of size ``S`` takes the maximum of the inputs ``floor(i*S/out)``
+    up to (not including) ``ceil((i+1)*S/out)``. The backward pass routes each output's gradient
+    to its window's maximum.
+
+    Args:
+        output_size (int or tuple): the output's spatial size.
+        return_indices (bool): forward also returns the flat spatial index of each maximum. Default: False.
+
+    Shape:
+        - Input: ``(N, C, L)``
+        - Output: ``(N, C, L_out)`` with the output size L_out = output_size.
+
+    Example:
+        >>> pool = nn.AdaptiveMaxPool1d(2)
+        >>> pool(np.array([[[1.0, 5.0, 3.0, 4.0, 2.0]]]))     # windows [0, 3) and [2, 5)
+        array([[[5., 4.]]])
+    """
     n_dims = 1
 
 
 class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
-    """(N, C, H, W) -> (N, C, *output_size); output_size 1 is global max pooling."""
+    """2-D adaptive max pooling: the maximum over windows chosen to give a fixed output size.
+
+    Output position ``i`` of an axis of size ``S`` takes the maximum of the inputs ``floor(i*S/out)``
+    up to (not including) ``ceil((i+1)*S/out)``. The backward pass routes each output's gradient
+    to its window's maximum.
+
+    Args:
+        output_size (int or tuple): the output's spatial size (an int for every axis; None keeps an axis).
+        return_indices (bool): forward also returns the flat spatial index of each maximum. Default: False.
+
+    Shape:
+        - Input: ``(N, C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` with the output size output_size.
+
+    Example:
+        >>> pool = nn.AdaptiveMaxPool2d((2, 2))
+        >>> pool(np.zeros((4, 3, 9, 7), dtype=np.float32)).shape
+        (4, 3, 2, 2)
+    """
     n_dims = 2
 
 
 class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
-    """(N, C, D, H, W) -> (N, C, *output_size)."""
+    """3-D adaptive max pooling: the maximum over windows chosen to give a fixed output size.
+
+    Output position ``i`` of an axis of size ``S`` takes the maximum of the inputs ``floor(i*S/out)``
+    up to (not including) ``ceil((i+1)*S/out)``. The backward pass routes each output's gradient
+    to its window's maximum.
+
+    Args:
+        output_size (int or tuple): the output's spatial size (an int for every axis; None keeps an axis).
+        return_indices (bool): forward also returns the flat spatial index of each maximum. Default: False.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` with the output size output_size.
+
+    Example:
+        >>> pool = nn.AdaptiveMaxPool3d(1)
+        >>> pool(np.zeros((1, 3, 4, 5, 6), dtype=np.float32)).shape
+        (1, 3, 1, 1, 1)
+    """
     n_dims = 3
 
 
@@ -219,15 +487,80 @@ class _MaxUnpoolNd(Module):
 
 
 class MaxUnpool1d(_MaxUnpoolNd):
-    """(N, C, L) -> (N, C, L_out)."""
+    """1-D max unpooling: the partial inverse of MaxPool1d, its maxima put back in place.
+
+    ``forward(x, indices, output_size=None)`` writes each value of x at the flat spatial index
+    MaxPool1d(return_indices=True) gave for it, zeros elsewhere. The backward pass reads the
+    gradient back at the indices.
+
+    Args:
+        kernel_size (int or tuple): the pooling's window k.
+        stride (int or tuple or None): the pooling's stride. Default: kernel_size.
+        padding (int or tuple): the pooling's padding. Default: 0.
+
+    Shape:
+        - Input: ``(N, C, L)``, and indices of the same shape.
+        - Output: ``(N, C, L_out)``, ``L_out = (L - 1)*stride - 2*padding + kernel_size``,
+          or ``output_size`` when given.
+
+    Example:
+        >>> pool, unpool = nn.MaxPool1d(2, return_indices=True), nn.MaxUnpool1d(2)
+        >>> y, indices = pool(np.array([[[1.0, 3.0, 2.0, 0.0]]]))
+        >>> unpool(y, indices)
+        array([[[0., 3., 2., 0.]]])
+    """
     n_dims = 1
 
 
 class MaxUnpool2d(_MaxUnpoolNd):
-    """(N, C, H, W) -> (N, C, H_out, W_out), H_out = (H - 1)*s - 2p + k."""
+    """2-D max unpooling: the partial inverse of MaxPool2d, its maxima put back in place.
+
+    ``forward(x, indices, output_size=None)`` writes each value of x at the flat spatial index
+    MaxPool2d(return_indices=True) gave for it, zeros elsewhere. The backward pass reads the
+    gradient back at the indices.
+
+    Args:
+        kernel_size (int or tuple): the pooling's window (kh, kw).
+        stride (int or tuple or None): the pooling's stride. Default: kernel_size.
+        padding (int or tuple): the pooling's padding. Default: 0.
+
+    Shape:
+        - Input: ``(N, C, H, W)``, and indices of the same shape.
+        - Output: ``(N, C, H_out, W_out)``, per spatial axis ``i``: ``out[i] = (in[i] - 1)*stride[i] - 2*padding[i] + kernel_size[i]``,
+          or ``output_size`` when given.
+
+    Example:
+        >>> pool, unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+        >>> x = np.array([[[[1.0, 2.0], [4.0, 3.0]]]])
+        >>> y, indices = pool(x)
+        >>> unpool(y, indices)[0, 0]                       # the maxima back in place, zeros elsewhere
+        array([[0., 0.],
+               [4., 0.]])
+    """
     n_dims = 2
 
 
 class MaxUnpool3d(_MaxUnpoolNd):
-    """(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)."""
+    """3-D max unpooling: the partial inverse of MaxPool3d, its maxima put back in place.
+
+    ``forward(x, indices, output_size=None)`` writes each value of x at the flat spatial index
+    MaxPool3d(return_indices=True) gave for it, zeros elsewhere. The backward pass reads the
+    gradient back at the indices.
+
+    Args:
+        kernel_size (int or tuple): the pooling's window (kd, kh, kw).
+        stride (int or tuple or None): the pooling's stride. Default: kernel_size.
+        padding (int or tuple): the pooling's padding. Default: 0.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)``, and indices of the same shape.
+        - Output: ``(N, C, D_out, H_out, W_out)``, per spatial axis ``i``: ``out[i] = (in[i] - 1)*stride[i] - 2*padding[i] + kernel_size[i]``,
+          or ``output_size`` when given.
+
+    Example:
+        >>> pool, unpool = nn.MaxPool3d(2, return_indices=True), nn.MaxUnpool3d(2)
+        >>> y, indices = pool(np.random.default_rng(0).standard_normal((1, 2, 4, 4, 4)))
+        >>> unpool(y, indices).shape
+        (1, 2, 4, 4, 4)
+    """
     n_dims = 3

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_float_array
+from .._checks import check_float_array, check_grad, check_int
 from .module import Module
 
 
@@ -21,20 +21,33 @@ def _axis(dim, ndim: int, where: str, name: str) -> int:
 
 def _reshape_back(module: Module, grad_out):
     """The gradient of a reshape: grad_out reshaped to the input's shape."""
-    in_shape, out_shape = module._cached(module._cache)
-    where = type(module).__name__
-    check_float_array(grad_out, f"{where} backward", "grad_output")
-    if grad_out.shape != out_shape:
-        raise ValueError(f"{where} backward: expected grad_output of shape {out_shape}, got {grad_out.shape}")
-    return grad_out.reshape(in_shape)
+    in_shape, out_shape, dtype = module._cached(module._cache)
+    return check_grad(grad_out, out_shape, dtype, type(module).__name__).reshape(in_shape)
 
 
 class Flatten(Module):
-    """Merge dims start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W) by default."""
+    """Merge the axes start_dim..end_dim into one (a reshape); backward reshapes the gradient back.
+
+    Args:
+        start_dim (int): first axis merged. Default: 1 (the batch axis stays).
+        end_dim (int): last axis merged. Default: -1.
+
+    Shape:
+        - Input: ``(*, S_start, ..., S_end, *)``
+        - Output: ``(*, S_start * ... * S_end, *)``; by default ``(N, C, H, W) -> (N, C*H*W)``.
+
+    Example:
+        >>> flat = nn.Flatten()
+        >>> flat(np.zeros((32, 16, 5, 5), dtype=np.float32)).shape
+        (32, 400)
+        >>> flat.backward(np.zeros((32, 400), dtype=np.float32)).shape
+        (32, 16, 5, 5)
+    """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = check_int("Flatten", "start_dim", start_dim)
+        self.end_dim = check_int("Flatten", "end_dim", end_dim)
         self._cache = None
 
     def forward(self, x):
@@ -49,7 +62,7 @@ class Flatten(Module):
                                  f"for an input of shape {x.shape}")
             out_shape = (*x.shape[:s], math.prod(x.shape[s:e + 1]), *x.shape[e + 1:])
         y = x.reshape(out_shape)
-        self._cache = (x.shape, y.shape)
+        self._cache = (x.shape, y.shape, y.dtype)
         return y
 
     def backward(self, grad_out):
@@ -61,8 +74,22 @@ class Flatten(Module):
 
 
 class Unflatten(Module):
-    """Split dim into unflattened_size: e.g. Unflatten(1, (C, H, W)) maps (N, C*H*W) to
-    (N, C, H, W). One entry may be -1 (inferred)."""
+    """Split one axis into several (a reshape); backward reshapes the gradient back.
+
+    Args:
+        dim (int): the axis split.
+        unflattened_size (tuple of int): the sizes it is split into; their product must be the axis's
+            size. One entry may be -1 (inferred).
+
+    Shape:
+        - Input: ``(*, S_dim, *)``
+        - Output: ``(*, U_1, ..., U_k, *)`` with ``U_1 * ... * U_k = S_dim``.
+
+    Example:
+        >>> unflat = nn.Unflatten(1, (16, 5, -1))
+        >>> unflat(np.zeros((32, 400), dtype=np.float32)).shape
+        (32, 16, 5, 5)
+    """
 
     def __init__(self, dim: int, unflattened_size):
         super().__init__()
@@ -72,7 +99,8 @@ class Unflatten(Module):
         if sum(1 for s in unflattened_size if s == -1) > 1 or any(s < -1 for s in unflattened_size):
             raise ValueError(f"Unflatten: unflattened_size may hold at most one -1 and no other negative "
                              f"sizes, got {tuple(unflattened_size)}")
-        self.dim, self.unflattened_size = dim, tuple(int(s) for s in unflattened_size)
+        self.dim = check_int("Unflatten", "dim", dim)
+        self.unflattened_size = tuple(int(s) for s in unflattened_size)
         self._cache = None
 
     def _sizes(self, n: int, x_shape) -> tuple:
@@ -92,7 +120,7 @@ class Unflatten(Module):
         d = _axis(self.dim, x.ndim, "Unflatten", "dim")
         sizes = self._sizes(x.shape[d], x.shape)
         y = x.reshape(*x.shape[:d], *sizes, *x.shape[d + 1:])
-        self._cache = (x.shape, y.shape)
+        self._cache = (x.shape, y.shape, y.dtype)
         return y
 
     def backward(self, grad_out):

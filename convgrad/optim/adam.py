@@ -15,7 +15,7 @@ def _lerp_(a: np.ndarray, b: np.ndarray, w: float) -> None:
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam. Per parameter, at step t, with g = grad (-grad if maximize):
+    """torch.optim.Adam. Per parameter, at step t, with g = grad (-grad if maximize)::
 
         p = p * (1 - lr * weight_decay)   if decoupled_weight_decay (AdamW)
         g = g + weight_decay * p          otherwise

@@ -50,9 +50,10 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     max_norm = check_real(where, "max_norm", max_norm, minimum=0.0)
     if isinstance(norm_type, str) and norm_type.lower() in ("inf", "+inf"):
         norm_type = math.inf
-    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, (int, float, np.number)) \
-            or math.isnan(float(norm_type)):
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, (int, float, np.integer, np.floating)):
         raise TypeError(f"{where}: norm_type must be a number or 'inf', got {norm_type!r}")
+    if math.isnan(float(norm_type)):
+        raise ValueError(f"{where}: norm_type must be a number or 'inf', got {norm_type!r}")
     norm_type = float(norm_type)
     if not grads:
         return 0.0

@@ -90,8 +90,10 @@ class CosineAnnealingLR(LRScheduler):
     """Cosine annealing from the base lr to eta_min over T_max epochs (without restarts;
     past T_max the lr rises again along the cosine).
 
-    Like torch, step() uses the recursive form
+    Like torch, step() uses the recursive form::
+
         lr_t = eta_min + (lr_{t-1} - eta_min) (1 + cos(pi t / T_max)) / (1 + cos(pi (t-1) / T_max)),
+
     which follows any outside change to group["lr"], so values match torch's bit for bit.
     """
 

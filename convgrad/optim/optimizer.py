@@ -15,47 +15,14 @@ what such a round trip gives back: string keys ("0") in "state", lists for tuple
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Callable
 
 import numpy as np
 
+from .._checks import check_bool, check_int, check_real  # noqa: F401 (re-exported to the schedulers)
 from ..nn.module import Parameter
 
 _LIST_KEYS = ("params", "param_names")
-
-
-# ---- argument checks shared by the optimisers and schedulers ---------------------------
-def check_real(where: str, name: str, value, *, minimum: float | None = None,
-               below: float | None = None, positive: bool = False) -> float:
-    """Require a finite real number (not a bool) with optional bounds; return it as float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{where}: {name} must be finite, got {value!r}")
-    if positive and not v > 0:
-        raise ValueError(f"{where}: {name} must be > 0, got {value!r}")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
-    if below is not None and not v < below:
-        raise ValueError(f"{where}: {name} must be < {below}, got {value!r}")
-    return v
-
-
-def check_bool(where: str, name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: {name} must be a bool, got {value!r}")
-    return bool(value)
-
-
-def check_int(where: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{where}: {name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def to_plain(value):
@@ -91,7 +58,11 @@ class Optimizer:
         if isinstance(params, (set, frozenset)):
             raise TypeError(f"{name}: params must be an ordered collection (a set's order "
                             f"changes between runs); use a list")
-        groups = list(params)
+        try:
+            groups = list(params)
+        except TypeError:
+            raise TypeError(f"{name}: params must be an iterable of Parameters or of param-group dicts, "
+                            f"got {type(params).__name__}") from None
         if not groups:
             raise ValueError(f"{name}: got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -171,6 +142,10 @@ class Optimizer:
     def _grad(self, p: Parameter, maximize: bool) -> np.ndarray:
         """p.grad in p's dtype (negated if maximize); never aliased when it will be modified."""
         g = p.grad
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}: a parameter of dtype {p.data.dtype} has a grad of "
+                            f"{type(g).__name__ if not isinstance(g, np.ndarray) else 'dtype ' + str(g.dtype)}; "
+                            f"expected a floating array")
         if g.shape != p.data.shape:
             raise ValueError(f"{type(self).__name__}: a parameter of shape {p.data.shape} has a "
                              f"grad of shape {g.shape}")
@@ -203,19 +178,26 @@ class Optimizer:
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the state has {len(saved_groups)} param groups, "
                              f"the optimiser {len(self.param_groups)}")
+        def index(key) -> int:
+            try:
+                return int(key)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}.load_state_dict: parameter index {key!r} in the state is not an "
+                                 f"integer") from None
+
         id_map: dict[int, Parameter] = {}
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             saved_params = list(saved["params"])
             if len(saved_params) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: param group {i} has {len(saved_params)} "
                                  f"parameters in the state, {len(group['params'])} in the optimiser")
-            id_map.update(zip((int(k) for k in saved_params), group["params"]))
+            id_map.update(zip((index(k) for k in saved_params), group["params"]))
         state: dict[Parameter, dict[str, Any]] = {}
         for key, entry in state_dict["state"].items():
-            if int(key) not in id_map:
+            if index(key) not in id_map:
                 raise ValueError(f"{name}.load_state_dict: state for parameter index {key}, "
                                  f"which no param group lists")
-            p = id_map[int(key)]
+            p = id_map[index(key)]
             restored = {}
             for k, v in entry.items():
                 v = to_plain(v)

@@ -7,7 +7,7 @@ from .optimizer import Optimizer, check_bool, check_real
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD. Per parameter, with g = grad (-grad if maximize):
+    """torch.optim.SGD. Per parameter, with g = grad (-grad if maximize)::
 
         g = g + weight_decay * p
         b = g (first step), else b = momentum * b + (1 - dampening) * g
@@ -15,6 +15,17 @@ class SGD(Optimizer):
         p = p - lr * g
 
     State per parameter: "momentum_buffer" (only when momentum != 0).
+
+    Example:
+        >>> fc = nn.Linear(2, 1)
+        >>> opt = cg.optim.SGD(fc.parameters(), lr=0.1, momentum=0.9)
+        >>> before = fc.weight.data.copy()
+        >>> y = fc(np.ones((1, 2), dtype=np.float32))
+        >>> _ = fc.backward(np.ones_like(y))             # fills weight.grad and bias.grad
+        >>> opt.step()                                   # p = p - lr * grad (the first step's buffer is grad)
+        >>> bool(np.allclose(fc.weight.data, before - 0.1 * fc.weight.grad))
+        True
+        >>> opt.zero_grad()
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,

@@ -1,15 +1,18 @@
 """`convgrad attack`: adversarial examples (FGSM, PGD) through the model's own backward.
 
-The gradient an attack follows is the one training computes, taken one step further down:
+The gradient an attack follows is the one training computes, taken one step further down::
 
     logits = model((x - mean) / std)            x: pixels in [0, 1], (N, C, H, W)
     dL/dz  = model.backward(CrossEntropyLoss.backward())
     dL/dx  = dL/dz / std                         (chain rule through the normalisation)
 
-FGSM (Goodfellow et al. 2015):  x' = clip(x + eps * sign(dL/dx), 0, 1)
-PGD  (Madry et al. 2018):       K steps x <- clip(proj_eps(x + alpha * sign(dL/dx)), 0, 1),
-                                proj_eps the projection onto the L-inf ball |x - x_clean| <= eps;
-                                an image stays at the first iterate that fools the model.
+The attacks::
+
+    FGSM (Goodfellow et al. 2015):  x' = clip(x + eps * sign(dL/dx), 0, 1)
+    PGD  (Madry et al. 2018):       K steps x <- clip(proj_eps(x + alpha * sign(dL/dx)), 0, 1),
+                                    proj_eps the projection onto the L-inf ball |x - x_clean| <= eps;
+                                    an image stays at the first iterate that fools the model.
+
 Targeted (--target T): minimise the loss of class T instead, x' = x - eps * sign(dL_T/dx).
 eps and alpha are in pixel units ([0, 1]); 8/255 ~ 0.031 is the customary "invisible" budget.
 """
@@ -143,6 +146,44 @@ def format_table(clean_acc: float, results, target_name: str | None = None) -> s
 # ---------------------------------------------------------------------------------------
 # The subcommand
 # ---------------------------------------------------------------------------------------
+def _cmd_image(args, pm, state) -> int:
+    """One image of the user's: original, amplified perturbation with its scale, result, both predictions."""
+    from ..checkpoint import atomic_write_bytes
+    from ..data.images import load_image
+    from ..functional.activation import softmax
+    from ._common import check_image_shape
+    from .figures import image_attack_figure
+    mc, classes = state["model_config"], state.get("classes")
+    img = load_image(args.image, mc["in_channels"], mc["image_size"], invert=args.invert)
+    check_image_shape(state, img.shape, f"the image read from {args.image!r}")
+    x = img[None].astype(np.float64) / 255.0
+    target = None if args.target is None else class_index(args.target, classes)
+    name = lambda k: str(classes[k]) if classes else str(k)  # noqa: E731
+    probs = softmax(pm.logits(x), dim=1)[0]
+    clean = int(np.argmax(probs))
+    print(f"{args.image}: predicted {name(clean)} ({probs[clean]:.3f}); {args.method.upper()}"
+          + (f" targeted at {name(target)}" if target is not None else " away from that prediction"))
+    base = os.path.splitext(args.out_image or args.image)[0]
+    for eps in args.eps:
+        if args.method == "fgsm":
+            adv = fgsm(pm, x, np.array([clean]), eps, target)
+        else:
+            adv = pgd(pm, x, np.array([clean]), eps, args.steps, args.alpha, target)
+        p_adv = softmax(pm.logits(adv), dim=1)[0]
+        k = int(np.argmax(p_adv))
+        fooled = (k == target) if target is not None else (k != clean)
+        path = f"{base}_{args.method}_eps{eps:g}.png" if len(args.eps) > 1 or not args.out_image else args.out_image
+        png = image_attack_figure(x[0], adv[0], eps, f"{name(clean)} ({probs[clean]:.2f})",
+                                  f"{name(k)} ({p_adv[k]:.2f})",
+                                  f"{args.method.upper()} eps={eps:g}: max |perturbation| = "
+                                  f"{np.abs(adv - x).max():.3g} (amplified x{1 / eps:g} in the middle)")
+        atomic_write_bytes(path, png)
+        print(f"  eps {eps:g}: max |x' - x| = {np.abs(adv - x).max():.4g}; prediction {name(clean)} "
+              f"({probs[clean]:.3f}) -> {name(k)} ({p_adv[k]:.3f}), {'fooled' if fooled else 'not fooled'}; "
+              f"figure {path}")
+    return 0
+
+
 def _cmd(args) -> int:
     from ..checkpoint import atomic_write_bytes
     from .figures import adversarial_grid
@@ -150,6 +191,8 @@ def _cmd(args) -> int:
     pm = PixelModel.from_state(model, state)
     for e in args.eps:
         check_eps(e)
+    if args.image:
+        return _cmd_image(args, pm, state)
     images, labels, classes = load_test_split(state, args.data, args.data_root, args.limit)
     target = None if args.target is None else class_index(args.target, classes)
     x = pixels(images)
@@ -190,6 +233,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000, help="attack the first N test images (default 1000)")
     p.add_argument("--examples", type=int, default=6, help="images shown in the grid (default 6)")
     p.add_argument("--out", default=None, help="directory of the grid PNG (default: the run directory)")
+    p.add_argument("--image", default=None, metavar="PNG",
+                   help="attack this image instead of the test split: original, amplified perturbation, result")
+    p.add_argument("--invert", action="store_true", help="with --image: invert grey levels (dark object on light)")
+    p.add_argument("--out-image", default=None, metavar="PNG",
+                   help="with --image: the figure's file (default: IMAGE_METHOD_epsEPS.png beside the image)")
     p.set_defaults(func=lambda a: guarded("attack", _cmd, a))
     return p
 

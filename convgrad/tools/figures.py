@@ -69,6 +69,26 @@ def adversarial_grid(x: np.ndarray, labels, clean_pred, adversarial: list, class
     return png_bytes(fig)
 
 
+def image_attack_figure(x, x_adv, eps: float, before: str, after: str, title: str = "") -> bytes:
+    """One image: original | perturbation amplified 1/eps times (|delta| = eps saturates) | result.
+    x, x_adv: (C, H, W) in [0, 1]; before/after: the two predictions as text."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.6))
+    delta = x_adv - x
+    gain = 1.0 / max(eps, 1e-12)
+    _show(axes[0], x, f"original\n{before}")
+    if delta.shape[0] == 1:
+        _show(axes[1], delta[0] * gain, f"perturbation x {gain:g}\n(blue -{eps:g} .. red +{eps:g})", cmap="RdBu_r",
+              vmin=-1, vmax=1)
+    else:
+        _show(axes[1], 0.5 + 0.5 * delta * gain, f"perturbation x {gain:g}\n(grey 0, +-{eps:g} saturates)")
+    _show(axes[2], x_adv, f"adversarial\n{after}")
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
 def saliency_grid(x: np.ndarray, saliency: np.ndarray, pred, classes=None, labels=None, probs=None,
                   title: str = "") -> bytes:
     """One row per image: the image and its saliency |d score / d pixel| (max over channels) as a

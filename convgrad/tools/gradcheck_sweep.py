@@ -4,7 +4,7 @@ For each layer and each of --configs random configurations (small shapes, float6
 library's gradcheck compares the input gradient and every parameter gradient of backward()
 with (L(t + eps) - L(t - eps)) / 2 eps of L = sum(forward(x) * g). A table row per
 configuration gives the largest relative error of each gradient and PASS/FAIL; the exit status
-is 1 when any configuration fails. A user's layer is checked the same way:
+is 1 when any configuration fails. A user's layer is checked the same way::
 
     convgrad gradcheck --module mypkg.layers:MyConv --args '{"in_channels": 2}' --input-shape 2,2,5,5
 
@@ -154,6 +154,7 @@ def format_row(r: Result) -> str:
 
 
 def failure_details(results) -> str:
+    """The failed sweep results as text: layer, configuration and the error or report."""
     lines = []
     for r in results:
         if r.passed:
@@ -227,11 +228,17 @@ def _check_model(args) -> int:
     model = build(args.model, generator=args.seed)
     if args.eval:
         model.eval()
+    from ..nn import Dropout, Dropout2d
+    dropouts = [m for m in model.modules() if isinstance(m, (Dropout, Dropout2d)) and m.training]
+    for m in dropouts:                  # a fresh mask every forward would make the differences noise
+        m.eval()
     x = np.random.default_rng(args.seed).standard_normal((2, 1, 28, 28))
     k = args.sample or 10
     n = sum(p.data.size for p in model.parameters())
     print(f"gradcheck {args.model}: {n} parameters in {len(list(model.parameters()))} tensors; {k} entries per "
-          f"tensor drawn with seed {args.seed}, central differences in float64 (eps {args.eps:g})", flush=True)
+          f"tensor drawn with seed {args.seed}, central differences in float64 (eps {args.eps:g})"
+          + (f"; its {len(dropouts)} Dropout layer(s) in eval mode (a new mask every forward would make the "
+             "differences noise)" if dropouts else ""), flush=True)
     tty = sys.stderr.isatty()
 
     def progress(name, done, total):

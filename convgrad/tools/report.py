@@ -50,10 +50,12 @@ def _e(value) -> str:
 
 
 def img_tag(png: bytes, alt: str) -> str:
+    """An <img> element with the PNG embedded as a data URI (the page stays one file)."""
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
 def figure(png: bytes, caption: str) -> str:
+    """A <figure> of the embedded PNG with its caption."""
     return f"<figure>{img_tag(png, caption)}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
@@ -75,17 +77,21 @@ def _regenerate(name: str, make) -> bytes:
 
 
 class Section:
+    """One section of the report page: an anchor, a title and the HTML fragments added to it."""
     def __init__(self, anchor: str, title: str):
         self.anchor, self.title, self.parts = anchor, title, []
 
     def add(self, fragment: str) -> "Section":
+        """Append an HTML fragment; returns the section (for chaining)."""
         self.parts.append(fragment)
         return self
 
     def note(self, text: str) -> "Section":
+        """Append a paragraph of (escaped) text in the note style."""
         return self.add(f'<p class="note">{_e(text)}</p>')
 
     def render(self) -> str:
+        """The section as HTML."""
         return f'<section id="{self.anchor}"><h2>{_e(self.title)}</h2>{"".join(self.parts)}</section>'
 
 
@@ -234,7 +240,7 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
 
     title = f"convgrad run report: {os.path.basename(os.path.abspath(directory))}"
     nav = "".join(f'<a href="#{sec.anchor}">{_e(sec.title.split(" (")[0])}</a>' for sec in sections)
-    subtitle = (f"{mc['name']} on {cfg.get('data', '?')} &middot; {_e(os.path.abspath(directory))} &middot; "
+    subtitle = (f"{_e(mc['name'])} on {_e(cfg.get('data', '?'))} &middot; {_e(os.path.abspath(directory))} &middot; "
                 f"generated {time.strftime('%Y-%m-%d %H:%M')} in {time.perf_counter() - start:.1f} s")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

@@ -1,0 +1,63 @@
+"""What the private caches of issue 11 cost: the layers of this checkout against those of another
+revision (imported as the package `convgrad_base`), interleaved in one process, float32.
+
+    mkdir -p /tmp/cgb/x && git archive main convgrad | tar -x -C /tmp/cgb/x \
+        && mv /tmp/cgb/x/convgrad /tmp/cgb/convgrad_base
+    python benchmarks/bench_private_caches.py --base /tmp/cgb [--reps 25]
+
+A forward now keeps what its backward needs independent of the caller's arrays (a copy of the
+input for the norm layers and Linear, a 1-byte mask for ReLU, a copy of the output for
+sigmoid/tanh/softmax); this prints the median and minimum milliseconds of both revisions and the
+ratio of the medians. On a shared machine run it several times: the spread is large.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+def cases(mod, x, g, xl, gl):
+    bn, relu, lin, gn, sig = (mod.BatchNorm2d(64), mod.ReLU(), mod.Linear(1600, 128, generator=0),
+                              mod.GroupNorm(8, 64), mod.Sigmoid())
+    return {"BatchNorm2d fwd": lambda: bn(x), "BatchNorm2d fwd+bwd": lambda: (bn(x), bn.backward(g)),
+            "ReLU fwd": lambda: relu(x), "ReLU fwd+bwd": lambda: (relu(x), relu.backward(g)),
+            "Linear 1600->128 fwd": lambda: lin(xl), "Linear 1600->128 fwd+bwd": lambda: (lin(xl), lin.backward(gl)),
+            "GroupNorm(8, 64) fwd+bwd": lambda: (gn(x), gn.backward(g)),
+            "Sigmoid fwd+bwd": lambda: (sig(x), sig.backward(g))}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", required=True, help="directory holding the package convgrad_base")
+    ap.add_argument("--reps", type=int, default=25)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, args.base)
+    import convgrad_base.nn as base_nn
+    from convgrad import nn
+    from convgrad.memory import retain_freed_memory
+    retain_freed_memory()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 64, 32, 32), dtype=np.float32)
+    g = rng.standard_normal(x.shape, dtype=np.float32)
+    xl, gl = rng.standard_normal((64, 1600), dtype=np.float32), rng.standard_normal((64, 128), dtype=np.float32)
+    a, b = cases(base_nn, x, g, xl, gl), cases(nn, x, g, xl, gl)
+    times = {k: ([], []) for k in a}
+    for r in range(args.reps):
+        for k in a:
+            order = ((0, a[k]), (1, b[k])) if r % 2 else ((1, b[k]), (0, a[k]))
+            for which, fn in order:
+                t = time.perf_counter()
+                fn()
+                times[k][which].append(time.perf_counter() - t)
+    print("| case | base ms (median, min) | this checkout ms (median, min) | ratio of medians |")
+    print("|---|---:|---:|---:|")
+    for k, (ta, tb) in times.items():
+        print(f"| {k} | {1e3 * np.median(ta):.2f}, {1e3 * min(ta):.2f} | {1e3 * np.median(tb):.2f}, "
+              f"{1e3 * min(tb):.2f} | {np.median(tb) / np.median(ta):.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Depthwise route (2-d, groups == C_in == C_out): banded filter matrices (see banded.py).
+
+Forward: y[n, c, block] = B[c] @ S[n, c, block rows], blocks of BLOCK_ROWS output rows.
+Backward, stride 1: the lectures' full convolution dx = conv(pad(dy, d(k-1) - p), rot180(w))
+as one banded GEMM per (sample, channel) on dy's row stack, and dw from the same stack.
+Backward, stride > 1: dw from the saved stack (blocked), dx = row_stack_adjoint(B^T @ dY).
+
+Threads: depthwise channels are independent, and this route is many small BLAS calls and
+copies that NumPy runs on one core, so the stride-1 case splits its channels into one part
+per thread (convgrad._threads), each part writing its slice of y, dx and dw.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import _threads
+from ..padding import vjp_padding
+from .banded import (band_matrix, band_matrix_adjoint, band_span, row_stack, row_stack_adjoint, stack_blocks,
+                     taps_weight_grad)
+from .geometry import ConvGeometry, conv_geometry
+from .workspace import ConvCache, buffer, release_saved, take_saved
+
+NAME = "depthwise"
+MAX_ROWS = 64           # strided depthwise: its input gradient uses one band of Ho rows
+
+
+def applies(geo: ConvGeometry) -> bool:
+    """2-d, groups == C_in == C_out, non-negative padding, no input dilation."""
+    c_in, c_out, g = geo.in_shape[1], geo.w_shape[0], geo.groups
+    return (g == c_in == c_out and len(geo.out) == 2 and all(p >= 0 for pair in geo.pads for p in pair)
+            and all(d == 1 for d in geo.lhs_dilation))
+
+
+def suits(geo: ConvGeometry) -> bool:
+    """Where it is the fastest route: more than one channel; strided only up to MAX_ROWS output rows."""
+    return applies(geo) and geo.groups > 1 and (geo.stride == (1, 1) or geo.out[0] <= MAX_ROWS)
+
+
+def rebuild(x, w, geo: ConvGeometry):
+    return _stack(x, geo, None)
+
+
+BLOCK_ROWS = 8   # output rows per banded GEMM block
+
+
+def _parts(out_h: int) -> list[tuple[int, int, int]]:
+    """Blocks of output rows covering [0, Ho): (first row, number of blocks, rows per block)
+    for the full blocks, then one for the remainder."""
+    rows = min(BLOCK_ROWS, out_h)
+    full = out_h // rows
+    parts = [(0, full, rows)]
+    if out_h > full * rows:
+        parts.append((full * rows, 1, out_h - full * rows))
+    return parts
+
+
+def _stack(x, geo: ConvGeometry, ws, out=None) -> np.ndarray:
+    """x (N, C, H, W) -> S (N, C, Hp, kw, Wo). The workspace remembers for which geometry its
+    stack buffer's padding zeros are intact ("stack_zeros"), so they are written once."""
+    n, c = x.shape[:2]
+    key = (x.shape, x.dtype, geo.pads, geo.kernel[1], geo.stride[1], geo.dilation[1])
+    if out is None and ws is not None:
+        out = buffer(ws, "stack", (n, c, geo.padded[0], geo.kernel[1], geo.out[1]), x.dtype)
+    clean = ws is not None and out is ws.get("stack") and ws.get("stack_zeros") == key
+    stack = row_stack(x, geo.pads, geo.kernel[1], geo.stride[1], geo.dilation[1], geo.out[1], out=out,
+                      zero_borders=not clean)
+    if ws is not None and stack is ws.get("stack"):
+        ws["stack_zeros"] = key
+    return stack
+
+
+def _forward(x, w, b, geo: ConvGeometry, ws, stack_out=None, y=None):
+    """y[n, c, block] = B[c] @ S[n, c, block rows] -> (y (N, C, Ho, Wo), S). y: where to write
+    (a view of a larger output is fine)."""
+    n, c = x.shape[:2]
+    (kh, kw), sh, dh = geo.kernel, geo.stride[0], geo.dilation[0]
+    stack = _stack(x, geo, ws, out=stack_out)
+    if y is None:
+        y = np.empty((n, c, *geo.out), dtype=x.dtype)
+    for first, blocks, rows in _parts(geo.out[0]):
+        span = band_span(rows, kh, sh, dh)
+        band = band_matrix(w, rows, sh, dh).reshape(c, 1, rows, span * kw)
+        out = y[:, :, first:first + blocks * rows].reshape(n, c, blocks, rows, geo.out[1])
+        np.matmul(band, stack_blocks(stack, first * sh, blocks, rows, sh, span), out=out)
+    if b is not None:
+        y += b[:, None, None]
+    return y, stack
+
+
+def _weight_grad(dy, stack, geo: ConvGeometry, ws) -> np.ndarray:
+    """dw: the band of dY_block @ S_block^T, summed over samples and blocks."""
+    n, c, _, wo = dy.shape
+    (kh, kw), sh, dh = geo.kernel, geo.stride[0], geo.dilation[0]
+    dw = 0
+    for first, blocks, rows in _parts(geo.out[0]):
+        span = band_span(rows, kh, sh, dh)
+        dy_blocks = dy[:, :, first:first + blocks * rows].reshape(n, c, blocks, rows, wo)
+        out = buffer(ws, "d_band_tail" if first else "d_band", (n, c, blocks, rows, span * kw), dy.dtype)
+        d_band = np.matmul(dy_blocks, stack_blocks(stack, first * sh, blocks, rows, sh, span).swapaxes(3, 4), out=out)
+        dw = dw + band_matrix_adjoint(d_band.reshape(n, c, blocks, rows, span, kw), kh, sh, dh)
+    return dw
+
+
+def _reuse_memory(arr: np.ndarray | None, shape, dtype) -> np.ndarray | None:
+    """A view of arr's memory with the given shape, if arr is contiguous and large enough."""
+    size = math.prod(shape)
+    if arr is None or arr.dtype != dtype or arr.size < size or not arr.flags.c_contiguous:
+        return None
+    return arr.reshape(-1)[:size].reshape(shape)
+
+
+def _backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads, dx_out=None, weight_grad=True):
+    """Stride 1: the lectures' full convolution, dx = conv(pad(dy, d(k-1) - p), rot180(w)), as
+    one unblocked banded GEMM per (sample, channel) on the taps-first row stack of dy; the
+    same stack gives dw in one pass (taps_weight_grad). -> (dx, dw)."""
+    n, c, ho, wo = dy.shape
+    (kh, kw), dh = geo.kernel, geo.dilation[0]
+    geo_t = conv_geometry(dy.shape, w.shape, 1, flipped_pads, geo.dilation, geo.groups, where="conv2d backward")
+    key = (dy.shape, dy.dtype, flipped_pads, geo.dilation)
+    shape = (n, c, kw, geo_t.padded[0], geo_t.out[1])
+    out = None if ws is None else buffer(ws, "stack_t", shape, dy.dtype)
+    clean = ws is not None and ws.get("stack_t_zeros") == key
+    dy_stack = row_stack(dy, flipped_pads, kw, 1, geo.dilation[1], geo_t.out[1], out=out, zero_borders=not clean,
+                         taps_first=True)
+    if ws is not None:
+        ws["stack_t_zeros"] = key
+    h = geo_t.out[0]
+    band = band_matrix(np.ascontiguousarray(w[:, :, ::-1, ::-1]), h, 1, dh)         # (C, H, Hp', kw)
+    band = np.ascontiguousarray(band.transpose(0, 1, 3, 2)).reshape(c, h, -1)      # columns (b, h) as the stack
+    dx = np.matmul(band, dy_stack.reshape(n, c, -1, geo_t.out[1]), out=dx_out)
+    return dx, (taps_weight_grad(x, dy_stack, kh, dh) if weight_grad else None)
+
+
+def _input_grad(dy, w, geo: ConvGeometry, scratch) -> np.ndarray:
+    """dx for stride > 1: dS = B^T @ dY (one block of all Ho rows), scattered back by
+    row_stack_adjoint. `scratch`: the consumed stack buffer, reused for dS."""
+    n, c, ho, wo = dy.shape
+    (kh, kw), hp = geo.kernel, geo.padded[0]
+    span = band_span(ho, kh, geo.stride[0], geo.dilation[0])
+    band = band_matrix(w, ho, geo.stride[0], geo.dilation[0]).reshape(c, ho, span * kw)
+    d_stack = _reuse_memory(scratch, (n, c, hp, kw, wo), dy.dtype)
+    if d_stack is None:
+        d_stack = np.empty((n, c, hp, kw, wo), dtype=dy.dtype)
+    d_stack[:, :, span:] = 0                                  # rows no window reached
+    np.matmul(band.transpose(0, 2, 1), dy, out=d_stack[:, :, :span].reshape(n, c, span * kw, wo))
+    return row_stack_adjoint(d_stack, geo.pads, geo.in_shape[2:], geo.stride[1], geo.dilation[1])
+
+
+def _flipped_pads(geo: ConvGeometry) -> tuple:
+    """The input gradient's padding (at stride 1: d(k-1) - p per side)."""
+    return vjp_padding(geo.in_shape[2:], geo.kernel, geo.stride, geo.dilation, geo.pads, geo.out)
+
+
+def is_stride1(geo: ConvGeometry) -> bool:
+    return geo.stride == (1, 1) and all(p >= 0 for pair in _flipped_pads(geo) for p in pair)
+
+
+def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
+    """(dx, dw, db). Stride 1: both from dy's row stack. Otherwise dw from the saved stack
+    (blocked), then dx in the stack's memory. (dx is always computed: at stride 1 it comes
+    with dw from the same stack.)"""
+    geo, w, ws = cache.geo, cache.w, cache.workspace
+    split = _threads.parts(geo.in_shape[1], MIN_CHANNELS) if is_stride1(geo) else None
+    if split is not None:
+        return _backward_threads(dy, cache, split, weight_grad)
+    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    if is_stride1(geo):
+        return (*_backward_stride1(dy, cache.x, w, geo, ws, _flipped_pads(geo), weight_grad=weight_grad), db)
+    if weight_grad:
+        stack, scratch = take_saved(cache, rebuild)
+        dw = _weight_grad(dy, stack, geo, ws)
+    else:
+        stack, scratch, dw = release_saved(cache), True, None
+    if ws is not None:
+        ws["stack_zeros"] = None
+    return _input_grad(dy, w, geo, stack if scratch else None), dw, db
+
+
+MIN_CHANNELS = 8       # channels per part below which splitting does not pay
+
+
+def _part(geo: ConvGeometry, channels: int) -> ConvGeometry:
+    """The same depthwise convolution on `channels` of the channels."""
+    n = geo.in_shape[0]
+    return conv_geometry((n, channels, *geo.in_shape[2:]), (channels, 1, *geo.kernel), geo.stride, geo.pads,
+                         geo.dilation, channels, where="depthwise part")
+
+
+def _part_workspace(ws: dict | None, t: int) -> dict | None:
+    return None if ws is None else ws.setdefault(("part", t), {})
+
+
+def forward(x, w, b, geo: ConvGeometry, ws):
+    """The depthwise forward, stride 1 split over channels -> (y, None): its backward
+    needs x and dy only."""
+    split = _threads.parts(x.shape[1], MIN_CHANNELS) if is_stride1(geo) else None
+    if split is None:
+        return _forward(x, w, b, geo, ws)
+    y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
+
+    def part(item):
+        t, sl = item
+        _forward(x[:, sl], w[sl], None if b is None else b[sl], _part(geo, sl.stop - sl.start),
+                 _part_workspace(ws, t), y=y[:, sl])
+    _threads.run_parts(part, list(enumerate(split)))
+    return y, None
+
+
+def _backward_threads(dy, cache: ConvCache, split, weight_grad: bool = True):
+    geo, w = cache.geo, cache.w
+    dx = np.empty(geo.in_shape, dtype=dy.dtype)
+    dw = np.empty(w.shape, dtype=w.dtype) if weight_grad else None
+    db = np.empty(w.shape[0], dtype=dy.dtype) if cache.has_bias else None
+    flipped = _flipped_pads(geo)
+
+    def part(item):
+        t, sl = item
+        g = dy[:, sl]
+        _, dw_part = _backward_stride1(g, cache.x[:, sl], w[sl], _part(geo, sl.stop - sl.start),
+                                       _part_workspace(cache.workspace, t), flipped, dx_out=dx[:, sl],
+                                       weight_grad=weight_grad)
+        if dw is not None:
+            dw[sl] = dw_part
+        if db is not None:
+            db[sl] = g.sum(axis=(0, 2, 3))
+    _threads.run_parts(part, list(enumerate(split)))
+    return dx, dw, db
+
+

@@ -1,0 +1,153 @@
+"""Work memory of the convolution routes, and the forward cache.
+
+Two kinds of work memory:
+- a layer's `workspace` dict (kept by nn.ConvNd between calls): buffers reused while the
+  shapes match, some of which back the cache until its backward consumes it (per-sample and
+  depthwise routes). A forward that finds its workspace still backing a live, unconsumed
+  cache (a layer called twice before its backward) takes fresh buffers.
+- the scratch pool: per-thread buffers shared by every layer, for patch matrices that are
+  built and consumed within one call. Their size is bounded by the workspace budget: a route
+  whose patch matrix for the whole batch would exceed it works in chunks of the batch.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import ConvGeometry
+
+WORKSPACE_BUDGET = 64 * 1024 * 1024      # bytes of scratch one chunk of a convolution may use
+_pool = threading.local()
+_budget = {"bytes": WORKSPACE_BUDGET}
+
+
+def workspace_budget() -> int:
+    """Bytes of scratch memory a convolution may use per chunk of its batch."""
+    return _budget["bytes"]
+
+
+def set_workspace_budget(nbytes: int) -> None:
+    """Set the scratch budget (bytes, >= 1): smaller means smaller batch chunks and less
+    memory, larger means fewer, larger GEMMs. Process-wide."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
+        raise ValueError(f"set_workspace_budget: expected a positive number of bytes, got {nbytes!r}")
+    _budget["bytes"] = int(nbytes)
+
+
+@contextlib.contextmanager
+def budget(nbytes: int):
+    """Temporarily set the workspace budget (tests force chunking with a tiny one)."""
+    old = workspace_budget()
+    set_workspace_budget(nbytes)
+    try:
+        yield
+    finally:
+        _budget["bytes"] = old
+
+
+def chunk_size(n: int, bytes_per_sample: int) -> int:
+    """Samples per chunk so one chunk's scratch stays within the budget (at least one)."""
+    return max(1, min(n, workspace_budget() // max(1, bytes_per_sample)))
+
+
+def scratch(key: str, shape, dtype) -> np.ndarray:
+    """An uninitialised array from this thread's pool: one flat block per key, grown to the
+    largest request and viewed at the requested shape (every layer shares it)."""
+    size = math.prod(shape)
+    blocks = getattr(_pool, "blocks", None)
+    if blocks is None:
+        blocks = _pool.blocks = {}
+    dtype = np.dtype(dtype)
+    block = blocks.get((key, dtype))
+    if block is None or block.size < size:
+        block = blocks[(key, dtype)] = np.empty(size, dtype=dtype)
+    return block[:size].reshape(shape)
+
+
+def release_scratch() -> None:
+    """Free this thread's scratch pool (it is rebuilt on the next convolution)."""
+    _pool.blocks = {}
+
+
+def buffer(ws: dict | None, key: str, shape, dtype) -> np.ndarray:
+    """An uninitialised work array, kept in the layer's workspace dict and reused while shape
+    and dtype match (memory the process has not touched yet is slow to fault in)."""
+    shape = tuple(shape)
+    arr = None if ws is None else ws.get(key)
+    if arr is None or arr.shape != shape or arr.dtype != dtype:
+        arr = np.empty(shape, dtype=dtype)
+        if ws is not None:
+            ws[key] = arr
+    return arr
+
+
+@dataclass(eq=False)
+class ConvCache:
+    """What conv_backward needs from conv_forward. `saved` is the route's patch matrix (or
+    stack), or None when the route rebuilds it from `x` in backward; backward reuses a
+    workspace-owned one as its own scratch and sets it to None, and a second backward of the
+    same forward rebuilds it from `x`."""
+    geo: ConvGeometry
+    w: np.ndarray
+    x: np.ndarray                 # the input as convolved (after non-zero padding modes)
+    route: str                    # the name of the route (see routes.py)
+    saved: object
+    has_bias: bool
+    padding_mode: str
+    pads: object                  # padding-mode pads, or None
+    x_shape: tuple                # the caller's input shape
+    workspace: dict | None
+
+    def _legacy(self) -> tuple:
+        return self.geo, self.w, self.saved, self.has_bias, self.padding_mode, self.pads, self.x_shape
+
+    # Unpacks and indexes like the earlier 7-tuple (geo, w, cols, has_bias, padding_mode, pads, x_shape).
+    def __getitem__(self, i):
+        return self._legacy()[i]
+
+    def __iter__(self):
+        return iter(self._legacy())
+
+    def __len__(self) -> int:
+        return 7
+
+
+def claim(ws: dict | None, cache: ConvCache) -> None:
+    """Record that ws's buffers now back `cache` (until its backward)."""
+    if ws is not None:
+        ws["owner"] = weakref.ref(cache)
+
+
+def claimed(ws: dict) -> bool:
+    """Whether the workspace's buffers back a live cache that backward has not consumed."""
+    owner = ws.get("owner")
+    cache = owner() if owner is not None else None
+    return cache is not None and cache.saved is not None
+
+
+def take_saved(cache: ConvCache, rebuild):
+    """(patch matrix, whether backward may overwrite it): the saved one if it lives in the
+    layer's workspace (consumed: a second backward rebuilds it), else rebuilt or shared.
+    rebuild(x, w, geo) builds it afresh."""
+    saved = cache.saved
+    if saved is None:
+        return rebuild(cache.x, cache.w, cache.geo), True
+    if cache.workspace is not None:
+        cache.saved = None
+        return saved, True
+    return saved, False
+
+
+def release_saved(cache: ConvCache):
+    """The saved patch matrix as scratch when backward does not need its contents (no weight
+    gradient): the workspace-owned one (consumed), else None."""
+    saved = cache.saved
+    if cache.workspace is None:
+        return None
+    cache.saved = None
+    return saved

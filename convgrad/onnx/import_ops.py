@@ -1,0 +1,673 @@
+"""Each ONNX operator convgrad imports, as a forward/backward pair on convgrad's functional ops.
+
+OPS maps an op_type to a class built with the node's attributes (a dict); `forward(inputs,
+training)` gets the input arrays (None for an omitted optional input) and returns the output
+array, keeping what its backward needs; `backward(dy)` returns one gradient per input (None
+for integer inputs such as shapes and for anything not differentiable). Only the attribute
+values torch.onnx.export and convgrad.onnx.export write are accepted; others raise OnnxError.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..functional import activation as A
+from ..functional import convolution as C
+from ..functional import normalization as N
+from ..functional import padding as PD
+from ..functional import pooling as P
+from ..functional import resample as R
+from ._proto import OnnxError
+
+
+def unbroadcast(grad, shape):
+    """Sum grad over the axes numpy broadcast to reach it from `shape`."""
+    if grad.shape == tuple(shape):
+        return grad
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
+
+
+class Op:
+    """Base: attrs checked against the accepted set; subclasses implement forward/backward."""
+    allowed: dict = {}            # attribute -> the values accepted (None: any)
+
+    def __init__(self, attrs: dict, where: str):
+        self.attrs, self.where, self.cache = attrs, where, None
+        for key, value in attrs.items():
+            if key not in self.allowed:
+                raise OnnxError(f"{where}: attribute {key}={value!r} is not supported")
+            if self.allowed[key] is not None and value not in self.allowed[key]:
+                raise OnnxError(f"{where}: attribute {key}={value!r} is not supported "
+                                f"(supported: {self.allowed[key]})")
+
+    def get(self, key, default=None):
+        return self.attrs.get(key, default)
+
+    def backward(self, dy):
+        raise OnnxError(f"{self.where}: has no gradient")
+
+
+def _symmetric_pads(op: Op, spatial: int):
+    pads = list(op.get("pads", [0] * 2 * spatial))
+    if pads[:spatial] != pads[spatial:]:
+        raise OnnxError(f"{op.where}: asymmetric pads {pads} are not supported")
+    if op.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or (op.get("auto_pad") == "VALID" and any(pads)):
+        raise OnnxError(f"{op.where}: auto_pad={op.get('auto_pad')!r} is not supported")
+    return tuple(pads[:spatial])
+
+
+# ---- convolution ------------------------------------------------------------------------------
+class Conv(Op):
+    allowed = {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": None,
+               "auto_pad": ("NOTSET", "VALID")}
+
+    def forward(self, inputs, training):
+        x, w, b = (inputs + [None])[:3]
+        n = w.ndim - 2
+        pads = list(self.get("pads", [0] * 2 * n))
+        self.crop = None
+        if pads[:n] != pads[n:]:                 # asymmetric: pad explicitly, crop in backward
+            x = np.pad(x, [(0, 0), (0, 0)] + list(zip(pads[:n], pads[n:])))
+            self.crop = tuple(slice(p, p + s) for p, s in zip(pads[:n], inputs[0].shape[2:]))
+            pads = [0] * 2 * n
+        y, self.cache = C.conv_forward(x, w, b, tuple(self.get("strides", [1] * n)), tuple(pads[:n]),
+                                       tuple(self.get("dilations", [1] * n)), self.get("group", 1))
+        return y
+
+    def backward(self, dy):
+        dx, dw, db = C.conv_backward(dy, self.cache)
+        if self.crop is not None:
+            dx = np.ascontiguousarray(dx[(slice(None), slice(None)) + self.crop])
+        return [dx, dw, db]
+
+
+class ConvTranspose(Op):
+    allowed = {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": None,
+               "output_padding": None, "auto_pad": ("NOTSET",)}
+
+    def forward(self, inputs, training):
+        x, w, b = (inputs + [None])[:3]
+        n = w.ndim - 2
+        y, self.cache = C.conv_transpose_forward(
+            x, w, b, tuple(self.get("strides", [1] * n)), _symmetric_pads(self, n),
+            tuple(self.get("output_padding", [0] * n)), self.get("group", 1), tuple(self.get("dilations", [1] * n)))
+        return y
+
+    def backward(self, dy):
+        return list(C.conv_transpose_backward(dy, self.cache))
+
+
+# ---- pooling ------------------------------------------------------------------------------------
+class MaxPool(Op):
+    allowed = {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "ceil_mode": (0, 1),
+               "auto_pad": ("NOTSET", "VALID"), "storage_order": (0,)}
+
+    def forward(self, inputs, training):
+        x = inputs[0]
+        n = x.ndim - 2
+        y, self.cache = P.max_pool_forward(x, tuple(self.attrs["kernel_shape"]), tuple(self.get("strides", [1] * n)),
+                                           _symmetric_pads(self, n), tuple(self.get("dilations", [1] * n)),
+                                           bool(self.get("ceil_mode", 0)), n_dims=n, where=self.where)
+        return y
+
+    def backward(self, dy):
+        return [P.max_pool_backward(dy, self.cache)]
+
+
+class AveragePool(Op):
+    allowed = {"kernel_shape": None, "strides": None, "pads": None, "ceil_mode": (0, 1),
+               "count_include_pad": (0, 1), "auto_pad": ("NOTSET", "VALID"), "dilations": None}
+
+    def forward(self, inputs, training):
+        x = inputs[0]
+        n = x.ndim - 2
+        if any(d != 1 for d in self.get("dilations", [1] * n)):
+            raise OnnxError(f"{self.where}: dilations {self.get('dilations', None)} are not supported")
+        y, self.cache = P.avg_pool_forward(x, tuple(self.attrs["kernel_shape"]), tuple(self.get("strides", [1] * n)),
+                                           _symmetric_pads(self, n), bool(self.get("ceil_mode", 0)),
+                                           bool(self.get("count_include_pad", 0)), n_dims=n, where=self.where)
+        return y
+
+    def backward(self, dy):
+        return [P.avg_pool_backward(dy, self.cache)]
+
+
+class GlobalAveragePool(Op):
+    def forward(self, inputs, training):
+        x = inputs[0]
+        y, self.cache = P.adaptive_avg_pool_forward(x, (1,) * (x.ndim - 2), n_dims=x.ndim - 2, where=self.where)
+        return y
+
+    def backward(self, dy):
+        return [P.adaptive_avg_pool_backward(dy, self.cache)]
+
+
+class GlobalMaxPool(Op):
+    def forward(self, inputs, training):
+        x = inputs[0]
+        y, self.cache = P.adaptive_max_pool_forward(x, (1,) * (x.ndim - 2), n_dims=x.ndim - 2, where=self.where)
+        return y
+
+    def backward(self, dy):
+        return [P.adaptive_max_pool_backward(dy, self.cache)]
+
+
+# ---- normalisation ------------------------------------------------------------------------------
+class BatchNormalization(Op):
+    """Inference form (stored statistics); in training mode (the Module's .train()) batch
+    statistics, the stored ones updated with momentum 1 - ONNX's momentum, as torch does."""
+    allowed = {"epsilon": None, "momentum": None, "training_mode": (0,), "spatial": (1,)}
+
+    def forward(self, inputs, training):
+        x, scale, bias, mean, var = inputs
+        y, self.cache = N.batch_norm_forward(x, mean, var, scale, bias, training, 1.0 - self.get("momentum", 0.9),
+                                             self.get("epsilon", 1e-5))
+        return y
+
+    def backward(self, dy):
+        dx, dw, db = N.batch_norm_backward(dy, self.cache)
+        return [dx, dw, db, None, None]
+
+
+class LayerNormalization(Op):
+    allowed = {"axis": None, "epsilon": None, "stash_type": (1,)}
+
+    def forward(self, inputs, training):
+        x, scale, bias = (inputs + [None])[:3]
+        shape = x.shape[self.get("axis", -1) % x.ndim:]
+        if scale.shape != shape:
+            raise OnnxError(f"{self.where}: scale of shape {scale.shape} for normalised dims {shape} is not supported")
+        y, self.cache = N.layer_norm_forward(x, shape, scale, bias, self.get("epsilon", 1e-5))
+        return y
+
+    def backward(self, dy):
+        return list(N.layer_norm_backward(dy, self.cache))
+
+
+class InstanceNormalization(Op):
+    """Per sample and channel over the positions: group norm with one channel per group."""
+    allowed = {"epsilon": None}
+
+    def forward(self, inputs, training):
+        x, scale, bias = inputs
+        y, self.cache = N.group_norm_forward(x, x.shape[1], scale, bias, self.get("epsilon", 1e-5))
+        return y
+
+    def backward(self, dy):
+        return list(N.group_norm_backward(dy, self.cache))
+
+
+# ---- dense and element-wise -----------------------------------------------------------------------
+class Gemm(Op):
+    """y = alpha * A' B' + beta * C, A' = A or A^T (transA), B' likewise."""
+    allowed = {"alpha": None, "beta": None, "transA": (0, 1), "transB": (0, 1)}
+
+    def forward(self, inputs, training):
+        a, b, c = (inputs + [None])[:3]
+        a2 = a.T if self.get("transA", 0) else a
+        b2 = b.T if self.get("transB", 0) else b
+        self.cache = (a2, b2, None if c is None else c.shape)
+        y = self.get("alpha", 1.0) * (a2 @ b2) if self.get("alpha", 1.0) != 1.0 else a2 @ b2
+        if c is not None:
+            y = y + (c if self.get("beta", 1.0) == 1.0 else self.get("beta", 1.0) * c)
+        return y
+
+    def backward(self, dy):
+        a2, b2, c_shape = self.cache
+        alpha, beta = self.get("alpha", 1.0), self.get("beta", 1.0)
+        da, db = alpha * (dy @ b2.T), alpha * (a2.T @ dy)
+        da = da.T if self.get("transA", 0) else da
+        db = db.T if self.get("transB", 0) else db
+        dc = None if c_shape is None else beta * unbroadcast(dy, c_shape)
+        return [da, db, dc]
+
+
+class MatMul(Op):
+    def forward(self, inputs, training):
+        a, b = inputs
+        if a.ndim < 2 or b.ndim != 2:
+            raise OnnxError(f"{self.where}: MatMul of shapes {a.shape} @ {b.shape} (only (..., k) @ (k, m))")
+        self.cache = (a, b)
+        return a @ b
+
+    def backward(self, dy):
+        a, b = self.cache
+        return [dy @ b.T, (a.reshape(-1, a.shape[-1]).T @ dy.reshape(-1, dy.shape[-1]))]
+
+
+class _Binary(Op):
+    def forward(self, inputs, training):
+        a, b = inputs
+        self.cache = (a, b)
+        return self.fn(a, b)
+
+    def backward(self, dy):
+        a, b = self.cache
+        da, db = self.grads(dy, a, b)
+        return [None if not _floating(a) else unbroadcast(da, np.shape(a)),
+                None if not _floating(b) else unbroadcast(db, np.shape(b))]
+
+
+def _floating(v) -> bool:
+    return np.issubdtype(np.asarray(v).dtype, np.floating)
+
+
+class Add(_Binary):
+    fn = staticmethod(np.add)
+    grads = staticmethod(lambda dy, a, b: (dy, dy))
+
+
+class Sub(_Binary):
+    fn = staticmethod(np.subtract)
+    grads = staticmethod(lambda dy, a, b: (dy, -dy))
+
+
+class Mul(_Binary):
+    fn = staticmethod(np.multiply)
+    grads = staticmethod(lambda dy, a, b: (dy * b, dy * a))
+
+
+class Div(_Binary):
+    @staticmethod
+    def fn(a, b):
+        if not _floating(a):
+            return a // b                     # integer division, as ONNX (shape arithmetic)
+        return a / b
+
+    grads = staticmethod(lambda dy, a, b: (dy / b, -dy * a / (b * b)))
+
+
+class _Unary(Op):
+    """An activation from convgrad.functional.activation: (forward, backward) and its arguments."""
+    fns = None
+
+    def args(self):
+        return ()
+
+    def forward(self, inputs, training):
+        y, self.cache = self.fns[0](inputs[0], *self.args(), where=self.where)
+        return y
+
+    def backward(self, dy):
+        return [self.fns[1](dy, self.cache)]
+
+
+class Relu(_Unary):
+    fns = (A.relu_forward, A.relu_backward)
+
+
+class Sigmoid(_Unary):
+    fns = (A.sigmoid_forward, A.sigmoid_backward)
+
+
+class Tanh(_Unary):
+    fns = (A.tanh_forward, A.tanh_backward)
+
+
+class LeakyRelu(_Unary):
+    allowed = {"alpha": None}
+    fns = (A.leaky_relu_forward, A.leaky_relu_backward)
+
+    def args(self):
+        return (self.get("alpha", 0.01),)
+
+
+class Elu(_Unary):
+    allowed = {"alpha": None}
+    fns = (A.elu_forward, A.elu_backward)
+
+    def args(self):
+        return (self.get("alpha", 1.0),)
+
+
+class Gelu(_Unary):
+    allowed = {"approximate": ("none", "tanh")}
+    fns = (A.gelu_forward, A.gelu_backward)
+
+    def args(self):
+        return (self.get("approximate", "none"),)
+
+
+class Softmax(_Unary):
+    allowed = {"axis": None}
+    fns = (A.softmax_forward, A.softmax_backward)
+
+    def args(self):
+        return (self.get("axis", -1),)
+
+
+class LogSoftmax(Softmax):
+    fns = (A.log_softmax_forward, A.log_softmax_backward)
+
+
+class Softplus(Op):
+    """log(1 + exp(x)), exactly (no threshold)."""
+    def forward(self, inputs, training):
+        self.cache = inputs[0]
+        return np.logaddexp(0, inputs[0])
+
+    def backward(self, dy):
+        return [dy * A.sigmoid(self.cache)]
+
+
+class Erf(Op):
+    def forward(self, inputs, training):
+        self.cache = inputs[0]
+        return A.erf(inputs[0])
+
+    def backward(self, dy):
+        x = self.cache
+        return [dy * (2 / math.sqrt(math.pi)) * np.exp(-x * x)]
+
+
+# ---- shapes and data movement -----------------------------------------------------------------------
+class _Reshaping(Op):
+    """An op that only rearranges its first input; backward reshapes the gradient back."""
+    def forward(self, inputs, training):
+        x = inputs[0]
+        self.cache = x.shape
+        return x.reshape(self.out_shape(x, inputs))
+
+    def backward(self, dy):
+        return [dy.reshape(self.cache)] + [None] * 3
+
+
+class Reshape(_Reshaping):
+    allowed = {"allowzero": (0,)}
+
+    def out_shape(self, x, inputs):
+        target = [int(s) for s in inputs[1]]
+        return tuple(x.shape[i] if s == 0 else s for i, s in enumerate(target))
+
+
+class Flatten(_Reshaping):
+    allowed = {"axis": None}
+
+    def out_shape(self, x, inputs):
+        axis = self.get("axis", 1) % (x.ndim + 1) if x.ndim else 0
+        return (math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+
+
+class Squeeze(_Reshaping):
+    def out_shape(self, x, inputs):
+        axes = None if len(inputs) < 2 or inputs[1] is None else [int(a) % x.ndim for a in inputs[1]]
+        return tuple(s for i, s in enumerate(x.shape) if not (s == 1 and (axes is None or i in axes)))
+
+
+class Unsqueeze(_Reshaping):
+    def out_shape(self, x, inputs):
+        rank = x.ndim + len(inputs[1])
+        axes = sorted(int(a) % rank for a in inputs[1])
+        shape = list(x.shape)
+        for a in axes:
+            shape.insert(a, 1)
+        return tuple(shape)
+
+
+class Identity(Op):
+    allowed = {"seed": None, "ratio": None}          # Dropout's attributes: Dropout runs as identity
+
+    def forward(self, inputs, training):
+        return inputs[0]
+
+    def backward(self, dy):
+        return [dy, None, None]
+
+
+class Transpose(Op):
+    allowed = {"perm": None}
+
+    def forward(self, inputs, training):
+        x = inputs[0]
+        self.perm = self.get("perm", list(range(x.ndim))[::-1])
+        return np.transpose(x, self.perm)
+
+    def backward(self, dy):
+        return [np.ascontiguousarray(np.transpose(dy, np.argsort(self.perm)))]
+
+
+class Concat(Op):
+    allowed = {"axis": None}
+
+    def forward(self, inputs, training):
+        axis = self.attrs["axis"] % inputs[0].ndim
+        self.cache = (axis, np.cumsum([v.shape[axis] for v in inputs])[:-1], [_floating(v) for v in inputs])
+        return np.concatenate(inputs, axis=axis)
+
+    def backward(self, dy):
+        axis, splits, floats = self.cache
+        return [np.ascontiguousarray(p) if f else None for p, f in zip(np.split(dy, splits, axis=axis), floats)]
+
+
+class Slice(Op):
+    def forward(self, inputs, training):
+        x, starts, ends = inputs[:3]
+        axes = inputs[3] if len(inputs) > 3 and inputs[3] is not None else range(len(starts))
+        steps = inputs[4] if len(inputs) > 4 and inputs[4] is not None else [1] * len(starts)
+        index = [slice(None)] * x.ndim
+        for a, s, e, st in zip(axes, starts, ends, steps):
+            index[int(a) % x.ndim] = slice(int(s), int(min(max(e, -2**62), 2**62)), int(st))
+        self.cache = (x.shape, x.dtype, tuple(index))
+        return x[tuple(index)]
+
+    def backward(self, dy):
+        shape, dtype, index = self.cache
+        dx = np.zeros(shape, dtype)
+        dx[index] = dy
+        return [dx, None, None, None, None]
+
+
+class Shape(Op):
+    allowed = {"start": None, "end": None}
+
+    def forward(self, inputs, training):
+        return np.array(inputs[0].shape[self.get("start", 0):self.get("end", None)], np.int64)
+
+
+class Gather(Op):
+    allowed = {"axis": None}
+
+    def forward(self, inputs, training):
+        data, indices = inputs
+        if _floating(data):
+            raise OnnxError(f"{self.where}: Gather on float data is not supported (only on shapes)")
+        return np.take(data, indices, axis=self.get("axis", 0))
+
+
+class Cast(Op):
+    allowed = {"to": None, "saturate": None}
+
+    def forward(self, inputs, training):
+        from ._proto import onnx_package
+        dtype = onnx_package().helper.tensor_dtype_to_np_dtype(self.attrs["to"])
+        if _floating(inputs[0]) or np.issubdtype(dtype, np.floating):
+            raise OnnxError(f"{self.where}: Cast of float tensors is not supported (only of shapes)")
+        return inputs[0].astype(dtype)
+
+
+class Resize(Op):
+    """Nearest up-sampling by integer scales (torch's nn.Upsample(mode='nearest'))."""
+    allowed = {"mode": ("nearest",), "coordinate_transformation_mode": ("asymmetric",),
+               "nearest_mode": ("floor",), "cubic_coeff_a": None, "exclude_outside": (0,),
+               "extrapolation_value": None}
+
+    def forward(self, inputs, training):
+        x = inputs[0]
+        scales = inputs[2] if len(inputs) > 2 and inputs[2] is not None and np.size(inputs[2]) else None
+        if scales is None and len(inputs) > 3 and inputs[3] is not None:
+            scales = np.asarray(inputs[3], np.float64) / np.asarray(x.shape, np.float64)
+        if scales is None or any(s != int(s) or s < 1 for s in scales) or any(s != 1 for s in scales[:2]):
+            raise OnnxError(f"{self.where}: only integer up-scaling of the spatial axes is supported, got {scales}")
+        self.factor = tuple(int(s) for s in scales[2:])
+        return R.upsample_nearest(x, self.factor)
+
+    def backward(self, dy):
+        return [R.upsample_nearest_backward(dy, self.factor), None, None, None]
+
+
+class Neg(Op):
+    def forward(self, inputs, training):
+        return -inputs[0]
+
+    def backward(self, dy):
+        return [-dy]
+
+
+class _Elementwise(Op):
+    """y = f(x) with dy/dx from x and y."""
+    def forward(self, inputs, training):
+        x = inputs[0]
+        y = self.f(x)
+        self.cache = (x, y)
+        return y
+
+    def backward(self, dy):
+        return [dy * self.df(*self.cache)]
+
+
+class Exp(_Elementwise):
+    f = staticmethod(np.exp)
+    df = staticmethod(lambda x, y: y)
+
+
+class Log(_Elementwise):
+    f = staticmethod(np.log)
+    df = staticmethod(lambda x, y: 1 / x)
+
+
+class Sqrt(_Elementwise):
+    f = staticmethod(np.sqrt)
+    df = staticmethod(lambda x, y: 0.5 / y)
+
+
+class Abs(_Elementwise):
+    f = staticmethod(np.abs)
+    df = staticmethod(lambda x, y: np.sign(x))
+
+
+class Pow(Op):
+    """x ** p for a constant exponent p."""
+    def forward(self, inputs, training):
+        x, p = inputs
+        self.cache = (x, p)
+        return (x ** p).astype(x.dtype, copy=False)
+
+    def backward(self, dy):
+        x, p = self.cache
+        return [dy * (p * x ** (p - 1)) if np.all(p != 0) else np.zeros_like(dy), None]
+
+
+class Clip(Op):
+    """The gradient passes where min <= x <= max (as torch.clamp)."""
+    def forward(self, inputs, training):
+        x, lo, hi = (inputs + [None, None])[:3]
+        self.cache = (x, lo, hi)
+        y = x if lo is None else np.maximum(x, lo)
+        return y if hi is None else np.minimum(y, hi)
+
+    def backward(self, dy):
+        x, lo, hi = self.cache
+        inside = np.ones(x.shape, bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        return [dy * inside, None, None]
+
+
+class Greater(Op):
+    def forward(self, inputs, training):
+        return inputs[0] > inputs[1]
+
+
+class Where(Op):
+    def forward(self, inputs, training):
+        cond, a, b = inputs
+        self.cache = (cond, np.shape(a), np.shape(b))
+        return np.where(cond, a, b)
+
+    def backward(self, dy):
+        cond, sa, sb = self.cache
+        zero = dy.dtype.type(0)
+        return [None, unbroadcast(np.where(cond, dy, zero), sa), unbroadcast(np.where(cond, zero, dy), sb)]
+
+
+class _Reduce(Op):
+    """ReduceSum/ReduceMean/ReduceMax: axes from the attribute (opset < 18) or the second input."""
+    allowed = {"axes": None, "keepdims": (0, 1), "noop_with_empty_axes": (0,)}
+
+    def forward(self, inputs, training):
+        x = inputs[0]
+        axes = inputs[1] if len(inputs) > 1 and inputs[1] is not None else self.get("axes")
+        axes = tuple(range(x.ndim)) if axes is None or len(axes) == 0 else tuple(int(a) % x.ndim for a in axes)
+        keep = bool(self.get("keepdims", 1))
+        y = self.reduce(x, axes)
+        self.cache = (x, y, axes)
+        return y if keep else np.squeeze(y, axes)
+
+    def backward(self, dy):
+        x, y, axes = self.cache
+        dy = dy.reshape(y.shape)
+        return [np.broadcast_to(self.spread(dy, x, y, axes), x.shape).astype(x.dtype, copy=True), None]
+
+
+class ReduceSum(_Reduce):
+    reduce = staticmethod(lambda x, axes: x.sum(axis=axes, keepdims=True))
+    spread = staticmethod(lambda dy, x, y, axes: dy)
+
+
+class ReduceMean(_Reduce):
+    reduce = staticmethod(lambda x, axes: x.mean(axis=axes, keepdims=True))
+    spread = staticmethod(lambda dy, x, y, axes: dy / dy.dtype.type(math.prod(x.shape[a] for a in axes)))
+
+
+class ReduceMax(_Reduce):
+    """The gradient is shared evenly among tied maxima (as torch.amax)."""
+    reduce = staticmethod(lambda x, axes: x.max(axis=axes, keepdims=True))
+
+    @staticmethod
+    def spread(dy, x, y, axes):
+        winners = x == y
+        return winners * (dy / winners.sum(axis=axes, keepdims=True).astype(x.dtype))
+
+
+class Pad(Op):
+    """Constant (zero), reflect and edge padding of the spatial axes (N and C unpadded)."""
+    allowed = {"mode": ("constant", "reflect", "edge", "wrap")}
+    _MODES = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+
+    def forward(self, inputs, training):
+        x, pads = inputs[0], [int(p) for p in inputs[1]]
+        value = inputs[2] if len(inputs) > 2 else None
+        if len(inputs) > 3 and inputs[3] is not None:
+            raise OnnxError(f"{self.where}: the axes input is not supported")
+        n = x.ndim
+        lo, hi = pads[:n], pads[n:]
+        if any(lo[:2]) or any(hi[:2]) or min(pads) < 0 or (value is not None and np.any(value != 0)):
+            raise OnnxError(f"{self.where}: only non-negative zero/reflect/edge padding of the spatial axes is "
+                            f"supported, got pads {pads}")
+        self.cache = (x.shape, list(zip(lo[2:], hi[2:])), self.get("mode", "constant"))
+        if self.cache[2] == "constant":
+            return np.pad(x, list(zip(lo, hi)))
+        return PD.pad(x, self.cache[1], self._MODES[self.cache[2]], self.where)
+
+    def backward(self, dy):
+        shape, pads, mode = self.cache
+        if mode == "constant":
+            index = (slice(None), slice(None)) + tuple(slice(a, a + s) for (a, _), s in zip(pads, shape[2:]))
+            return [np.ascontiguousarray(dy[index]), None, None, None]
+        return [PD.pad_backward(dy, pads, self._MODES[mode], shape), None, None, None]
+
+
+OPS = {cls.__name__: cls for cls in (
+    Neg, Exp, Log, Sqrt, Abs, Pow, Clip, Greater, Where, ReduceSum, ReduceMean, ReduceMax, Pad,
+    Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization,
+    LayerNormalization, InstanceNormalization, Gemm, MatMul, Add, Sub, Mul, Div, Relu, Sigmoid, Tanh, LeakyRelu, Elu,
+    Gelu, Softmax, LogSoftmax, Softplus, Erf, Reshape, Flatten, Squeeze, Unsqueeze, Identity, Transpose, Concat,
+    Slice, Shape, Gather, Cast, Resize)}
+OPS["Dropout"] = Identity
+# inputs that are settings, not values to train: a float initializer used only here is a constant
+CONSTANT_INPUTS = {"Resize": {1, 2, 3}, "Clip": {1, 2}, "Pow": {1}, "Pad": {1, 2, 3}}
