@@ -75,6 +75,7 @@ class GlobalBatch(Module):
 
     @property
     def stats(self) -> dict:
+        """The wrapped DistributedDataParallel's reduction statistics (its `stats`)."""
         return self.module.stats
 
     def state_dict(self):
