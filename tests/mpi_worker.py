@@ -1,8 +1,8 @@
 """Run under mpiexec by tests/test_distributed.py (not a test module itself):
 
-    mpiexec -n P python tests/mpi_worker.py ddp|syncbn|global OUT.npz [--overlap 0|1] [--bucket-mb MB]
+    mpiexec -n P python tests/mpi_worker.py OUT_DIR [--overlap 0|1] [--bucket-mb MB]
 
-Trains the model of distributed_case.py for STEPS steps in float64: "ddp" and "syncbn" on this
+For each case trains the model of distributed_case.py for STEPS steps in float64: "ddp" and "syncbn" on this
 rank's DistributedSampler shard with DistributedDataParallel (and SyncBatchNorm), "global" with
 BatchNorm and Dropout on whole batches through GlobalBatch (as `convgrad train`), "recorded" as
 "ddp" in recorded mode (loss.backward(), then allreduce_gradients()), "threads" as "global"
@@ -23,41 +23,49 @@ from convgrad import distributed, nn  # noqa: E402
 from convgrad.parallel import DataParallel  # noqa: E402
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=("ddp", "syncbn", "global", "recorded", "threads"))
-    parser.add_argument("out")
-    parser.add_argument("--overlap", type=int, default=1)
-    parser.add_argument("--bucket-mb", type=float, default=4.0)
-    args = parser.parse_args()
+CASES = ("ddp", "syncbn", "global", "recorded", "threads")
+
+
+def train(case: str, out: str, overlap: bool, bucket_mb: float) -> None:
     rank, world = distributed.init()
     # every rank but 0 starts from other weights: the broadcast must make them equal
-    model = build(args.case in ("syncbn", "global"), seed=0 if rank == 0 else 100 + rank, dropout=args.case == "global")
-    if args.case in ("syncbn", "global"):
+    model = build(case in ("syncbn", "global"), seed=0 if rank == 0 else 100 + rank, dropout=case == "global")
+    if case in ("syncbn", "global"):
         model = distributed.convert_sync_batchnorm(model)
-    wrapped = DataParallel(model, 2) if args.case == "threads" else model   # "threads": 2 threads in each rank
-    ddp = distributed.DistributedDataParallel(wrapped, bucket_mb=args.bucket_mb, overlap=bool(args.overlap),
-                                              reduce="sum" if args.case in ("global", "threads") else "mean")
-    runner = distributed.GlobalBatch(ddp) if args.case in ("global", "threads") else ddp
-    batches = {"global": whole_batches(), "threads": whole_batches(THREADS_BATCH)}.get(args.case) or \
+    wrapped = DataParallel(model, 2) if case == "threads" else model   # "threads": 2 threads in each rank
+    ddp = distributed.DistributedDataParallel(wrapped, bucket_mb=bucket_mb, overlap=overlap,
+                                              reduce="sum" if case in ("global", "threads") else "mean")
+    runner = distributed.GlobalBatch(ddp) if case in ("global", "threads") else ddp
+    batches = {"global": whole_batches(), "threads": whole_batches(THREADS_BATCH)}.get(case) or \
         local_batches(rank, world)
     opt = sgd(model)
     x, y = data()
     loss_fn = nn.CrossEntropyLoss()
+    split_parts = 0
     for idx in batches:
         runner.zero_grad()
-        if args.case == "recorded":         # recorded mode: the tape fills .grad, then the reduction
+        if case == "recorded":              # recorded mode: the tape fills .grad, then the reduction
             loss_fn(model(convgrad.tensor(x[idx])), y[idx]).backward()
             ddp.allreduce_gradients()
         else:
             loss_fn(runner(x[idx]), y[idx])
             runner.backward(loss_fn.backward(), input_grad=False)
-        if args.case == "threads":
+        if case == "threads":
             split_parts = len(wrapped._parts or [None])      # the threads really split this rank's share
         opt.step()
     if rank == 0:
-        np.savez(args.out, **model.state_dict(), split_parts=split_parts if args.case == "threads" else 0, stats_steps=ddp.stats["steps"], stats_buckets=ddp.stats["buckets"],
-                 stats_bytes=ddp.stats["bytes"])
+        np.savez(out, **model.state_dict(), split_parts=split_parts, stats_steps=ddp.stats["steps"],
+                 stats_buckets=ddp.stats["buckets"], stats_bytes=ddp.stats["bytes"])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out_dir", help="rank 0 writes OUT_DIR/CASE.npz for every case")
+    parser.add_argument("--overlap", type=int, default=1)
+    parser.add_argument("--bucket-mb", type=float, default=4.0)
+    args = parser.parse_args()
+    for case in CASES:                      # one launch for all cases: mpiexec and imports cost seconds
+        train(case, os.path.join(args.out_dir, f"{case}.npz"), bool(args.overlap), args.bucket_mb)
 
 
 if __name__ == "__main__":
