@@ -205,7 +205,7 @@ def relu_forward(x, *, where="relu"):
     """y = max(x, 0). Cache: y."""
     _check_input(x, where)
     y = np.maximum(x, 0)
-    passes = np.less_equal(y, 0)
+    passes = np.asarray(np.less_equal(y, 0))        # asarray: a 0-d y gives a NumPy scalar here
     np.logical_not(passes, out=passes)
     return y, (passes, y.dtype, where)
 

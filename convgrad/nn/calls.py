@@ -32,21 +32,37 @@ _calls = itertools.count()
 
 
 def _state(m) -> dict:
-    registered = m._parameters.keys() | m._buffers.keys() | m._modules.keys()
-    return {k: v for k, v in m.__dict__.items() if k not in _MACHINERY and k not in registered}
+    d = m.__dict__
+    params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
+    return {k: v for k, v in d.items()
+            if k not in _MACHINERY and k not in params and k not in buffers and k not in modules}
+
+
+def _subtree(module) -> list:
+    """module and every submodule, once each (no names built: this runs on every recorded call)."""
+    found, seen, i = [module], {id(module)}, 0
+    while i < len(found):
+        for child in found[i]._modules.values():
+            if id(child) not in seen:
+                seen.add(id(child))
+                found.append(child)
+        i += 1
+    return found
 
 
 def snapshot(module) -> list:
     """The state (caches) of module and of every submodule."""
-    return [(m, _state(m)) for m in module.modules()]
+    return [(m, _state(m)) for m in _subtree(module)]
 
 
-def restore(snap: list) -> None:
-    """Put a snapshot back: attributes set since are removed, the snapshot's values restored."""
-    for m, state in snap:
+def restore(snap: list, current: list | None = None) -> None:
+    """Put a snapshot back: attributes set since are removed, the snapshot's values restored.
+    current: the snapshot of the state now, if just taken (saves taking it again)."""
+    for i, (m, state) in enumerate(snap):
         d = m.__dict__
-        for k in [k for k in _state(m) if k not in state]:
-            del d[k]
+        now = current[i][1] if current is not None else _state(m)
+        for k in now.keys() - state.keys():
+            d.pop(k, None)
         d.update(state)
 
 
@@ -140,19 +156,20 @@ def _recorded(module, args, kwargs):
     arrays = tuple(a.data if isinstance(a, Tensor) else a for a in args)
     kwarrays = {k: (v.data if isinstance(v, Tensor) else v) for k, v in kwargs.items()}
     wants = is_grad_enabled() and (any(isinstance(a, Tensor) and a.requires_grad for a in args)
-                                   or any(p.requires_grad for p in module.parameters()))
+                                   or any(p is not None and p.requires_grad
+                                          for m in _subtree(module) for p in m._parameters.values()))
     if not wants:
         with no_grad():
             return _wrap(call(module, arrays, kwarrays, True), None)
     before = snapshot(module)
     out = _explicit(module, arrays, kwarrays)
     after = snapshot(module)
-    restore(before)
+    restore(before, after)
     first = out[0] if isinstance(out, tuple) else out
     y = first if hasattr(first, "shape") else np.asarray(first)
     inputs = [a if isinstance(a, Tensor) else None for a in args]
-    node = Node(type(module).__name__, _module_backward, (module, after, len(inputs)), inputs, y.shape, y.dtype,
-                module=module)
+    node = Node(type(module).__name__, _module_backward, (module, before, after, len(inputs)), inputs, y.shape,
+                y.dtype, module=module)
     return _wrap(out, node)
 
 
@@ -163,9 +180,8 @@ def _wrap(out, node):
 
 
 def _module_backward(grad_out, cache, needs):
-    """Restore the call's caches, run the module's backward, put the module's state back."""
-    module, after, n_inputs = cache
-    current = snapshot(module)
+    """Restore the call's caches, run the module's backward, put back the state from before the call."""
+    module, before, after, n_inputs = cache
     restore(after)
     try:
         if not needs[0] and getattr(module, "skips_input_grad", False):
@@ -173,7 +189,7 @@ def _module_backward(grad_out, cache, needs):
         else:
             grads = module.backward(grad_out)
     finally:
-        restore(current)
+        restore(before)
     if n_inputs == 1:
         return (grads,)
     if isinstance(grads, tuple):

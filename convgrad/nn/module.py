@@ -311,7 +311,8 @@ class Sequential(Module):
 
 
 def _relu_fuses_into(m: Module, nxt: Module) -> bool:
-    """A plain nn.ReLU followed by a MaxPool2d that can take it in (MaxPool2d.fuses_relu)."""
-    from .activation import ReLU
-    from .pooling import MaxPool2d
-    return type(m) is ReLU and type(nxt) is MaxPool2d and nxt.fuses_relu()
+    """A plain nn.ReLU followed by a MaxPool2d that can take it in (MaxPool2d.fuses_relu). The
+    two classes mark themselves (`relu_fusion` in their own class body, so a subclass, which may
+    change forward, never fuses): nn.module imports no layer."""
+    return (type(m).__dict__.get("relu_fusion") == "relu" and type(nxt).__dict__.get("relu_fusion") == "pool"
+            and nxt.fuses_relu())

@@ -122,6 +122,7 @@ class MaxPool2d(_MaxPoolNd):
                [0., 0., 0., 0.],
                [0., 1., 1., 0.]])
     """
+    relu_fusion = "pool"           # a ReLU right before it runs inside it (Sequential, fuses_relu)
     n_dims = 2
 
 
