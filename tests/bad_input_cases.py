@@ -93,6 +93,12 @@ class LayerSpec:
     fixed_rank: bool = True             # a wrong-rank input is an error
     channels: int | None = None         # the channel count checked at dim 1
     ranks: tuple | None = None          # the accepted input ranks (default: x_shape's)
+    bad_shapes: tuple = ()              # further (label, shape, regex) inputs of a wrong shape
+    variant: str = ""                   # distinguishes two specs of one class in the case ids
+
+    @property
+    def key(self) -> str:
+        return self.name + self.variant
     has_params: bool = False            # a float64 input into float32 parameters is an error
 
     @property
@@ -111,6 +117,10 @@ def _conv_specs():
                                {**common, "padding": _pad_bad(n) + [("bogus_str", "full", ValueError)],
                                 "padding_mode": "choice"},
                                (2, 2) + (6,) * n, "engine", channels=2, has_params=True))
+        for mode in ("reflect", "replicate", "circular"):
+            specs.append(LayerSpec(cls, dict(in_channels=2, out_channels=4, kernel_size=3, padding=1, padding_mode=mode),
+                                   {"padding": [("neg", -1, ValueError), ("str", "full", ValueError)]},
+                                   (2, 2) + (6,) * n, "engine", channels=2, has_params=True, variant=f"[{mode}]"))
         specs.append(LayerSpec(tcls, dict(in_channels=2, out_channels=4, kernel_size=3),
                                {**common, "padding": _pad_bad(n), "output_padding": _pad_bad(n)},
                                (2, 2) + (5,) * n, "engine", channels=2, has_params=True))
@@ -148,11 +158,15 @@ LAYERS = [
     LayerSpec(nn.ELU, {}, {"alpha": "real", "inplace": "bool"}, _ANY, fixed_rank=False),
     LayerSpec(nn.GELU, {}, {"approximate": "choice"}, _ANY, fixed_rank=False),
     LayerSpec(nn.Softplus, {}, {"beta": "nonzero_real", "threshold": "real"}, _ANY, fixed_rank=False),
-    LayerSpec(nn.Softmax, {"dim": 1}, {"dim": "int_or_none"}, _ANY, fixed_rank=False),
-    LayerSpec(nn.LogSoftmax, {"dim": 1}, {"dim": "int_or_none"}, _ANY, fixed_rank=False),
+    LayerSpec(nn.Softmax, {"dim": 1}, {"dim": "int_or_none"}, _ANY, fixed_rank=False,
+              bad_shapes=(("rank1", (3,), "dim"),)),
+    LayerSpec(nn.LogSoftmax, {"dim": 1}, {"dim": "int_or_none"}, _ANY, fixed_rank=False,
+              bad_shapes=(("rank1", (3,), "dim"),)),
     LayerSpec(nn.Linear, dict(in_features=4, out_features=3),
               {"in_features": "nonneg_int", "out_features": "nonneg_int", "bias": "bool", "generator": "generator",
-               "dtype": "dtype"}, (2, 4), fixed_rank=False, has_params=True),
+               "dtype": "dtype"}, (2, 4), fixed_rank=False, has_params=True,
+              bad_shapes=(("in_features", (2, 5), "in_features|4"), ("scalar", (), "in_features|shape"),
+                          ("transposed", (4, 2), "in_features"), ("empty_features", (2, 0), "in_features"))),
     LayerSpec(nn.Dropout, {}, {"p": "unit_real", "inplace": "bool", "generator": "generator"}, _ANY,
               fixed_rank=False),
     LayerSpec(nn.Dropout2d, {}, {"p": "unit_real", "inplace": "bool", "generator": "generator"}, (2, 3, 4, 4),
@@ -165,10 +179,13 @@ LAYERS = [
     LayerSpec(nn.LayerNorm, dict(normalized_shape=4),
               {"normalized_shape": [v for v in BAD["pos_int"] if v[0] != "list1"] + [("empty", (), ValueError)],
                "eps": "nonneg_real", "elementwise_affine": "bool", "bias": "bool", "dtype": "dtype"},
-              (3, 4), fixed_rank=False, has_params=True),
+              (3, 4), fixed_rank=False, has_params=True,
+              bad_shapes=(("trailing", (3, 5), "normalized_shape|shape"), ("vector_short", (3,), "shape"),
+                          ("scalar", (), "shape"))),
     LayerSpec(nn.GroupNorm, dict(num_groups=2, num_channels=4),
               {"num_groups": "pos_int", "num_channels": "pos_int", "eps": "nonneg_real", "affine": "bool",
-               "dtype": "dtype"}, (2, 4, 3), fixed_rank=False, channels=4, has_params=True),
+               "dtype": "dtype"}, (2, 4, 3), fixed_rank=False, channels=4, has_params=True,
+              bad_shapes=(("rank1", (4,), "shape"), ("scalar", (), "shape"))),
     LayerSpec(nn.Upsample, dict(scale_factor=2),
               {"scale_factor": [v for v in BAD["pos_int"] if v[0] not in ("list1", "float")]
                + [("fraction", 1.5, TypeError), ("zero_in_tuple", (2, 0), ValueError)], "mode": "choice"},
@@ -176,12 +193,14 @@ LAYERS = [
     LayerSpec(nn.Downsample, dict(factor=2),
               {"factor": [v for v in BAD["pos_int"] if v[0] not in ("list1", "float")]
                + [("fraction", 1.5, TypeError)]}, (2, 3, 4, 4), ranks=(3, 4, 5)),
-    LayerSpec(nn.Flatten, {}, {"start_dim": "int", "end_dim": "int"}, (2, 3, 4), fixed_rank=False),
+    LayerSpec(nn.Flatten, {}, {"start_dim": "int", "end_dim": "int"}, (2, 3, 4), fixed_rank=False,
+              bad_shapes=(("rank1", (3,), "start_dim|range"),)),
     LayerSpec(nn.Unflatten, dict(dim=1, unflattened_size=(3, 4)),
               {"dim": "int", "unflattened_size": [("str", "34", TypeError), ("float", (3.0, 4.0), TypeError),
                                                   ("two_minus_one", (-1, -1), ValueError),
                                                   ("neg", (-3, 4), ValueError)]},
-              (2, 12), fixed_rank=False),
+              (2, 12), fixed_rank=False,
+              bad_shapes=(("not_divisible", (2, 13), "13"), ("scalar", (), "scalar|rank"))),
     *_conv_specs(),
     *_pool_specs(),
 ]
@@ -198,7 +217,7 @@ def constructor_cases() -> list[Case]:
         for arg, kind in spec.args.items():
             for label, value, exc in _kind_values(kind):
                 kwargs = {**spec.base, arg: value}
-                cases.append(Case(f"ctor-{spec.name}-{arg}-{label}", lambda c=spec.cls, k=kwargs: c(**k), exc,
+                cases.append(Case(f"ctor-{spec.key}-{arg}-{label}", lambda c=spec.cls, k=kwargs: c(**k), exc,
                                   (re.escape(spec.name), re.escape(arg.split("[")[0])), spec.owner, ("ctor",)))
     return cases
 
@@ -232,6 +251,8 @@ def _bad_inputs(spec: LayerSpec):
         out.append(("channels", lambda: _x((x.shape[0], spec.channels + 1, *x.shape[2:])), ValueError, "channels|shape"))
     if spec.has_params:
         out.append(("float64_vs_float32", lambda: x.astype(np.float64), TypeError, "dtype"))
+    for label, shape, what in spec.bad_shapes:
+        out.append((label, lambda shape=shape: _x(shape), ValueError, what))
     return out
 
 
@@ -244,7 +265,7 @@ def forward_cases() -> list[Case]:
             def run(spec=spec, make_x=make_x):
                 layer = spec.cls(**spec.base)
                 return layer(make_x())
-            cases.append(Case(f"forward-{spec.name}-{label}", run, exc, (re.escape(spec.name), what), spec.owner,
+            cases.append(Case(f"forward-{spec.key}-{label}", run, exc, (re.escape(spec.name), what), spec.owner,
                               ("forward",)))
     return cases
 
@@ -284,13 +305,13 @@ def backward_cases() -> list[Case]:
             def run(spec=spec, make_g=make_g):
                 layer, y = _forwarded(spec)
                 return layer.backward(make_g(y))
-            cases.append(Case(f"backward-{spec.name}-{label}", run, exc,
+            cases.append(Case(f"backward-{spec.key}-{label}", run, exc,
                               (re.escape(spec.name), "grad_output|gradient"), spec.owner, ("backward",)))
 
         def before(spec=spec):
             layer = spec.cls(**spec.base)
             return layer.backward(np.zeros(spec.x_shape, np.float32))
-        cases.append(Case(f"backward-{spec.name}-before_forward", before, RuntimeError,
+        cases.append(Case(f"backward-{spec.key}-before_forward", before, RuntimeError,
                           (re.escape(spec.name), "before forward"), spec.owner, ("backward",)))
     return cases
 
@@ -554,6 +575,20 @@ def optim_cases() -> list[Case]:
                                   "mine", ("optim",)))
         cases.append(Case(f"ctor-{name}-optimizer-none", lambda c=cls, b=base: c(None, **b), TypeError,
                           (name, "Optimizer"), "mine", ("optim",)))
+    for name, (cls, base, args) in SCHEDULERS.items():
+        for label, edit, exc, what in (("list", lambda st: [1], TypeError, "dict"),
+                                       ("none", lambda st: None, TypeError, "dict"),
+                                       ("step_key", lambda st: {**st, "step": 5}, ValueError, "step"),
+                                       ("optimizer_key", lambda st: {**st, "optimizer": None}, ValueError, "optimizer"),
+                                       ("last_epoch_str", lambda st: {**st, "last_epoch": "x"}, TypeError, "last_epoch"),
+                                       ("last_epoch_float", lambda st: {**st, "last_epoch": 1.5}, TypeError, "last_epoch"),
+                                       ("base_lrs_short", lambda st: {**st, "base_lrs": []}, ValueError, "base_lrs"),
+                                       ("base_lrs_str", lambda st: {**st, "base_lrs": ["a"]}, TypeError, "base_lrs"),
+                                       ("base_lrs_nan", lambda st: {**st, "base_lrs": [NAN]}, ValueError, "base_lrs")):
+            def run(make=_sched(cls, **base), edit=edit):
+                sched = make()
+                return sched.load_state_dict(edit(sched.state_dict()))
+            cases.append(Case(f"load_state_dict-{name}-{label}", run, exc, (name, what), "mine", ("optim",)))
     for label, value, exc in BAD["nonneg_real"]:
         cases.append(Case(f"clip_grad_norm_-max_norm-{label}", lambda v=value: optim.clip_grad_norm_(_params(), v), exc,
                           ("clip_grad_norm_", "max_norm"), "mine", ("optim",)))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from convgrad import nn
 
 EXAMPLES = 20
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 DTYPES = st.sampled_from([np.float64, np.float64, np.float32])
 LAYOUTS = st.sampled_from(["c", "fortran", "noncontiguous", "negative_stride"])

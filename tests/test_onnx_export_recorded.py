@@ -58,6 +58,20 @@ class Everything(nn.Module):
         return cg.cat([g.softmax(dim=1), g.amax(dim=1, keepdim=True), g[..., None, 2].log_softmax(dim=1)], dim=1)
 
 
+class SplitMaxWhere(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+        self.mask = cg.tensor(np.array([True, False, True, True, False, True]))     # a constant Tensor
+
+    def forward(self, x):
+        h = self.lin(x)
+        a, b = cg.split(h, 3, dim=1)
+        c, d = cg.chunk(h, 2, dim=1)
+        values, _ = h.max(dim=1)
+        return cg.cat([a * d, b - c, values.reshape(-1, 1), cg.where(self.mask, h, h * 0.5)], dim=1)
+
+
 MODELS = [
     ("reused activation", R.ReusedActivation, (5, 4)),
     ("shared weights", R.SharedConv, (2, 3, 6, 6)),
@@ -74,6 +88,7 @@ MODELS = [
     ("reused ReLU Sequential", lambda: nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3), nn.ReLU()),
      (6, 4)),
     ("many ops", Everything, (2, 3, 6, 8)),
+    ("split, chunk, max, where", SplitMaxWhere, (4, 6)),
 ]
 
 

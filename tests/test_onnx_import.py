@@ -251,3 +251,35 @@ def test_recorded_mode_training_equals_explicit(tmp_path):
     assert rel(xt.grad, dx) <= TOL64
     for name, p in ours.named_parameters():
         assert rel(p.grad, explicit[name]) <= TOL64, name
+
+
+def test_torch_shape_arithmetic_resize_dropout_concat(torch, tmp_path):
+    """x.view(x.size(0), -1) exports as Shape/Gather/Unsqueeze/Concat/Reshape on integers; with
+    F.interpolate (Resize), Dropout, torch.cat and LeakyReLU/Sigmoid/Softmax the graph runs in
+    convgrad at other batch sizes with torch's outputs."""
+    T = torch.nn
+
+    class Net(T.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = T.Conv2d(2, 3, 3, padding=1)
+            self.drop = T.Dropout(0.3)
+            self.fc = T.Linear(6 * 4 * 4, 5)
+
+        def forward(self, x):
+            h = torch.nn.functional.leaky_relu(self.conv(x), 0.2)
+            h = torch.cat([h, torch.sigmoid(h)], dim=1)
+            h = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(h, 2), scale_factor=2, mode="nearest")
+            h = self.drop(torch.nn.functional.max_pool2d(h, 2))
+            return torch.softmax(self.fc(h.view(h.size(0), -1)), dim=1)
+
+    torch.manual_seed(3)
+    theirs = Net().eval()
+    path = torch_export(torch, theirs, torch.zeros(2, 2, 8, 8), tmp_path / "n.onnx")
+    ops = {n.op_type for n in onnx.load(path).graph.node}
+    assert {"Shape", "Gather", "Reshape", "Resize"} <= ops
+    ours = convgrad.onnx.load(path).eval()
+    for batch in (1, 6):
+        x = torch.randn(batch, 2, 8, 8)
+        with torch.no_grad():
+            assert rel(ours(x.numpy()), theirs(x).numpy()) <= TOL32

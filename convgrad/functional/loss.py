@@ -312,7 +312,8 @@ def l1_loss_forward(x, target, reduction="mean", *, where="l1_loss"):
     """l = |x - target| element-wise; x and target of one shape. Returns (loss, cache)."""
     check_reduction(reduction, where)
     diff = x - _check_same_shape(x, target, where)
-    return _reduce(np.abs(diff), reduction, diff.size), (np.sign(diff), reduction, where)
+    sign = np.where(np.isnan(diff), diff.dtype.type(0), np.sign(diff))   # torch's sgn(NaN) = 0
+    return _reduce(np.abs(diff), reduction, diff.size), (sign, reduction, where)
 
 
 def l1_loss_backward(grad, cache):

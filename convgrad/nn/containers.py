@@ -50,11 +50,30 @@ def _check_same_shapes(outputs, where: str) -> None:
 
 
 class Residual(Module):
-    """y = body(x) + shortcut(x); shortcut None is the identity (then y and x share a shape).
+    """A residual connection: ``y = body(x) + shortcut(x)``, the shortcut None for the identity.
 
     backward: grad_out flows into both branches and their input gradients add,
-    dx = body.backward(dy) + shortcut.backward(dy) (or + dy for the identity).
-    Parameter names: "body.*", "shortcut.*", as a torch module with those attributes.
+    ``dx = body.backward(dy) + shortcut.backward(dy)`` (or ``+ dy`` for the identity) — where x fanned
+    out, the gradients add. Parameter names: ``"body.*"``, ``"shortcut.*"``, as a torch module with
+    those attributes.
+
+    Args:
+        body (Module): the main path.
+        shortcut (Module or None): the other path; None is the identity (then body keeps x's shape).
+            Default: None.
+
+    Shape:
+        - Input: what body and shortcut take, ``(N, *)``.
+        - Output: body's output shape, which shortcut's must equal.
+
+    Example:
+        >>> block = nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()))
+        >>> x = np.ones((2, 4, 8, 8), dtype=np.float32)
+        >>> y = block(x)
+        >>> y.shape
+        (2, 4, 8, 8)
+        >>> block.backward(np.ones_like(y)).shape
+        (2, 4, 8, 8)
     """
 
     def __init__(self, body: Module, shortcut: Module | None = None):
@@ -98,8 +117,22 @@ class _Branches(Module):
 
 
 class Add(_Branches):
-    """y = sum_i branch_i(x), every branch applied to the same x; outputs share one shape.
-    backward: dx = sum_i branch_i.backward(dy). Branches are named "0", "1", ..."""
+    """Parallel branches whose outputs add: ``y = sum_i branch_i(x)``, every branch applied to the same x.
+
+    backward: ``dx = sum_i branch_i.backward(dy)``. Branches are named ``"0"``, ``"1"``, ...
+
+    Args:
+        branches (Module): one or more modules (one object may appear twice: its gradients add).
+
+    Shape:
+        - Input: what every branch takes, ``(N, *)``.
+        - Output: the branches' common output shape.
+
+    Example:
+        >>> both = nn.Add(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 1))
+        >>> both(np.ones((2, 3, 5, 5), dtype=np.float32)).shape
+        (2, 8, 5, 5)
+    """
 
     def __init__(self, *branches: Module):
         super().__init__(branches, "Add")
@@ -123,10 +156,28 @@ class Add(_Branches):
 
 
 class Concat(_Branches):
-    """y = concatenate([branch_i(x)], axis=dim), every branch applied to the same x
-    (default dim=1: channels of (N, C_i, *spatial) outputs -> (N, sum C_i, *spatial)).
-    backward: dy is split back into the branches' pieces, whose input gradients add.
-    Branches are named "0", "1", ..."""
+    """Parallel branches whose outputs are concatenated: ``y = concatenate([branch_i(x)], axis=dim)``.
+
+    Every branch is applied to the same x (an Inception-style block); backward splits dy back into
+    the branches' pieces, and their input gradients add. Branches are named ``"0"``, ``"1"``, ...
+
+    Args:
+        branches (Module): one or more modules (one object may appear twice: its gradients add).
+        dim (int): the axis of the concatenation. Default: 1 (channels).
+
+    Shape:
+        - Input: what every branch takes, ``(N, *)``.
+        - Output: with the default dim, branch outputs ``(N, C_i, *S)`` give ``(N, sum_i C_i, *S)``;
+          they must agree in every other axis.
+
+    Example:
+        >>> block = nn.Concat(nn.Conv2d(3, 4, 1), nn.Conv2d(3, 6, 3, padding=1))
+        >>> y = block(np.ones((2, 3, 5, 5), dtype=np.float32))
+        >>> y.shape
+        (2, 10, 5, 5)
+        >>> block.backward(np.ones_like(y)).shape
+        (2, 3, 5, 5)
+    """
 
     def __init__(self, *branches: Module, dim: int = 1):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):

@@ -184,7 +184,8 @@ class Conv2d(_ConvNd):
 class Conv3d(_ConvNd):
     """3-D convolution (cross-correlation) over a batch of multi-channel volumes.
 
-    ``y[n, o, t, i, j] = bias[o] + sum_{c, a, b, e} weight[o, c, a, b, e] * xpad[n, c', t*s0 + a*d0, i*s1 + b*d1, j*s2 + e*d2]``
+    ``y[n, o, t, i, j] = bias[o] + sum_{c, a, b, e} weight[o, c, a, b, e]
+    * xpad[n, c', t*s0 + a*d0, i*s1 + b*d1, j*s2 + e*d2]``
     with ``c'`` channel ``c`` of the group of ``o``. The backward pass is two more convolutions (see
     :class:`Conv2d`).
 

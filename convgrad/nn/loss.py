@@ -89,7 +89,8 @@ class CrossEntropyLoss(_WeightedLoss):
     eps the target is ``(1 - eps) * onehot(t) + eps / C``; for probability targets
     ``l = -sum_c w[c] * q[c] * log_softmax(pred)[c]``. ``'mean'`` divides by the summed weight of the
     non-ignored targets (by the element count for probability targets), as torch. The gradient is
-    ``softmax(pred) - target`` (weighted, scaled by the mean's denominator). ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    ``softmax(pred) - target`` (weighted, scaled by the mean's denominator).
+    ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
     ``reduction='none'``).
 
     Args:
@@ -132,7 +133,8 @@ class NLLLoss(_WeightedLoss):
     """Negative log-likelihood of target classes, given log-probabilities (e.g. from LogSoftmax).
 
     Per element ``l = -w[t] * pred[t]``; ``'mean'`` divides by the summed weight of the non-ignored
-    targets. The gradient is ``-w[t]`` at the target class and 0 elsewhere. ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    targets. The gradient is ``-w[t]`` at the target class and 0 elsewhere.
+    ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
     ``reduction='none'``).
 
     Args:
@@ -170,7 +172,8 @@ class MSELoss(_Loss):
     """Mean squared error.
 
     Per element ``l = (pred - target)^2``, averaged or summed by reduction; the gradient is
-    ``2 * (pred - target)`` (divided by the element count for ``'mean'``). ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    ``2 * (pred - target)`` (divided by the element count for ``'mean'``).
+    ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
     ``reduction='none'``).
 
     Args:
@@ -199,7 +202,8 @@ class L1Loss(_Loss):
     """Mean absolute error.
 
     Per element ``l = abs(pred - target)``; the gradient is ``sign(pred - target)`` (0 where they are
-    equal), divided by the element count for ``'mean'``. ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    equal), divided by the element count for ``'mean'``.
+    ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
     ``reduction='none'``).
 
     Args:
@@ -229,7 +233,8 @@ class BCEWithLogitsLoss(_Loss):
 
     Per element ``l = -w * (pos_weight * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x)))`` with
     logits ``x`` and target probabilities ``y``, computed as ``softplus`` terms that never overflow.
-    Without pos_weight the gradient is ``w * (sigmoid(x) - y)``. ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
+    Without pos_weight the gradient is ``w * (sigmoid(x) - y)``.
+    ``backward(grad_out=None)`` returns dLoss/dpred (pred's shape); grad_out defaults to 1 (ones for
     ``reduction='none'``).
 
     Args:

@@ -79,9 +79,12 @@ class Module:
 
     # ---- the pass -----------------------------------------------------------------
     def forward(self, x):
+        """Compute the output from the input; a layer keeps here what its backward needs."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def backward(self, grad_out):
+        """dJ/d(input) from dJ/d(output), adding parameter gradients into Parameter.grad; a module
+        without its own backward is forward-only (recorded mode)."""
         raise NotImplementedError(f"{type(self).__name__} has no backward of its own: it is forward-only. Call "
                                   f"it with a convgrad.Tensor and call .backward() on the loss it leads to")
 
@@ -105,21 +108,27 @@ class Module:
 
     # ---- traversal ----------------------------------------------------------------
     def children(self) -> Iterator["Module"]:
+        """The direct submodules, in registration order."""
         yield from self._modules.values()
 
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(name, submodule) of the direct submodules."""
         yield from self._modules.items()
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """(dotted name, module) of this module ("") and every submodule, depth first."""
         yield prefix, self
         for name, child in self._modules.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self) -> Iterator["Module"]:
+        """This module and every submodule, depth first."""
         for _, m in self.named_modules():
             yield m
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter) of every parameter ("0.weight", "layer1.0.bn1.bias", ...), each
+        shared Parameter once."""
         seen = set()
         for mod_name, mod in self.named_modules(prefix):
             for name, p in mod._parameters.items():
@@ -128,10 +137,12 @@ class Module:
                     yield (f"{mod_name}.{name}" if mod_name else name), p
 
     def parameters(self) -> Iterator[Parameter]:
+        """Every parameter (what an optimiser takes), each shared Parameter once."""
         for _, p in self.named_parameters():
             yield p
 
     def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        """(dotted name, array) of every buffer that is not None (e.g. BatchNorm's running_mean)."""
         for mod_name, mod in self.named_modules():
             for name, b in mod._buffers.items():
                 if b is not None:
@@ -139,11 +150,14 @@ class Module:
 
     # ---- modes and gradients --------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
+        """Set training mode (mode=True) or evaluation mode on this module and every submodule;
+        returns self."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self) -> "Module":
+        """Evaluation mode (BatchNorm uses its running statistics, Dropout is the identity); returns self."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
@@ -153,6 +167,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's gradient: set it to None, or fill it with zeros (set_to_none=False)."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
@@ -172,9 +187,11 @@ class Module:
         return self
 
     def double(self) -> "Module":
+        """Convert parameters and floating buffers to float64; returns self."""
         return self.to(np.float64)
 
     def float(self) -> "Module":
+        """Convert parameters and floating buffers to float32; returns self."""
         return self.to(np.float32)
 
     # ---- state ----------------------------------------------------------------------
@@ -236,6 +253,7 @@ class Module:
 
     # ---- printing -------------------------------------------------------------------
     def extra_repr(self) -> str:
+        """The module's own arguments as shown inside its repr (override it in a layer)."""
         return ""
 
     def __repr__(self) -> str:
@@ -249,7 +267,32 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied in order; backward runs them in reverse. Children are named "0", "1", ..."""
+    """A chain of modules: forward runs them in order, backward in reverse.
+
+    ``y = m_n(... m_2(m_1(x)))``; ``backward(dy)`` calls ``m_n.backward`` first and hands each
+    result to the module before it (the chain rule). Children are named ``"0"``, ``"1"``, ...
+    One step is fused: a plain ReLU directly followed by an unpadded 2x2 stride-2 MaxPool2d runs
+    as ``relu(max_pool(x))`` on a quarter of the elements (the same values and gradient).
+    ``backward(grad_out, input_grad=False)`` lets a first layer skip the input gradient (training on
+    data) and returns None.
+
+    Args:
+        modules (Module): the modules, in order.
+
+    Shape:
+        - Input: what the first module takes.
+        - Output: what the last module returns; each module's output is the next one's input.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 13 * 13, 10))
+        >>> y = model(np.zeros((2, 1, 28, 28), dtype=np.float32))
+        >>> y.shape
+        (2, 10)
+        >>> model.backward(np.ones_like(y)).shape
+        (2, 1, 28, 28)
+        >>> [name for name, _ in model.named_parameters()]
+        ['0.weight', '0.bias', '4.weight', '4.bias']
+    """
 
     def __init__(self, *modules: Module):
         super().__init__()
@@ -268,6 +311,7 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module: Module) -> "Sequential":
+        """Add a module at the end (named by its position); returns self."""
         setattr(self, str(len(self._modules)), module)
         return self
 

@@ -62,17 +62,80 @@ class _PadNd(Module):
 
 
 class ConstantPad1d(_PadNd):
-    """Pads with `value`: (N, C, L) -> (N, C, L + left + right)."""
+    """1-D value padding of every sample's last 1 axis.
+
+    Each padded axis grows by its two pads; the added elements are ``value``. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
+        value (float): the fill value.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
+
+    Example:
+        >>> pad = nn.ConstantPad1d(1, value=-1.0)
+        >>> pad(np.array([[[1.0, 2.0]]]))
+        array([[[-1.,  1.,  2., -1.]]])
+    """
     mode, n_dims = "constant", 1
 
 
 class ConstantPad2d(_PadNd):
-    """Pads with `value`: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
+    """2-D value padding of every sample's last 2 axes.
+
+    Each padded axis grows by its two pads; the added elements are ``value``. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
+        value (float): the fill value.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ConstantPad2d((1, 2, 0, 1), value=0.5)
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
+    """
     mode, n_dims = "constant", 2
 
 
 class ConstantPad3d(_PadNd):
-    """Pads with `value`: (N, C, D, H, W) -> (N, C, D + front + back, H + top + bottom, W + left + right)."""
+    """3-D value padding of every sample's last 3 axes.
+
+    Each padded axis grows by its two pads; the added elements are ``value``. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
+        value (float): the fill value.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ConstantPad3d(1, value=0.5)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
+    """
     mode, n_dims = "constant", 3
 
 
@@ -84,17 +147,77 @@ class _ZeroPadNd(_PadNd):
 
 
 class ZeroPad1d(_ZeroPadNd):
-    """Pads with zeros: (N, C, L) -> (N, C, L + left + right)."""
+    """1-D zeros padding of every sample's last 1 axis.
+
+    Each padded axis grows by its two pads; the added elements are 0. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
+
+    Example:
+        >>> pad = nn.ZeroPad1d((1, 2))
+        >>> pad(np.array([[[1.0, 2.0]]]))
+        array([[[0., 1., 2., 0., 0.]]])
+    """
     n_dims = 1
 
 
 class ZeroPad2d(_ZeroPadNd):
-    """Pads with zeros: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
+    """2-D zeros padding of every sample's last 2 axes.
+
+    Each padded axis grows by its two pads; the added elements are 0. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ZeroPad2d((1, 2, 0, 1))
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
+    """
     n_dims = 2
 
 
 class ZeroPad3d(_ZeroPadNd):
-    """Pads with zeros: (N, C, D, H, W) -> (N, C, D + front + back, H + top + bottom, W + left + right)."""
+    """3-D zeros padding of every sample's last 3 axes.
+
+    Each padded axis grows by its two pads; the added elements are 0. Its backward crops the
+    gradient back to the input's extent.
+
+    Args:
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ZeroPad3d(1)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
+    """
     n_dims = 3
 
 
@@ -104,45 +227,231 @@ class _ModePadNd(_PadNd):
 
 
 class ReflectionPad1d(_ModePadNd):
-    """Mirror without repeating the edge (each pad < the size): (N, C, L) -> (N, C, L + left + right)."""
+    """1-D reflection padding of every sample's last 1 axis.
+
+    Each padded axis grows by its two pads; mirrored at the edge without repeating it: ``[a b c d]``
+    padded by 2 gives ``[c b a b c d c b]``; each pad must be smaller than its axis. Its backward
+    adds the gradient of each mirrored copy into the element it copies.
+
+    Args:
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
+
+    Example:
+        >>> pad = nn.ReflectionPad1d(2)
+        >>> pad(np.array([[[1.0, 2.0, 3.0, 4.0]]]))
+        array([[[3., 2., 1., 2., 3., 4., 3., 2.]]])
+    """
     mode, n_dims = "reflect", 1
 
 
 class ReflectionPad2d(_ModePadNd):
-    """Mirror without repeating the edge: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
+    """2-D reflection padding of every sample's last 2 axes.
+
+    Each padded axis grows by its two pads; mirrored at the edge without repeating it: ``[a b c d]``
+    padded by 2 gives ``[c b a b c d c b]``; each pad must be smaller than its axis. Its backward
+    adds the gradient of each mirrored copy into the element it copies.
+
+    Args:
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ReflectionPad2d((1, 2, 0, 1))
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
+    """
     mode, n_dims = "reflect", 2
 
 
 class ReflectionPad3d(_ModePadNd):
-    """Mirror without repeating the edge: (N, C, D, H, W) -> each spatial size + its two pads."""
+    """3-D reflection padding of every sample's last 3 axes.
+
+    Each padded axis grows by its two pads; mirrored at the edge without repeating it: ``[a b c d]``
+    padded by 2 gives ``[c b a b c d c b]``; each pad must be smaller than its axis. Its backward
+    adds the gradient of each mirrored copy into the element it copies.
+
+    Args:
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ReflectionPad3d(1)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
+    """
     mode, n_dims = "reflect", 3
 
 
 class ReplicationPad1d(_ModePadNd):
-    """Repeat the edge value: (N, C, L) -> (N, C, L + left + right)."""
+    """1-D replication padding of every sample's last 1 axis.
+
+    Each padded axis grows by its two pads; copies of the edge element: ``[a b c]`` padded by 2
+    gives ``[a a a b c c c]``. Its backward adds the gradient of every copy into the edge element.
+
+    Args:
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
+
+    Example:
+        >>> pad = nn.ReplicationPad1d(2)
+        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
+        array([[[1., 1., 1., 2., 3., 3., 3.]]])
+    """
     mode, n_dims = "replicate", 1
 
 
 class ReplicationPad2d(_ModePadNd):
-    """Repeat the edge value: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
+    """2-D replication padding of every sample's last 2 axes.
+
+    Each padded axis grows by its two pads; copies of the edge element: ``[a b c]`` padded by 2
+    gives ``[a a a b c c c]``. Its backward adds the gradient of every copy into the edge element.
+
+    Args:
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ReplicationPad2d((1, 2, 0, 1))
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
+    """
     mode, n_dims = "replicate", 2
 
 
 class ReplicationPad3d(_ModePadNd):
-    """Repeat the edge value: (N, C, D, H, W) -> each spatial size + its two pads."""
+    """3-D replication padding of every sample's last 3 axes.
+
+    Each padded axis grows by its two pads; copies of the edge element: ``[a b c]`` padded by 2
+    gives ``[a a a b c c c]``. Its backward adds the gradient of every copy into the edge element.
+
+    Args:
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.ReplicationPad3d(1)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
+    """
     mode, n_dims = "replicate", 3
 
 
 class CircularPad1d(_ModePadNd):
-    """Wrap around (each pad <= the size): (N, C, L) -> (N, C, L + left + right)."""
+    """1-D circular padding of every sample's last 1 axis.
+
+    Each padded axis grows by its two pads; wrapped around from the other end: ``[a b c]`` padded by
+    1 gives ``[c a b c a]``; each pad at most its axis. Its backward adds the gradient of each
+    wrapped copy into the element it copies.
+
+    Args:
+        padding (int or tuple): one int for every side, or 2 ints (left, right),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, L)`` or ``(C, L)``
+        - Output: ``(N, C, L_out)`` or ``(C, L_out)``,
+          ``L_out = L + left + right``
+
+    Example:
+        >>> pad = nn.CircularPad1d(1)
+        >>> pad(np.array([[[1.0, 2.0, 3.0]]]))
+        array([[[3., 1., 2., 3., 1.]]])
+    """
     mode, n_dims = "circular", 1
 
 
 class CircularPad2d(_ModePadNd):
-    """Wrap around: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right)."""
+    """2-D circular padding of every sample's last 2 axes.
+
+    Each padded axis grows by its two pads; wrapped around from the other end: ``[a b c]`` padded by
+    1 gives ``[c a b c a]``; each pad at most its axis. Its backward adds the gradient of each
+    wrapped copy into the element it copies.
+
+    Args:
+        padding (int or tuple): one int for every side, or 4 ints (left, right, top, bottom),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, H, W)`` or ``(C, H, W)``
+        - Output: ``(N, C, H_out, W_out)`` or ``(C, H_out, W_out)``,
+          ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.CircularPad2d((1, 2, 0, 1))
+        >>> y = pad(np.random.default_rng(0).standard_normal((2, 3, 4, 5)))
+        >>> y.shape
+        (2, 3, 5, 8)
+        >>> pad.backward(np.ones_like(y)).shape
+        (2, 3, 4, 5)
+    """
     mode, n_dims = "circular", 2
 
 
 class CircularPad3d(_ModePadNd):
-    """Wrap around: (N, C, D, H, W) -> each spatial size + its two pads."""
+    """3-D circular padding of every sample's last 3 axes.
+
+    Each padded axis grows by its two pads; wrapped around from the other end: ``[a b c]`` padded by
+    1 gives ``[c a b c a]``; each pad at most its axis. Its backward adds the gradient of each
+    wrapped copy into the element it copies.
+
+    Args:
+        padding (int or tuple): one int for every side, or 6 ints (left, right, top, bottom, front, back),
+            ordered from the last axis inwards as in torch; non-negative.
+
+    Shape:
+        - Input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``
+        - Output: ``(N, C, D_out, H_out, W_out)`` or ``(C, D_out, H_out, W_out)``,
+          ``D_out = D + front + back``, ``H_out = H + top + bottom``, ``W_out = W + left + right``
+
+    Example:
+        >>> pad = nn.CircularPad3d(1)
+        >>> y = pad(np.random.default_rng(0).standard_normal((1, 2, 3, 4, 5)))
+        >>> y.shape
+        (1, 2, 5, 6, 7)
+        >>> pad.backward(np.ones_like(y)).shape
+        (1, 2, 3, 4, 5)
+    """
     mode, n_dims = "circular", 3

@@ -104,7 +104,8 @@ class MaxPool2d(_MaxPoolNd):
 
     Shape:
         - Input: ``(N, C, H, W)``
-        - Output: ``(N, C, H_out, W_out)``, per spatial axis ``i``: ``out[i] = floor((in[i] + 2*padding[i] - dilation[i]*(kernel_size[i] - 1) - 1) / stride[i]) + 1``
+        - Output: ``(N, C, H_out, W_out)``, per spatial axis ``i``:
+          ``out[i] = floor((in[i] + 2*padding[i] - dilation[i]*(kernel_size[i] - 1) - 1) / stride[i]) + 1``
           (``ceil`` with ceil_mode).
 
     Example:
@@ -144,7 +145,8 @@ class MaxPool3d(_MaxPoolNd):
 
     Shape:
         - Input: ``(N, C, D, H, W)``
-        - Output: ``(N, C, D_out, H_out, W_out)``, per spatial axis ``i``: ``out[i] = floor((in[i] + 2*padding[i] - dilation[i]*(kernel_size[i] - 1) - 1) / stride[i]) + 1``
+        - Output: ``(N, C, D_out, H_out, W_out)``, per spatial axis ``i``:
+          ``out[i] = floor((in[i] + 2*padding[i] - dilation[i]*(kernel_size[i] - 1) - 1) / stride[i]) + 1``
           (``ceil`` with ceil_mode).
 
     Example:
@@ -237,7 +239,8 @@ class AvgPool2d(_AvgPoolNd):
 
     Shape:
         - Input: ``(N, C, H, W)``
-        - Output: ``(N, C, H_out, W_out)``, per spatial axis ``i``: ``out[i] = floor((in[i] + 2*padding[i] - kernel_size[i]) / stride[i]) + 1``
+        - Output: ``(N, C, H_out, W_out)``, per spatial axis ``i``:
+          ``out[i] = floor((in[i] + 2*padding[i] - kernel_size[i]) / stride[i]) + 1``
           (``ceil`` with ceil_mode).
 
     Example:
@@ -270,7 +273,8 @@ class AvgPool3d(_AvgPoolNd):
 
     Shape:
         - Input: ``(N, C, D, H, W)``
-        - Output: ``(N, C, D_out, H_out, W_out)``, per spatial axis ``i``: ``out[i] = floor((in[i] + 2*padding[i] - kernel_size[i]) / stride[i]) + 1``
+        - Output: ``(N, C, D_out, H_out, W_out)``, per spatial axis ``i``:
+          ``out[i] = floor((in[i] + 2*padding[i] - kernel_size[i]) / stride[i]) + 1``
           (``ceil`` with ceil_mode).
 
     Example:
@@ -527,7 +531,8 @@ class MaxUnpool2d(_MaxUnpoolNd):
 
     Shape:
         - Input: ``(N, C, H, W)``, and indices of the same shape.
-        - Output: ``(N, C, H_out, W_out)``, per spatial axis ``i``: ``out[i] = (in[i] - 1)*stride[i] - 2*padding[i] + kernel_size[i]``,
+        - Output: ``(N, C, H_out, W_out)``, per spatial axis ``i``:
+          ``out[i] = (in[i] - 1)*stride[i] - 2*padding[i] + kernel_size[i]``,
           or ``output_size`` when given.
 
     Example:
@@ -555,7 +560,8 @@ class MaxUnpool3d(_MaxUnpoolNd):
 
     Shape:
         - Input: ``(N, C, D, H, W)``, and indices of the same shape.
-        - Output: ``(N, C, D_out, H_out, W_out)``, per spatial axis ``i``: ``out[i] = (in[i] - 1)*stride[i] - 2*padding[i] + kernel_size[i]``,
+        - Output: ``(N, C, D_out, H_out, W_out)``, per spatial axis ``i``:
+          ``out[i] = (in[i] - 1)*stride[i] - 2*padding[i] + kernel_size[i]``,
           or ``output_size`` when given.
 
     Example:

@@ -129,6 +129,7 @@ class OnnxModel(Module):
         return dx if dx is not None else np.zeros(self.input_shape_of(grad_out), grad_out.dtype)
 
     def input_shape_of(self, grad_out):
+        """The input's shape for an output gradient: its batch size, then the graph's input shape."""
         return tuple(np.shape(grad_out)[:1]) + tuple(self.input_shape[1:])
 
     def to(self, dtype) -> "OnnxModel":

@@ -65,11 +65,38 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore the attributes saved by state_dict()."""
+        where = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict):
-            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict, "
-                            f"got {type(state_dict).__name__}")
-        self.__dict__.update({k: copy.deepcopy(to_plain(v)) for k, v in state_dict.items()
-                              if k not in ("optimizer", "_is_initial")})
+            raise TypeError(f"{where}: expected a dict, got {type(state_dict).__name__}")
+        own = self.state_dict()
+        restored = {}
+        for key, value in state_dict.items():
+            if key not in own:       # e.g. "step" would replace the method; "optimizer" the optimiser
+                raise ValueError(f"{where}: unexpected key {key!r}; expected some of {sorted(own)}")
+            restored[key] = _like(own[key], to_plain(value), f"{where}: {key}")
+        self.__dict__.update(copy.deepcopy(restored))
+
+
+def _like(current, value, where: str):
+    """value, checked to have the type (and for lists the length) of the current value: a
+    saved scheduler state is data from a file, and every attribute it sets is used in step()."""
+    if current is None:
+        return value
+    if isinstance(current, bool):
+        return check_bool(where, "value", value)
+    if isinstance(current, int):
+        return check_int(where, "value", value)
+    if isinstance(current, float):
+        return check_real(where, "value", value)
+    if isinstance(current, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(current):
+            raise ValueError(f"{where}: expected a list of {len(current)} values, got {value!r:.80}")
+        return type(current)(_like(c, v, f"{where}[{i}]") for i, (c, v) in enumerate(zip(current, value)))
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise TypeError(f"{where}: expected a string, got {value!r:.80}")
+        return value
+    return value
 
 
 class StepLR(LRScheduler):

@@ -1,4 +1,4 @@
-"""`convgrad export RUN --format onnx|safetensors`: a trained run's model for use outside convgrad.
+"""`convgrad export RUN --format onnx|safetensors`: a trained run's model for use outside convgrad::
 
     onnx          RUN/model.onnx: the model (input: normalised images (N, C, H, W), output: logits);
                   its metadata holds the classes and the normalisation mean/std

@@ -22,8 +22,9 @@ PAGES = {
     "gradcheck": ["convgrad.gradcheck"],
     "reference": ["convgrad.reference"],
     "explain": ["convgrad.explain"],
+    "io": ["convgrad.weights", "convgrad.onnx"],
     "tools": ["convgrad.tools", "convgrad.tools.gradcheck_sweep", "convgrad.tools.attack",
-              "convgrad.tools.saliency", "convgrad.tools.report", "convgrad.cli"],
+              "convgrad.tools.saliency", "convgrad.tools.report", "convgrad.tools.export", "convgrad.cli"],
     "convgrad": ["convgrad.summary", "convgrad", "convgrad.parallel", "convgrad.memory"],
     "distributed": ["convgrad.distributed"],
 }
