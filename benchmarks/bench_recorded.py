@@ -9,7 +9,8 @@ Three ways to train the same model (the same layer objects, so the same weights 
 
 lenet: chunks of --steps SGD steps (batch 64, Fashion-MNIST-shaped random data), the three
 variants interleaved --reps times; ResNet-18 (ImageNet layout, 224x224, batch 8): one training
-step each, interleaved. Reported: median seconds and each variant's ratio to explicit, with the
+step each, interleaved. Reported: median wall and CPU seconds (this process's threads; less
+disturbed by other processes on a shared machine) and each variant's ratio to explicit, with the
 spread over rounds (min-max of the per-round ratios). convgrad.memory.retain_freed_memory() is
 applied (one process: every variant alike).
 """
@@ -19,6 +20,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 
 import numpy as np
 
@@ -26,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from bench_resnet import convgrad_resnet18  # noqa: E402
-from common import LoadMonitor, interleaved_samples, machine_info, markdown_table  # noqa: E402
+from common import LoadMonitor, machine_info, markdown_table  # noqa: E402
 
 import convgrad as cg  # noqa: E402
 from convgrad import models, nn  # noqa: E402
@@ -74,15 +76,35 @@ def repeat(fn, n):
     return run
 
 
-def report(title, samples):
-    base = samples["explicit"]
+def interleaved(fns, reps, warmup=1):
+    """Wall and CPU seconds (this process, all its threads) of each fn, run alternately, the
+    order reversed every other round. CPU time is less disturbed by other processes' load."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    wall = {n: [] for n in names}
+    cpu = {n: [] for n in names}
+    for rnd in range(reps):
+        for name in (names if rnd % 2 == 0 else names[::-1]):
+            w0, c0 = time.perf_counter(), time.process_time()
+            fns[name]()
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.process_time() - c0)
+    return wall, cpu
+
+
+def report(title, wall, cpu):
     rows = []
-    for name, s in samples.items():
-        ratios = [a / b for a, b in zip(s, base)]
-        rows.append([name, f"{statistics.median(s):.3f}", f"{statistics.median(ratios):.3f}",
-                     f"{min(ratios):.3f}-{max(ratios):.3f}"])
+    for name in wall:
+        cells = [name]
+        for samples in (wall, cpu):
+            ratios = [a / b for a, b in zip(samples[name], samples["explicit"])]
+            cells += [f"{statistics.median(samples[name]):.3f}", f"{statistics.median(ratios):.3f}",
+                      f"{min(ratios):.3f}-{max(ratios):.3f}"]
+        rows.append(cells)
     print(f"\n{title}\n")
-    print(markdown_table(["variant", "median s", "ratio to explicit", "spread (per round)"], rows))
+    print(markdown_table(["variant", "wall s", "wall ratio", "spread", "CPU s", "CPU ratio", "spread"], rows))
 
 
 def main(argv=None):
@@ -102,8 +124,8 @@ def main(argv=None):
     opt = cg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     fns = {k: repeat(f, args.steps) for k, f in variants(model, nn.CrossEntropyLoss(), opt, x, y).items()}
     with LoadMonitor() as load:
-        samples = interleaved_samples(fns, reps=args.reps, warmup=1)
-    report(f"lenet, {args.steps} SGD steps of batch 64 (other processes' CPU load: {load.other})", samples)
+        wall, cpu = interleaved(fns, args.reps)
+    report(f"lenet, {args.steps} SGD steps of batch 64 (other processes' CPU load: {load.other:.2f})", wall, cpu)
 
     if args.resnet_reps:
         model = convgrad_resnet18()
@@ -111,10 +133,9 @@ def main(argv=None):
         yb = rng.integers(0, 1000, args.resnet_batch)
         opt = cg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         with LoadMonitor() as load:
-            samples = interleaved_samples(variants(model, nn.CrossEntropyLoss(), opt, xb, yb), reps=args.resnet_reps,
-                                          warmup=1)
+            wall, cpu = interleaved(variants(model, nn.CrossEntropyLoss(), opt, xb, yb), args.resnet_reps)
         report(f"ResNet-18 224x224, one training step of batch {args.resnet_batch} "
-               f"(other processes' CPU load: {load.other})", samples)
+               f"(other processes' CPU load: {load.other:.2f})", wall, cpu)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ def _join(obj, arrays, path: str, field: str = "state"):
     return obj
 
 
+TEMP_PREFIX = ".tmp-"
+
+
 # What a model description may hold: the architecture is rebuilt from it before any weight is
 # read, so its sizes are bounded here (an image_size of 10**7 would allocate petabytes).
 _MODEL_CONFIG_RANGES = {"in_channels": (1, 64), "image_size": (4, 512), "num_classes": (1, 100_000)}
@@ -66,9 +69,13 @@ def _validate(state, path: str) -> dict:
     if config is not None:
         if not isinstance(config, dict):
             raise CheckpointError(f"{path!r}: field 'model_config' must be a JSON object, got {type(config).__name__}")
-        if config.get("name") not in MODELS:
-            raise CheckpointError(f"{path!r}: field 'model_config.name' must be one of {MODELS}, "
-                                  f"got {config.get('name')!r:.80}")
+        name = config.get("name")
+        if name not in MODELS and not (isinstance(name, str) and ":" in name):
+            raise CheckpointError(f"{path!r}: field 'model_config.name' must be one of {MODELS} or a "
+                                  f"'module:factory' spec, got {name!r:.80}")
+        if not isinstance(config.get("args", {}), dict):
+            raise CheckpointError(f"{path!r}: field 'model_config.args' must be a JSON object, got "
+                                  f"{type(config['args']).__name__}")
         for key, (low, high) in _MODEL_CONFIG_RANGES.items():
             value = config.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -88,28 +95,62 @@ def _validate(state, path: str) -> dict:
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write data to path via a temporary file in the same directory and os.replace."""
+    """Write data to path via a temporary file in the same directory, os.replace, then fsync the
+    directory (so the rename itself survives a power cut). An OSError (unwritable directory, full
+    disk) is re-raised naming `path`; the temporary file is removed."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # The kernel applies the process umask to the mode given here (0666, the usual file
-    # permissions); reading the umask would mean setting it, which races with other threads.
-    while True:
-        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}-{os.path.basename(path)}")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
+    tmp = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        # The kernel applies the process umask to the mode given here (0666, the usual file
+        # permissions); reading the umask would mean setting it, which races with other threads.
+        while True:
+            tmp = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(8)}-{os.path.basename(path)}")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+                break
+            except FileExistsError:
+                continue
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+        fsync_directory(directory)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def fsync_directory(directory: str) -> None:
+    """Flush a directory's entries (a rename into it) to disk; a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: str) -> list:
+    """Delete the temporary files an interrupted atomic write left in `directory`; returns their names."""
+    removed = []
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if name.startswith(TEMP_PREFIX):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                    removed.append(name)
+                except OSError:
+                    pass
+    return removed
 
 
 def atomic_write_text(path: str, text: str) -> None:

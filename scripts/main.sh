@@ -13,4 +13,4 @@ if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
   [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || echo "Debian's dataset-fashion-mnist is not installed (run: sudo apt-get install dataset-fashion-mnist); convgrad will look in \$CONVGRAD_DATA and ~/.cache/convgrad and then try to download the files." >&2
 fi
 exec .venv/bin/convgrad train --data fashion-mnist --model lenet --epochs 1 --batch-size 64 --lr 0.01 \
-  --optimizer sgd --momentum 0.9 --seed 0 --out runs/lenet-1epoch "$@"
+  --optimizer sgd --momentum 0.9 --seed 0 "$@"           # into runs/lenet (runs/lenet-2, ... on later runs)

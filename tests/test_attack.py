@@ -10,7 +10,8 @@ from conftest import make_dataset as make_fashion_like
 from convgrad import nn
 from convgrad.data import write_cifar_batch
 from convgrad.tools import add_parsers
-from convgrad.tools._common import PixelModel, ToolError, check_eps, load_model, load_test_split, pixels
+from convgrad.cli_args import UsageError
+from convgrad.tools._common import PixelModel, check_eps, load_model, load_test_split, pixels
 from convgrad.tools.attack import fgsm, run_attack
 from convgrad.tools.saliency import saliency
 
@@ -26,18 +27,13 @@ def train_run(tmp_path_factory):
     """(data_root, run directory) of a lenet trained for 2 epochs with train's plots; trained once
     per test session (tests/test_report.py copies the directory before changing it)."""
     if "run" not in _RUN:
-        from convgrad import plots
-        from convgrad.train import TrainConfig, Trainer, evaluate
+        from convgrad.train_config import TrainConfig, make_trainer
         base = tmp_path_factory.mktemp("lenet")
         data_root = make_dataset(str(base / "data"))
         cfg = TrainConfig(data_root=data_root, model="lenet", epochs=2, batch_size=32, lr=0.05, seed=3,
                           out=str(base / "run"))
-        trainer = Trainer(cfg, progress=False, log=lambda *_: None)
-        trainer.run()
-        _, _, predictions = evaluate(trainer.model, trainer.test_loader)
-        image = trainer.test_loader.convert(trainer.test_loader.images[:1])[0]
-        plots.all_plots(cfg.out, trainer.history, trainer.model, trainer.test_loader.labels, predictions,
-                        trainer.data.classes, image)
+        trainer, loaders, _ = make_trainer(cfg, progress=False, log=lambda *_: None)
+        trainer.fit(loaders.train, loaders.val, cfg.epochs, loaders.test)          # writes train's plots too
         _RUN["run"] = (data_root, cfg.out)
     return _RUN["run"]
 
@@ -175,7 +171,7 @@ def test_attack_errors(run, tmp_path, capsys):
     assert "eps must be in [0, 1] (pixel units; did you mean 8/255" in capsys.readouterr().err
     assert cli("attack", str(tmp_path / "nowhere"), "--data-root", data_root) == 2
     assert "no checkpoint or run directory" in capsys.readouterr().err
-    assert cli("attack", out, "--data-root", data_root, "--target", "Unicorn", "--limit", "10") == 2
+    assert cli("attack", out, "--data-root", data_root, "--target", "Unicorn", "--limit", "10") == 2  # checked first
     assert "Unicorn" in capsys.readouterr().err
     # a dataset whose images do not fit the checkpoint's model: CIFAR-10 (3, 32, 32) for a (1, 28, 28) lenet
     cifar = tmp_path / "cifar-10"
@@ -183,10 +179,10 @@ def test_attack_errors(run, tmp_path, capsys):
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
         write_cifar_batch(cifar / name, rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8), np.arange(4))
-    assert cli("attack", out, "--data", "cifar-10", "--data-root", cifar) == 2
+    assert cli("attack", out, "--data", "cifar-10", "--data-root", cifar) == 1     # found while working
     err = capsys.readouterr().err
     assert "expects images of shape (C, H, W) = (1, 28, 28)" in err and "(3, 32, 32)" in err
-    with pytest.raises(ToolError, match="did you mean 8/255"):
+    with pytest.raises(UsageError, match="did you mean 8/255"):
         check_eps(8)
 
 
@@ -203,7 +199,7 @@ def test_saliency_command(run, tmp_path, capsys):
     assert cli("saliency", out, path, "--out", tmp_path / "s.png") == 0
     assert (tmp_path / "s.png").stat().st_size > 0
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    assert cli("saliency", out, tmp_path / "bad.png") == 2
+    assert cli("saliency", out, tmp_path / "bad.png") == 1
     assert "could not read image" in capsys.readouterr().err
 
 

@@ -47,5 +47,5 @@ def test_attack_on_an_image(run, tmp_path, capsys):
 def test_attack_image_errors(run, tmp_path, capsys):
     _, out = run
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    assert cli("attack", out, "--image", tmp_path / "bad.png") == 2
+    assert cli("attack", out, "--image", tmp_path / "bad.png") == 1   # unreadable, found while working
     assert "could not read image" in capsys.readouterr().err

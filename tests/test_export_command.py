@@ -53,8 +53,22 @@ def test_export_errors(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "convgrad export: error:" in err and "nowhere" in err and "Traceback" not in err
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    assert main(["export", str(tmp_path / "broken.npz")]) == 2
+    assert main(["export", str(tmp_path / "broken.npz")]) == 1     # a bad file found while working: exit 1
     assert "broken.npz" in capsys.readouterr().err
     assert main(["export", str(d), "--opset", "9"]) == 2
     assert "opset must be in 17..21, got 9" in capsys.readouterr().err
     assert not (d / "model.onnx").exists()
+
+
+def test_missing_package_is_one_line(run, capsys, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx":
+            raise ImportError("No module named 'onnx'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    assert main(["export", str(run[0]), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'convgrad[onnx]'" in err and "Traceback" not in err

@@ -370,3 +370,32 @@ def test_reused_relu_sequential(torch, rng):
     p = {n: torch.tensor(q.data) for n, q in model.named_parameters()}
     ref(p, xt).sum().backward()
     assert rel(dx, xt.grad.numpy()) <= TOL
+
+
+class Doubler(nn.Module):
+    """Forward-only: no backward of its own."""
+
+    def forward(self, x):
+        return x * x.sigmoid()
+
+
+@pytest.mark.parametrize("container", ["Sequential", "Residual", "Add", "Concat"])
+def test_containers_with_a_forward_only_child(torch, rng, container):
+    """A container whose child is forward-only runs forward-only itself (has_backward() False)."""
+    F_ = tF(torch)
+    conv = nn.Conv2d(2, 2, 3, padding=1)
+    model = {"Sequential": lambda: nn.Sequential(conv, Doubler(), nn.ReLU()),
+             "Residual": lambda: nn.Residual(nn.Sequential(conv, Doubler())),
+             "Add": lambda: nn.Add(conv, Doubler()),
+             "Concat": lambda: nn.Concat(conv, Doubler(), conv)}[container]()
+    assert not model.has_backward()
+
+    def silu(t):
+        return t * torch.sigmoid(t)
+
+    def ref(p, x):
+        name = next(iter(p))[:-len("weight")]
+        c = F_.conv2d(x, p[name + "weight"], p[name + "bias"], padding=1)
+        return {"Sequential": lambda: torch.relu(silu(c)), "Residual": lambda: silu(c) + x,
+                "Add": lambda: c + silu(x), "Concat": lambda: torch.cat([c, silu(x), c], dim=1)}[container]()
+    compare(torch, model, ref, rng.standard_normal((2, 2, 4, 4)))

@@ -64,7 +64,7 @@ def test_report_errors(tmp_path, capsys):
     assert cli("report", tmp_path / "missing") == 2
     assert "no checkpoint or run directory" in capsys.readouterr().err
     assert cli("report", tmp_path) == 2                                    # a directory without a checkpoint
-    assert "does not exist" in capsys.readouterr().err
+    assert "holds no checkpoint.npz" in capsys.readouterr().err
 
 
 # ---- rendering in a real browser ------------------------------------------------------------------

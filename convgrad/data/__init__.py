@@ -7,6 +7,7 @@ For example::
     train = DataLoader(*ds.train, 64, seed=0, mean=ds.mean, std=ds.std,
                        transform=standard_augmentation(padding=4))
     test = DataLoader(*ds.test, 1000, shuffle=False, mean=ds.mean, std=ds.std)
+    d = load_run_data(DataSpec("path/to/images", image_size=64, val_split=0.1))   # a folder of class folders
 """
 from .cifar import read_cifar_batch, write_cifar_batch
 from .datasets import (CIFAR10_CLASSES, DATASETS, FASHION_MNIST_CLASSES, MNIST_CLASSES, NORMALIZATION,
@@ -16,6 +17,9 @@ from .download import ChecksumError, DownloadError, cache_dir, download_file, se
 from .idx import read_idx, write_idx
 from .loader import DataLoader, channel_stats
 from .transforms import Compose, RandomCrop, RandomHorizontalFlip, standard_augmentation
+from .folder import load_image_folder
+from .images import load_image
+from .source import DataSpec, RunData, load_run_data
 
 __all__ = [
     "read_idx", "write_idx", "read_cifar_batch", "write_cifar_batch",
@@ -24,4 +28,5 @@ __all__ = [
     "FASHION_MNIST_CLASSES", "MNIST_CLASSES", "CIFAR10_CLASSES",
     "cache_dir", "search_dirs", "download_file", "DownloadError", "ChecksumError",
     "DataLoader", "channel_stats", "Compose", "RandomCrop", "RandomHorizontalFlip", "standard_augmentation",
+    "load_image_folder", "load_image", "DataSpec", "RunData", "load_run_data",
 ]

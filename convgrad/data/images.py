@@ -1,28 +1,93 @@
-"""Reading a user's image file (PNG/JPEG, via Pillow) the way the training data looks."""
+"""Reading image files (PNG/JPEG, via Pillow) the way the training data looks.
+
+    load_image(path, channels=1, size=28)        -> uint8 (1, 28, 28)
+
+A non-square image is padded (fit="pad": to a square of its longer side, with the median colour
+of its border) or centre-cropped (fit="crop": the central square of its shorter side) before it
+is resized, never squashed. 16-bit greyscale images (PNG mode I;16 / I) are scaled by 255/65535,
+not clipped at 255.
+"""
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
 
+FITS = ("pad", "crop")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
-def load_image(path: str, channels: int, size: int, invert: bool = False) -> np.ndarray:
-    """-> uint8 (channels, size, size): grey or RGB, resized (bilinear) to size x size."""
+
+class ImageError(ValueError):
+    """An image file that cannot be read."""
+
+
+def _pil():
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
     except ImportError as exc:
         raise ImportError("reading images needs Pillow: pip install 'convgrad[cli]'") from exc
+    return Image
+
+
+def open_image(path: str):
+    """The decoded image (a loaded PIL Image) with 16-bit and float greyscale scaled to 8-bit mode L."""
+    Image = _pil()
     try:
         with warnings.catch_warnings():
             # a file declaring more pixels than Pillow's limit is refused before it is decoded
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
-                pixels = np.asarray(img, dtype=np.uint8)
+                img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"could not read image {path!r}: it declares too many pixels "
+        raise ImageError(f"could not read image {path!r}: it declares too many pixels "
                          f"(a decompression bomb?): {exc}") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"could not read image {path!r}: {exc}") from exc
-    pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+    except Exception as exc:               # Pillow raises several types for broken files
+        raise ImageError(f"could not read image {path!r}: {exc}") from exc
+    if img.mode.startswith("I") or img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        scale = 255.0 / 65535.0 if img.mode.startswith("I") and values.max(initial=0) > 255 else 1.0
+        img = Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
+    return img
+
+
+def is_grey(img) -> bool:
+    return img.mode in GREY_MODES
+
+
+def to_pixels(img, channels: int, size: int, fit: str = "pad") -> np.ndarray:
+    """A PIL image -> uint8 (channels, size, size): grey or RGB, made square by `fit`, resized (bilinear)."""
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+    Image = _pil()
+    img = img.convert("L" if channels == 1 else "RGB")
+    w, h = img.size
+    if w != h:
+        if fit == "crop":
+            side = min(w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            img = img.crop((left, top, left + side, top + side))
+        else:
+            a = np.asarray(img)
+            border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+            colour = tuple(int(v) for v in np.atleast_1d(np.median(border, axis=0)))
+            side = max(w, h)
+            square = Image.new(img.mode, (side, side), colour[0] if channels == 1 else colour)
+            square.paste(img, ((side - w) // 2, (side - h) // 2))
+            img = square
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    pixels = np.asarray(img, dtype=np.uint8)
+    return pixels[None].copy() if channels == 1 else pixels.transpose(2, 0, 1).copy()
+
+
+def load_image(path: str, channels: int, size: int, invert: bool = False, fit: str = "pad") -> np.ndarray:
+    """-> uint8 (channels, size, size), see to_pixels; `invert` maps v -> 255 - v."""
+    pixels = to_pixels(open_image(path), channels, size, fit)
     return 255 - pixels if invert else pixels
+
+
+def border_mean(images: np.ndarray) -> float:
+    """Mean of the outermost ring of pixels of uint8 images (N, C, H, W), in [0, 1]: the background level."""
+    x = np.asarray(images[:1000], dtype=np.float64) / 255.0
+    ring = np.concatenate([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], axis=-1)
+    return float(ring.mean())

@@ -41,6 +41,21 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
     return tuple(means), tuple(stds)
 
 
+def _check_arrays(images, labels) -> None:
+    """images: a uint8/float ndarray (N, C, H, W); labels: an integer ndarray (N,)."""
+    for name, value in (("images", images), ("labels", labels)):
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"DataLoader: {name} must be a numpy.ndarray, got {type(value).__name__}")
+    if images.dtype.kind not in "uif" or images.dtype == np.bool_:
+        raise TypeError(f"DataLoader: images must be uint8 or float, got dtype {images.dtype}")
+    if images.ndim != 4:
+        raise ValueError(f"DataLoader: expected images of shape (N, C, H, W), got {images.shape}")
+    if labels.dtype.kind not in "ui":
+        raise TypeError(f"DataLoader: labels must be integers, got dtype {labels.dtype}")
+    if labels.shape != images.shape[:1]:
+        raise ValueError(f"DataLoader: expected labels of shape ({images.shape[0]},), got {labels.shape}")
+
+
 class DataLoader:
     """Iterate over (images, labels) in mini-batches: (x (B, C, H, W) `dtype`, y int64 (B,)).
 
@@ -64,13 +79,26 @@ class DataLoader:
                  seed=None, drop_last: bool = False, transform: Transform | None = None, *,
                  normalize: bool = True, mean: Sequence[float] | float | None = None,
                  std: Sequence[float] | float | None = None, dtype=None):
-        images, labels = np.asarray(images), np.asarray(labels)
-        if images.ndim != 4:
-            raise ValueError(f"DataLoader: expected images of shape (N, C, H, W), got {images.shape}")
-        if labels.shape != images.shape[:1]:
-            raise ValueError(f"DataLoader: expected labels of shape ({images.shape[0]},), got {labels.shape}")
-        if int(batch_size) < 1:
+        _check_arrays(images, labels)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise TypeError(f"DataLoader: batch_size must be an int, got {type(batch_size).__name__}")
+        if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last), ("normalize", normalize)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"DataLoader: {name} must be a bool, got {type(flag).__name__}")
+        if seed is not None and not isinstance(seed, (int, np.integer, np.random.SeedSequence)) \
+                or isinstance(seed, bool):
+            raise TypeError(f"DataLoader: seed must be an int, a SeedSequence or None, got {type(seed).__name__}")
+        if dtype is not None and np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"DataLoader: dtype must be float32 or float64, got {np.dtype(dtype)}")
+        for name, value in (("mean", mean), ("std", std)):
+            if value is not None:
+                arr = np.asarray(value)
+                if arr.dtype.kind not in "fiu":
+                    raise TypeError(f"DataLoader: {name} must be numbers, got {value!r}")
+                if not np.isfinite(arr.astype(np.float64)).all():
+                    raise ValueError(f"DataLoader: {name} must be finite, got {value!r}")
         self.images, self.labels = images, labels.astype(np.int64)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
         if len(self) == 0:

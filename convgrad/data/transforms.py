@@ -22,7 +22,9 @@ class RandomCrop:
     """
 
     def __init__(self, padding: int = 4):
-        if int(padding) < 0:
+        if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)):
+            raise TypeError(f"RandomCrop: padding must be an int, got {type(padding).__name__}")
+        if padding < 0:
             raise ValueError(f"RandomCrop: padding must be >= 0, got {padding}")
         self.padding = int(padding)
 
@@ -45,6 +47,8 @@ class RandomHorizontalFlip:
     """Mirror each image left-right with probability `p` (drawn as rng.random(B) < p)."""
 
     def __init__(self, p: float = 0.5):
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise TypeError(f"RandomHorizontalFlip: p must be a number, got {type(p).__name__}")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
         self.p = float(p)

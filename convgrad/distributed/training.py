@@ -12,7 +12,8 @@ Evaluation is sharded the same way and its logits gathered, so every rank holds 
 Rank 0 alone writes the run directory (atomically, as always) and prints; every rank resumes
 from its checkpoint. --threads defaults to the CPUs divided among the ranks on one node, and
 BLAS is held to that many. A rank that dies makes mpiexec end the job: rank 0 gets SIGTERM and
-says which checkpoint is intact (see run()).
+says which checkpoint is intact (see DistributedTrainer.fit). The "stop now?" (SIGINT on rank 0)
+and "checkpoint now?" decisions are rank 0's, broadcast every step, so the ranks never diverge.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import os
 import signal
 import sys
 
+from .. import checkpoint, rundir
 from ..parallel import DataParallel, available_cpus
 from ..train import Trainer, evaluate
 from . import comm as _comm
@@ -54,44 +56,89 @@ def limit_threads(threads: int) -> None:
 
 
 class DistributedTrainer(Trainer):
-    """Trainer on every rank of the communicator (see the module docstring)."""
+    """Trainer on every rank of the communicator (see the module docstring). Takes Trainer's
+    arguments; the model must be explicit (its own backward: GlobalBatch splits its batches)."""
 
-    def __init__(self, cfg, resume: bool = False, progress: bool = True, log=print):
-        comm = _comm.communicator()
-        self.rank, self.world = comm.Get_rank(), comm.Get_size()
-        if cfg.threads is None:
-            cfg.threads = max(1, available_cpus() // ranks_on_this_node(comm))
-        limit_threads(cfg.threads)
-        writer = self.rank == 0
-        super().__init__(cfg, resume=False, progress=progress and writer, log=log if writer else _silent)
-        self._check_batches()
-        convert_sync_batchnorm(self.model)          # the same Parameters: the optimiser keeps them
-        inner = self.model if cfg.threads == 1 else DataParallel(self.model, cfg.threads)
-        self.runner = GlobalBatch(inner, comm)
-        self.log(f"data-parallel over {self.world} MPI rank(s) x {cfg.threads} thread(s): each batch of "
-                 f"{cfg.batch_size} split across the ranks, rank 0 writes {cfg.out}")
-        if resume:
-            self._restore()
+    stop_signals = (signal.SIGINT,)     # SIGTERM on rank 0 is mpiexec ending the job (see fit)
 
-    def _check_batches(self) -> None:
-        for name, loader in (("training", self.train_loader), ("test", self.test_loader)):
-            smallest = len(loader.labels) - (len(loader) - 1) * loader.batch_size     # the last batch
-            if smallest < self.world:
-                raise ValueError(f"convgrad train: with {self.world} ranks every batch needs at least {self.world} "
-                                 f"images, but a {name} batch has {smallest}: choose another --batch-size "
-                                 f"(or --limit-train/--limit-test)")
+    def __init__(self, model, optimizer, loss_fn, out: str = "runs/run", *, threads: int = 1, **options):
+        self.comm = _comm.communicator()
+        self.rank, self.world = self.comm.Get_rank(), self.comm.Get_size()
+        limit_threads(threads)
+        if self.rank:
+            options.update(progress=False, log=_silent)
+        super().__init__(model, optimizer, loss_fn, out, threads=threads, **options)
+        if not self.explicit:
+            raise ValueError("convgrad train under mpiexec needs a model with its own backward; this one is "
+                             "forward-only (recorded mode), which is not supported across ranks yet")
+        convert_sync_batchnorm(model)           # the same Parameters: the optimiser keeps them
+        self.runner = GlobalBatch(model if threads == 1 else DataParallel(model, threads), self.comm)
+        self._saved = None                      # what the last checkpoint holds (rank 0)
+        self.log(f"data-parallel over {self.world} MPI rank(s) x {threads} thread(s): each batch split "
+                 f"across the ranks, rank 0 writes {self.out}")
 
-    def save(self) -> None:
+    # ---- rank 0 decides, every rank follows ------------------------------------------------
+    def _claim(self, out: str, **how) -> str:
+        self.comm.Barrier()         # every rank has checked its arguments (is --out used?) before the claim
+        claimed = error = None
         if self.rank == 0:
-            super().save()
+            try:
+                claimed = super()._claim(out, **how)
+            except Exception as exc:        # every rank raises it, none waits for the others
+                error = exc
+        claimed, error = self.comm.bcast((claimed, error), root=0)
+        if error is not None:
+            raise error
+        return claimed
 
-    def run(self) -> list:
+    def _stop_signal(self, stop) -> str | None:
+        stop.signal = self.comm.bcast(stop.signal if self.rank == 0 else None, root=0)
+        return stop.signal
+
+    def _checkpoint_due(self) -> bool:
+        return self.comm.bcast(super()._checkpoint_due() if self.rank == 0 else None, root=0)
+
+    # ---- rank 0 alone writes ----------------------------------------------------------------
+    def save(self, best: bool = False) -> None:
+        if self.rank == 0:
+            super().save(best)
+            self._saved = (f"after epoch {self.epoch}" if self.partial is None else
+                           f"at step {self.step}, epoch {self.epoch + 1}")
+
+    def _final_results(self) -> None:
+        if self.rank == 0:
+            return super()._final_results()
+        if self.test_loader is None or not self.history or self.best is None:
+            return
+        if self.best["epoch"] != self.history[-1]["epoch"]:     # rank 0 evaluates the best model: join it
+            current = self.model.state_dict()
+            self.model.load_state_dict(checkpoint.load(os.path.join(self.out, rundir.BEST))["model"])
+            evaluate(self.runner, self.test_loader)
+            self.model.load_state_dict(current)
+
+    def _plots(self) -> None:
+        if self.test_loader is not None and self.test_predictions is None:      # a sharded evaluation
+            _, _, self.test_predictions = evaluate(self.runner, self.test_loader)
+        if self.rank == 0:
+            super()._plots()
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def fit(self, train_loader, val_loader=None, epochs: int = 1, test_loader=None) -> list:
         """Train (every rank); on rank 0, mpiexec's SIGTERM ends it with JobEnded naming the intact checkpoint."""
+        for name, loader in (("training", train_loader), ("validation", val_loader), ("test", test_loader)):
+            if loader is not None:
+                self._check_batches(name, loader)
+        if test_loader is None and val_loader is not None and self.plots:
+            raise ValueError("a distributed run's plots need a test loader")
         with self._sigterm_ends_job():
-            history = super().run()
-            if self.test_predictions is None:       # resumed after the last epoch: the plots need them
-                _, _, self.test_predictions = evaluate(self.runner, self.test_loader)
-        return history
+            return super().fit(train_loader, val_loader, epochs, test_loader)
+
+    def _check_batches(self, name: str, loader) -> None:
+        smallest = len(loader.labels) - (len(loader) - 1) * loader.batch_size     # the last batch
+        if smallest < self.world:
+            raise ValueError(f"convgrad train: with {self.world} ranks every batch needs at least {self.world} "
+                             f"images, but a {name} batch has {smallest}: choose another --batch-size "
+                             f"(or --limit-train/--limit-test)")
 
     @contextlib.contextmanager
     def _sigterm_ends_job(self):
@@ -100,9 +147,9 @@ class DistributedTrainer(Trainer):
             return
 
         def ended(signum, frame):
-            where = (f"The checkpoint {self.checkpoint_path} (after epoch {self.epoch}) is intact: run the same "
-                     f"command with --resume to continue." if self.epoch else
-                     "No checkpoint had been written yet (the first epoch had not finished).")
+            where = (f"The checkpoint {self.checkpoint_path} ({self._saved}) is intact: run the same "
+                     f"command with --resume to continue." if self._saved else
+                     "No checkpoint had been written yet by this invocation.")
             raise JobEnded(f"convgrad train: mpiexec is ending the job (SIGTERM) during epoch {self.epoch + 1}: "
                            f"another rank died or the job was stopped (mpiexec's message names the rank). {where}")
         previous = signal.signal(signal.SIGTERM, ended)
@@ -118,7 +165,7 @@ def _silent(*args, **kwargs) -> None:
 
 def run_train_command(train, args) -> int:
     """Run the command's `train(args, trainer_class)` on every rank: ranks other than 0 print
-    nothing and draw no plots; an error on any rank ends the job (MPI_Abort) after that rank
+    and write nothing; an error on any rank ends the job (MPI_Abort) after that rank
     says what went wrong; on rank 0 a job ended by mpiexec says which checkpoint is intact."""
     try:
         _comm.init()
@@ -127,10 +174,13 @@ def run_train_command(train, args) -> int:
         return 2
     comm = _comm.communicator()
     rank, world = comm.Get_rank(), comm.Get_size()
+    if args.threads is None:
+        args.threads = max(1, available_cpus() // ranks_on_this_node(comm))
     if rank:
-        args.no_plots, args.no_progress = True, True
+        args.no_progress = True
     try:
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if rank else sys.stdout):
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if rank else sys.stdout), \
+                contextlib.redirect_stderr(devnull if rank else sys.stderr):
             return train(args, DistributedTrainer)
     except JobEnded as exc:
         print(exc, file=sys.stderr, flush=True)

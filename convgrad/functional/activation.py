@@ -202,7 +202,7 @@ def _check_grad(dy, like: np.ndarray, where: str) -> np.ndarray:
 # ReLU family
 # ---------------------------------------------------------------------------------------
 def relu_forward(x, *, where="relu"):
-    """y = max(x, 0). Cache: y."""
+    """y = max(x, 0). Cache: the 0/1 mask of where the gradient passes."""
     _check_input(x, where)
     y = np.maximum(x, 0)
     passes = np.asarray(np.less_equal(y, 0))        # asarray: a 0-d y gives a NumPy scalar here

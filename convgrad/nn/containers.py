@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd import Tensor, cat
 from .module import Module
 
 
@@ -47,6 +48,11 @@ def _check_same_shapes(outputs, where: str) -> None:
     shapes = [np.shape(y) for y in outputs]
     if any(s != shapes[0] for s in shapes):
         raise ValueError(f"{where}: branch outputs must have one shape to be added, got shapes {shapes}")
+
+
+def _all_have_backward(module: Module) -> bool:
+    """A container differentiates itself when every branch does; otherwise it runs forward-only."""
+    return all(m.has_backward() for m in module.children())
 
 
 class Residual(Module):
@@ -90,6 +96,8 @@ class Residual(Module):
         self._cache = True
         return y_body + y_short
 
+    has_backward = _all_have_backward
+
     def backward(self, grad_out):
         self._cached(self._cache)
         dx_body = self.body.backward(grad_out)
@@ -114,6 +122,8 @@ class _Branches(Module):
 
     def __getitem__(self, index: int) -> Module:
         return list(self._modules.values())[index]
+
+    has_backward = _all_have_backward
 
 
 class Add(_Branches):
@@ -141,6 +151,11 @@ class Add(_Branches):
         outputs = [m(x) for m in self._modules.values()]
         _check_same_shapes(outputs, "Add")
         self._cache = True
+        if isinstance(x, Tensor):             # a forward-only branch: the additions record themselves
+            y = outputs[0]
+            for out in outputs[1:]:
+                y = y + out
+            return y
         y = outputs[0].copy() if len(outputs) == 1 else outputs[0] + outputs[1]
         for out in outputs[2:]:
             y += out
@@ -195,6 +210,8 @@ class Concat(_Branches):
         if any(len(s) != ndim or s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
             raise ValueError(f"Concat: branch outputs must match in every dim but {self.dim}, got shapes {shapes}")
         self._cache = (axis, np.cumsum([s[axis] for s in shapes])[:-1], shapes)
+        if isinstance(x, Tensor):             # a forward-only branch: the join records itself
+            return cat(outputs, dim=axis)
         return np.concatenate(outputs, axis=axis)
 
     def backward(self, grad_out):

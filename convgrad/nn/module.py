@@ -89,7 +89,13 @@ class Module:
                                   f"it with a convgrad.Tensor and call .backward() on the loss it leads to")
 
     def __call__(self, *args, **kwargs):
-        return calls.call(self, args, kwargs, type(self).backward is not Module.backward)
+        return calls.call(self, args, kwargs, self.has_backward())
+
+    def has_backward(self) -> bool:
+        """Whether this module differentiates itself (its class defines backward); if not, it is
+        forward-only and its calls on Tensors are recorded op by op. A container answers for
+        its children too."""
+        return type(self).backward is not Module.backward
 
     def _accumulate(self, **grads) -> None:
         """Add each gradient to the parameter of that name (skipping absent ones: bias=False,
@@ -310,6 +316,10 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
+    def has_backward(self) -> bool:
+        """A chain differentiates itself when every child does; otherwise it is forward-only."""
+        return all(m.has_backward() for m in self._modules.values())
+
     def append(self, module: Module) -> "Sequential":
         """Add a module at the end (named by its position); returns self."""
         setattr(self, str(len(self._modules)), module)
@@ -319,8 +329,12 @@ class Sequential(Module):
         """Runs the children in order. A ReLU directly followed by a 2x2 stride-2 MaxPool2d
         runs as one step, relu(max_pool(x)) — equal to max_pool(relu(x)), gradient included,
         on a quarter of the elements (MaxPool2d.forward_relu)."""
-        self._steps = steps = []          # what backward runs, in forward order
         children = list(self._modules.values())
+        if isinstance(x, Tensor):         # a forward-only child inside: every call records itself
+            for m in children:
+                x = m(x)
+            return x
+        self._steps = steps = []          # what backward runs, in forward order
         i = 0
         while i < len(children):
             m = children[i]

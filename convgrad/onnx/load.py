@@ -126,9 +126,9 @@ class OnnxModel(Module):
             if name in grads:
                 p.accumulate(grads.pop(name))
         dx = grads.get(self.input_name)
-        return dx if dx is not None else np.zeros(self.input_shape_of(grad_out), grad_out.dtype)
+        return dx if dx is not None else np.zeros(self._input_shape_of(grad_out), grad_out.dtype)
 
-    def input_shape_of(self, grad_out):
+    def _input_shape_of(self, grad_out):
         """The input's shape for an output gradient: its batch size, then the graph's input shape."""
         return tuple(np.shape(grad_out)[:1]) + tuple(self.input_shape[1:])
 

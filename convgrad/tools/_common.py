@@ -12,10 +12,12 @@ import sys
 import numpy as np
 
 from .. import nn
+from ..cli_args import UsageError, check_args
+from ..stepping import input_grad, logits as model_logits
 
 
 class ToolError(ValueError):
-    """Bad input to a tool (eps out of range, wrong image shape, ...): printed, exit status 2."""
+    """Bad input found while a tool works (wrong image shape, ...): printed, exit status 1."""
 
 
 class PixelModel:
@@ -25,7 +27,8 @@ class PixelModel:
     loss_grad(x, labels)           -> (summed cross-entropy, dL/dx (N, C, H, W) float64, logits (N, K))
     score_grad(x, classes)         -> (logits (N, K), d logit[n, classes[n]] / dx (N, C, H, W))
 
-    Gradients come from the model's own backward: dz = model.backward(dL/dlogits), dx = dz / std.
+    Gradients come from one backward pass (the model's own, or the recorded graph of a forward-only
+    model; see stepping.py): dz = dL/dz, dx = dz / std.
     The loss is summed over the batch, so each image's gradient is that of its own loss.
     """
 
@@ -48,38 +51,47 @@ class PixelModel:
         return ((x - self.mean) / self.std).astype(self.dtype)
 
     def logits(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        out = [self.model(self.normalise(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+        out = [model_logits(self.model, self.normalise(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
         return np.concatenate(out).astype(np.float64)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.argmax(self.logits(x), axis=1)
 
-    def _input_grad(self, dlogits: np.ndarray) -> np.ndarray:
-        dz = self.model.backward(dlogits.astype(self.dtype))
-        self.model.zero_grad()                    # parameter gradients are not wanted here
-        return np.asarray(dz, dtype=np.float64) / self.std
+    def _grad(self, x: np.ndarray, dlogits_fn) -> tuple[np.ndarray, np.ndarray]:
+        """(logits (N, K) float64, dL/dx) for dL/dlogits = dlogits_fn(logits): one backward, through
+        the normalisation (dx = dz / std)."""
+        logits, dz = input_grad(self.model, self.normalise(x), dlogits_fn)
+        return logits.astype(np.float64), np.asarray(dz, dtype=np.float64) / self.std
 
     def loss_grad(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Summed cross-entropy of (x, labels), its gradient dL/dx (x's shape) and the logits (N, K)."""
-        logits = self.model(self.normalise(x))
-        loss = float(self.criterion(logits, np.asarray(labels, dtype=np.int64)))
-        return loss, self._input_grad(self.criterion.backward()), logits.astype(np.float64)
+        labels = np.asarray(labels, dtype=np.int64)
+        loss = []
+
+        def dlogits(out):
+            loss.append(float(self.criterion(out, labels)))
+            return self.criterion.backward()
+        logits, dx = self._grad(x, dlogits)
+        return loss[0], dx, logits
 
     def score_grad(self, x: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """d logit[n, classes[n]] / dx: the backward of a one-hot upstream gradient."""
-        logits = self.model(self.normalise(x))
-        onehot = np.zeros(logits.shape, dtype=np.float64)
-        onehot[np.arange(len(x)), classes] = 1.0
-        return logits.astype(np.float64), self._input_grad(onehot)
+        def onehot(out):
+            g = np.zeros(out.shape, dtype=np.float64)
+            g[np.arange(len(x)), classes] = 1.0
+            return g
+        return self._grad(x, onehot)
 
 
-def load_model(path: str):
-    """(model in eval mode, checkpoint state) from checkpoint.npz or a run directory."""
+def load_model(path: str, with_path: bool = False):
+    """(model in eval mode, checkpoint state[, the file read]) from a checkpoint file or a run directory
+    (its best.npz when there is one, else its checkpoint.npz)."""
     from ..checkpoint import CheckpointError
-    from ..train import load_for_inference
+    from ..train_config import checkpoint_file, load_for_inference
     if not os.path.exists(path):
         raise CheckpointError(f"no checkpoint or run directory at {path!r}")
-    return load_for_inference(path)
+    model, state = load_for_inference(path)
+    return (model, state, checkpoint_file(path)) if with_path else (model, state)
 
 
 def run_dir(path: str) -> str:
@@ -88,18 +100,25 @@ def run_dir(path: str) -> str:
 
 
 def load_test_split(state: dict, data: str | None = None, data_root: str | None = None, limit: int | None = None):
-    """(uint8 images (N, C, H, W), int64 labels (N,), class names) of a dataset's test split,
+    """(uint8 images (N, C, H, W), int64 labels (N,), class names) of the test split of the data the
+    run trained on (the same dataset or folder and preprocessing; `data`/`data_root` override it),
     checked against the image shape the checkpoint's model expects."""
-    from ..data import load_dataset
+    from ..data.source import DataSpec, load_run_data, spec_from_info
     cfg = state.get("config", {})
-    data = data or cfg.get("data", "fashion-mnist")
-    ds = load_dataset(data, root=data_root if data_root is not None else cfg.get("data_root"))
-    x, y = ds.test
-    check_image_shape(state, x.shape[1:], f"the {data} test images")
+    if state.get("data"):
+        spec = spec_from_info(state["data"], data, data_root)
+    else:                                   # a run from before runs recorded their data
+        spec = DataSpec(data or cfg.get("data", "fashion-mnist"),
+                        data_root if data_root is not None else cfg.get("data_root"))
+    if data is not None:
+        spec.val_split, spec.limit_train, spec.limit_test = 0.0, None, None
     if limit is not None:
         if limit < 1:
-            raise ToolError(f"--limit must be >= 1, got {limit}")
-        x, y = x[:limit], y[:limit]
+            raise UsageError(f"--limit must be >= 1, got {limit}")
+        spec.limit_test = min(limit, spec.limit_test or limit)
+    ds = load_run_data(spec)
+    x, y = ds.test
+    check_image_shape(state, x.shape[1:], f"the {spec.data} test images")
     return x, y.astype(np.int64), list(state.get("classes") or ds.classes)
 
 
@@ -116,13 +135,26 @@ def pixels(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float64) / 255.0
 
 
-def check_eps(eps: float, name: str = "eps") -> float:
+def eps_message(eps: float) -> str | None:
+    """None for an eps in [0, 1] (pixel units), else the error message (with a hint for 0-255 units)."""
     eps = float(eps)
     if not 0.0 <= eps <= 1.0 or not np.isfinite(eps):
         hint = f" (pixel units; did you mean {eps:g}/255 = {eps / 255:.4f}?)" if 1 < eps <= 255 else \
             " (pixel units, images scaled to [0, 1])"
-        raise ToolError(f"{name} must be in [0, 1]{hint}, got {eps:g}")
-    return eps
+        return f"must be in [0, 1]{hint}, got {eps:g}"
+    return None
+
+
+def check_eps(eps: float, name: str = "eps") -> float:
+    message = eps_message(eps)
+    if message:
+        raise UsageError(f"{name} {message}")
+    return float(eps)
+
+
+def eps_rule(values):
+    values = values if isinstance(values, (list, tuple)) else [values]
+    return next((m for m in map(eps_message, values) if m), None)
 
 
 def class_index(target, classes) -> int:
@@ -131,19 +163,28 @@ def class_index(target, classes) -> int:
     if text.lstrip("-").isdigit():
         k = int(text)
         if not 0 <= k < len(classes):
-            raise ToolError(f"--target {k} is out of range: the model has {len(classes)} classes (0..{len(classes) - 1})")
+            raise UsageError(f"--target {k} is out of range: the model has {len(classes)} classes (0..{len(classes) - 1})")
         return k
     names = [c.lower() for c in classes]
     if text.lower() in names:
         return names.index(text.lower())
-    raise ToolError(f"--target {text!r} is neither a class index nor one of the class names {list(classes)}")
+    raise UsageError(f"--target {text!r} is neither a class index nor one of the class names {list(classes)}")
 
 
-def guarded(command: str, fn, args) -> int:
-    """Run a tool command; bad input (ToolError, CheckpointError, an unreadable image, a missing
-    dataset) prints one line `convgrad COMMAND: error: ...` and returns 2."""
+def guarded(command: str, fn, args, rules: dict | None = None, positional=()) -> int:
+    """Check args against `rules` (see cli_args), then run a tool command. A bad argument prints one
+    line `convgrad COMMAND: error: ...` and returns 2; a user error found while working (a missing
+    or corrupt file, an unreadable image, a missing dataset) likewise, returning 1."""
     try:
-        return fn(args)
-    except (ValueError, OSError) as exc:
+        check_args(args, rules or {}, positional)
+    except UsageError as exc:
         print(f"convgrad {command}: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return fn(args)
+    except UsageError as exc:
+        print(f"convgrad {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"convgrad {command}: error: {exc}", file=sys.stderr)
+        return 1

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._common import (PixelModel, ToolError, check_eps, class_index, guarded, load_model, load_test_split,
+from ..cli_args import HelpFormatter, existing_files, integer, non_empty, run_path
+from ._common import (PixelModel, ToolError, check_eps, class_index, eps_rule, guarded, load_model, load_test_split,
                       pixels, run_dir)
 
 BATCH = 250
@@ -154,7 +155,8 @@ def _cmd_image(args, pm, state) -> int:
     from ._common import check_image_shape
     from .figures import image_attack_figure
     mc, classes = state["model_config"], state.get("classes")
-    img = load_image(args.image, mc["in_channels"], mc["image_size"], invert=args.invert)
+    img = load_image(args.image, mc["in_channels"], mc["image_size"], invert=args.invert,
+                     fit=(state.get("data") or {}).get("fit", "pad"))
     check_image_shape(state, img.shape, f"the image read from {args.image!r}")
     x = img[None].astype(np.float64) / 255.0
     target = None if args.target is None else class_index(args.target, classes)
@@ -189,14 +191,13 @@ def _cmd(args) -> int:
     from .figures import adversarial_grid
     model, state = load_model(args.checkpoint)
     pm = PixelModel.from_state(model, state)
-    for e in args.eps:
-        check_eps(e)
     if args.image:
         return _cmd_image(args, pm, state)
     images, labels, classes = load_test_split(state, args.data, args.data_root, args.limit)
     target = None if args.target is None else class_index(args.target, classes)
     x = pixels(images)
-    print(f"{args.method.upper()} attack on {len(x)} {args.data} test images, checkpoint {args.checkpoint}"
+    data = args.data or (state.get("data") or {}).get("data") or state.get("config", {}).get("data")
+    print(f"{args.method.upper()} attack on {len(x)} {data} test images, checkpoint {args.checkpoint}"
           + (f", {args.steps} steps of alpha {args.alpha if args.alpha is not None else '2.5 eps/steps'}"
              if args.method == "pgd" else "")
           + (f", targeted at class {target} ({classes[target]})" if target is not None else ""))
@@ -217,14 +218,25 @@ def _cmd(args) -> int:
     return 0
 
 
+def _data_rule(value):
+    from ..data.source import check_data
+    return check_data(value)
+
+
+RULES = {"checkpoint": run_path, "data": _data_rule, "data_root": non_empty, "eps": eps_rule,
+         "steps": integer(1), "alpha": eps_rule, "limit": integer(1), "examples": integer(1), "out": non_empty,
+         "image": lambda v: existing_files([v]), "out_image": non_empty}
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `attack` to an argparse subparsers object."""
     p = subparsers.add_parser("attack", help="adversarial examples (FGSM, PGD) against a trained model",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("checkpoint", help="checkpoint.npz or a run directory")
-    p.add_argument("--data", default="fashion-mnist", help="dataset whose test split is attacked")
-    p.add_argument("--data-root", default=None, help="directory holding the dataset files")
-    p.add_argument("--method", choices=("fgsm", "pgd"), default="fgsm")
+    p.add_argument("--data", default=None, help="dataset or image folder whose test split is attacked "
+                                                "(default: the run's)")
+    p.add_argument("--data-root", default=None, help="directory holding the dataset files (default: the run's)")
+    p.add_argument("--method", choices=("fgsm", "pgd"), default="fgsm", help="one signed-gradient step, or PGD")
     p.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.1, 0.2],
                    help="L-inf budgets in pixel units [0, 1] (default 0.05 0.1 0.2)")
     p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
@@ -238,7 +250,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--invert", action="store_true", help="with --image: invert grey levels (dark object on light)")
     p.add_argument("--out-image", default=None, metavar="PNG",
                    help="with --image: the figure's file (default: IMAGE_METHOD_epsEPS.png beside the image)")
-    p.set_defaults(func=lambda a: guarded("attack", _cmd, a))
+    p.set_defaults(func=lambda a: guarded("attack", _cmd, a, RULES, positional=("checkpoint",)))
     return p
 
 

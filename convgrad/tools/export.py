@@ -21,6 +21,13 @@ FORMATS = {"onnx": "model.onnx", "safetensors": "model.safetensors"}
 
 
 def _cmd(args) -> int:
+    try:
+        __import__("safetensors" if args.format == "safetensors" else "onnx")
+    except ImportError:
+        extra = "safetensors" if args.format == "safetensors" else "onnx"
+        print(f"convgrad export: error: --format {args.format} needs the {extra} package: "
+              f"pip install 'convgrad[{extra}]'", file=sys.stderr)
+        return 2
     model, state = load_model(args.run)
     out = args.out or os.path.join(run_dir(args.run), FORMATS[args.format])
     if args.format == "safetensors":
@@ -39,6 +46,11 @@ def _cmd(args) -> int:
     return 0
 
 
+def _opset_rule(opset: int):
+    from ..onnx._proto import OPSETS
+    return None if opset in OPSETS else f"must be in {OPSETS.start}..{OPSETS.stop - 1}, got {opset}"
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `export` to an argparse subparsers object."""
     p = subparsers.add_parser("export", help="a run's model as ONNX or its weights as safetensors",
@@ -47,7 +59,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=sorted(FORMATS), default="onnx")
     p.add_argument("--out", default=None, help="output file (default: RUN/model.onnx or RUN/model.safetensors)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (17..21)")
-    p.set_defaults(func=lambda a: guarded("export", _cmd, a))
+    from ..cli_args import non_empty, run_path
+    rules = {"run": run_path, "out": non_empty, "opset": _opset_rule}
+    p.set_defaults(func=lambda a: guarded("export", _cmd, a, rules, positional=("run",)))
     return p
 
 

@@ -91,28 +91,26 @@ def image_attack_figure(x, x_adv, eps: float, before: str, after: str, title: st
 
 def saliency_grid(x: np.ndarray, saliency: np.ndarray, pred, classes=None, labels=None, probs=None,
                   title: str = "") -> bytes:
-    """One row per image: the image and its saliency |d score / d pixel| (max over channels) as a
-    heat map. x: (n, C, H, W) in [0, 1]; saliency: (n, H, W), drawn per image from 0 to its max."""
+    """One row per image: the image, its saliency |d score / d pixel| (max over channels) as a heat map
+    with a colour bar, and the map laid over the image. x: (n, C, H, W) in [0, 1]; saliency: (n, H, W),
+    drawn per image from 0 to its max. Panels are about 2.4 inches, so a 28-pixel map is legible."""
     plt = _pyplot()
     n = len(x)
-    per_row = 2 if n == 1 else 4
-    rows = -(-n // (per_row // 2))
-    fig, axes = plt.subplots(rows, per_row, figsize=(1.7 * per_row, 1.8 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = plt.subplots(n, 3, figsize=(8.2, 2.6 * n), squeeze=False)
     for i in range(n):
-        r, c = divmod(2 * i, per_row)
         head = f"pred {_name(classes, pred[i], 14)}"
         if probs is not None:
             head += f" {probs[i]:.2f}"
         if labels is not None:
-            head = f"true {_name(classes, labels[i], 14)}\n" + head
-        _show(axes[r, c], x[i], head)
-        axes[r, c].axis("on")
-        _show(axes[r, c + 1], saliency[i], "|d score / d pixel|", cmap="inferno", vmin=0,
-              vmax=max(float(saliency[i].max()), 1e-12))
-        axes[r, c + 1].axis("on")
+            head = f"true {_name(classes, labels[i], 14)}, " + head
+        _show(axes[i, 0], x[i], head)
+        vmax = max(float(saliency[i].max()), 1e-12)
+        _show(axes[i, 1], saliency[i], "|d score / d pixel|", cmap="inferno", vmin=0, vmax=vmax)
+        fig.colorbar(axes[i, 1].images[0], ax=axes[i, 1], fraction=0.046, pad=0.04)
+        grey = x[i].mean(axis=0)
+        _show(axes[i, 2], grey, "overlay", cmap="gray", vmin=0, vmax=1)
+        axes[i, 2].imshow(saliency[i], cmap="inferno", alpha=0.55, vmin=0, vmax=vmax, interpolation="nearest")
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return png_bytes(fig)

@@ -27,7 +27,7 @@ import numpy as np
 from .. import nn
 from ..gradcheck import gradcheck
 from ..nn.module import Module
-from ._common import ToolError
+from ..cli_args import UsageError
 from .sweep_cases import (FAMILIES, LAYERS, BrokenCase, Case, FixedMask, cases, layer_rng,  # noqa: F401 (re-exported)
                           normal_input)
 
@@ -75,7 +75,7 @@ def resolve_layers(names) -> list[str]:
             out.extend(FAMILIES[key])
         else:
             close = [n for n in LAYERS if key[:4] in n.lower()] or list(FAMILIES)
-            raise ToolError(f"unknown layer {name!r}; known layers include {', '.join(close[:12])} "
+            raise UsageError(f"unknown layer {name!r}; known layers include {', '.join(close[:12])} "
                             f"(--list shows them all)")
     return list(dict.fromkeys(out))
 
@@ -83,7 +83,7 @@ def resolve_layers(names) -> list[str]:
 def sweep(layers=None, configs: int = 5, seed: int = 0, eps=1e-6, atol=1e-5, rtol=1e-3, on_result=None) -> list:
     """gradcheck every configuration of the given layers (default: all). Returns [Result]."""
     if configs < 1:
-        raise ToolError(f"--configs must be >= 1, got {configs}")
+        raise UsageError(f"--configs must be >= 1, got {configs}")
     results = []
     for name in resolve_layers(layers):
         for case in cases(name, configs, seed):
@@ -99,20 +99,20 @@ def load_object(spec: str):
     """'package.module:Class' (or 'package.module:factory', 'module:Outer.Inner') -> the object.
     The current directory is importable, as with `python -m`."""
     if ":" not in spec:
-        raise ToolError(f"--module expects 'package.module:Class', got {spec!r}")
+        raise UsageError(f"--module expects 'package.module:Class', got {spec!r}")
     module_name, _, attr = spec.partition(":")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ToolError(f"--module {spec}: cannot import {module_name!r}: {exc}") from exc
+        raise UsageError(f"--module {spec}: cannot import {module_name!r}: {exc}") from exc
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ToolError(f"--module {spec}: {module_name!r} has no attribute {attr!r}")
+            raise UsageError(f"--module {spec}: {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise ToolError(f"--module {spec}: {attr!r} is not a class or function")
+        raise UsageError(f"--module {spec}: {attr!r} is not a class or function")
     return obj
 
 
@@ -125,9 +125,9 @@ def user_cases(spec: str, kwargs: dict, input_shape, configs: int = 5, seed: int
         try:
             module = factory(**kwargs)
         except TypeError as exc:
-            raise ToolError(f"--module {spec} --args {json.dumps(kwargs)}: {exc}") from exc
+            raise UsageError(f"--module {spec} --args {json.dumps(kwargs)}: {exc}") from exc
         if not isinstance(module, Module):
-            raise ToolError(f"--module {spec} built a {type(module).__name__}, not a convgrad.nn.Module")
+            raise UsageError(f"--module {spec} built a {type(module).__name__}, not a convgrad.nn.Module")
         module.train(train)
         yield Case(module, normal_input(rng, tuple(input_shape)), {"args": json.dumps(kwargs, separators=(",", ":")),
                                                               "mode": "train" if train else "eval", "instance": i})
@@ -178,8 +178,12 @@ def _cmd(args) -> int:
     if args.expr is not None:                    # the lectures' scalar example (convgrad.explain.expression)
         from ..explain.expression import report
         if args.at is None:
-            raise ToolError("--expr needs --at, e.g. --expr 'x1*x2*x3' --at 2,1,3")
-        lines, ok = report(args.expr, args.at, h=args.eps, analytic_texts=args.analytic or ())
+            raise UsageError("--expr needs --at, e.g. --expr 'x1*x2*x3' --at 2,1,3")
+        from ..explain.expression import ExpressionError
+        try:
+            lines, ok = report(args.expr, args.at, h=args.eps, analytic_texts=args.analytic or ())
+        except ExpressionError as exc:            # the formula or the point: an argument error
+            raise UsageError(f"--expr: {exc}") from exc
         print("\n".join(lines))
         return 0 if ok else 1
     if args.model is not None:
@@ -189,16 +193,16 @@ def _cmd(args) -> int:
             print(f"{family:<14} {' '.join(names)}")
         return 0
     if args.configs < 1:
-        raise ToolError(f"--configs must be >= 1, got {args.configs}")
+        raise UsageError(f"--configs must be >= 1, got {args.configs}")
     if args.module:
         if args.input_shape is None:
-            raise ToolError("--module needs --input-shape, e.g. --input-shape 2,3,5,5")
+            raise UsageError("--module needs --input-shape, e.g. --input-shape 2,3,5,5")
         try:
             kwargs = json.loads(args.args)
         except json.JSONDecodeError as exc:
-            raise ToolError(f"--args is not valid JSON ({exc}): {args.args!r}") from None
+            raise UsageError(f"--args is not valid JSON ({exc}): {args.args!r}") from None
         if not isinstance(kwargs, dict):
-            raise ToolError(f"--args must be a JSON object of constructor arguments, got {args.args!r}")
+            raise UsageError(f"--args must be a JSON object of constructor arguments, got {args.args!r}")
         name = args.module.rpartition(":")[2][:18]
         todo = [(name, c) for c in user_cases(args.module, kwargs, args.input_shape, args.configs, args.seed,
                                               train=not args.eval)]
@@ -280,8 +284,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="the point for --expr: '2,1,3' (variables in order of appearance) or 'x1=2,x2=1,x3=3'")
     p.add_argument("--analytic", action="append", default=None, metavar="NAME=FORMULA",
                    help="use this formula as the analytic gradient of NAME (e.g. the lecture's bug x2=2*w2)")
+    from ..cli_args import integer, number
     from ._common import guarded
-    p.set_defaults(func=lambda a: guarded("gradcheck", _cmd, a))
+    rules = {"seed": integer(0), "eps": number(above=0), "atol": number(at_least=0),
+             "rtol": number(at_least=0), "sample": integer(1)}
+    p.set_defaults(func=lambda a: guarded("gradcheck", _cmd, a, rules))
     return p
 
 

@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from ._common import PixelModel, ToolError, guarded, load_model, load_test_split, pixels, run_dir
+from ..cli_args import HelpFormatter, UsageError, integer, run_path, non_empty
+from ._common import PixelModel, eps_rule, guarded, load_model, load_test_split, pixels, run_dir
 
 PLOTS = (("curves.png", "Training curves"), ("confusion_matrix.png", "Confusion matrix (test set)"),
          ("filters.png", "First-layer filters"), ("feature_maps.png", "First-layer feature maps (one test image)"))
@@ -95,6 +96,24 @@ class Section:
         return f'<section id="{self.anchor}"><h2>{_e(self.title)}</h2>{"".join(self.parts)}</section>'
 
 
+def _last_checkpoint(directory: str, state: dict) -> dict:
+    """The run's checkpoint.npz state (its full history) when the model came from best.npz."""
+    from ..checkpoint import CheckpointError, load
+    last = os.path.join(directory, "checkpoint.npz")
+    if os.path.isfile(last):
+        try:
+            return load(last)
+        except CheckpointError:
+            pass
+    return state
+
+
+def steps_of(state: dict) -> list:
+    """The per-step rows of a checkpoint (stored as columns), [] for runs from before steps.csv."""
+    cols = state.get("steps") or {}
+    return [dict(zip(cols, values)) for values in zip(*cols.values())] if cols else []
+
+
 def gradcheck_summary(model, configs: int = 1, seed: int = 0):
     """gradcheck small float64 instances of each layer type in the model (the sweep's random
     configurations of that type). Returns rows (type, count in the model, configs, worst input
@@ -125,18 +144,22 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
                  data_root: str | None = None, examples: int = 6, gradcheck_configs: int = 2, log=print) -> str:
     """The HTML page (a str) of the run in `path` (a run directory or its checkpoint.npz)."""
     from .. import plots
+    from ..train_config import checkpoint_file
     from ._common import check_eps
     from .attack import example_indices, run_attack
     from .figures import adversarial_grid, saliency_grid
     from .saliency import saliency
     check_eps(attack_eps, "--attack-eps")
     if limit < 1 or examples < 1:
-        raise ToolError(f"--limit and --examples must be >= 1, got {limit} and {examples}")
+        raise UsageError(f"--limit and --examples must be >= 1, got {limit} and {examples}")
     start = time.perf_counter()
     directory = run_dir(path)
     model, state = load_model(path)
+    model_file = checkpoint_file(path)
     pm = PixelModel.from_state(model, state)
-    cfg, mc, history = state.get("config", {}), state["model_config"], list(state.get("history", []))
+    cfg, mc = state.get("config", {}), state["model_config"]
+    progress = _last_checkpoint(directory, state)        # the model may be best.npz; the history is the whole run's
+    history = list(progress.get("history", []))
     classes = list(state.get("classes") or range(mc["num_classes"]))
     n_params = sum(p.data.size for p in model.parameters())
     sections = []
@@ -155,8 +178,8 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
     # -- overview --------------------------------------------------------------------------
     s = Section("overview", "Run")
     final = history[-1] if history else None
-    kpis = [("epochs", len(history)), ("parameters", f"{n_params:,}")]
-    if final:
+    kpis = [("epochs", len(history)), ("parameters", f"{n_params:,}"), ("model from", os.path.basename(model_file))]
+    if final and final.get("test_accuracy") is not None:
         kpis += [("test accuracy", f"{final['test_accuracy']:.4f}"), ("test loss", f"{final['test_loss']:.4f}")]
     s.add("<div class=card>" + "".join(f'<span class="kpi"><b>{_e(v)}</b>{_e(k)}</span>' for k, v in kpis)
           + "</div>")
@@ -170,9 +193,12 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
     # -- metrics -----------------------------------------------------------------------------
     s = Section("metrics", "Metrics per epoch")
     if history:
-        cols = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
-        s.add(table(cols, [[r["epoch"]] + [f"{r[c]:.4f}" if c != "seconds" else f"{r[c]:.1f}" for c in cols[1:]]
-                           for r in history]))
+        from ..train import METRIC_COLUMNS
+        cols = [c for c in METRIC_COLUMNS if any(r.get(c) is not None for r in history)]
+        cell = lambda r, c: "" if r.get(c) is None else (r[c] if c == "epoch" else  # noqa: E731
+                                                          f"{r[c]:.1f}" if c == "seconds" else f"{r[c]:.4g}" if c == "lr"
+                                                          else f"{r[c]:.4f}")
+        s.add(table(cols, [[cell(r, c) for c in cols] for r in history]))
     else:
         s.note("the checkpoint holds no finished epoch")
     sections.append(s)
@@ -180,7 +206,7 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
     # -- the PNGs train writes --------------------------------------------------------------
     s = Section("plots", "Curves, confusion matrix, filters, feature maps")
     makers = {
-        "curves.png": (lambda p: plots.curves(history, p)) if history else None,
+        "curves.png": (lambda p: plots.curves(history, p, steps_of(progress))) if history else None,
         "confusion_matrix.png": (lambda p: plots.confusion_matrix(labels, predictions, classes, p))
         if x is not None else None,
         "filters.png": lambda p: plots.filters(model, p),
@@ -240,7 +266,7 @@ def build_report(path: str, attack_eps: float = 0.1, limit: int = 200, data: str
 
     title = f"convgrad run report: {os.path.basename(os.path.abspath(directory))}"
     nav = "".join(f'<a href="#{sec.anchor}">{_e(sec.title.split(" (")[0])}</a>' for sec in sections)
-    subtitle = (f"{_e(mc['name'])} on {_e(cfg.get('data', '?'))} &middot; {_e(os.path.abspath(directory))} &middot; "
+    subtitle = (f"{_e(mc['name'])} on {_e((state.get('data') or {}).get('data', cfg.get('data', '?')))} &middot; {_e(os.path.abspath(directory))} &middot; "
                 f"generated {time.strftime('%Y-%m-%d %H:%M')} in {time.perf_counter() - start:.1f} s")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -266,10 +292,19 @@ def _cmd(args) -> int:
     return 0
 
 
+def _data_rule(value):
+    from ..data.source import check_data
+    return check_data(value)
+
+
+RULES = {"run_dir": run_path, "out": non_empty, "attack_eps": eps_rule, "limit": integer(1),
+         "examples": integer(1), "data": _data_rule, "data_root": non_empty}
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `report` to an argparse subparsers object."""
     p = subparsers.add_parser("report", help="one self-contained HTML page about a training run",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("run_dir", help="a run directory (or its checkpoint.npz)")
     p.add_argument("--out", default=None, help="output HTML file (default RUN_DIR/report.html)")
     p.add_argument("--attack-eps", type=float, default=0.1, help="FGSM budget in pixel units (default 0.1)")
@@ -277,7 +312,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=6, help="images in the saliency and attack figures (default 6)")
     p.add_argument("--data", default=None, help="dataset (default: the one the run trained on)")
     p.add_argument("--data-root", default=None, help="directory holding the dataset (default: the run's)")
-    p.set_defaults(func=lambda a: guarded("report", _cmd, a))
+    p.set_defaults(func=lambda a: guarded("report", _cmd, a, RULES, positional=("run_dir",)))
     return p
 
 

@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from ..cli_args import HelpFormatter, existing_files, run_path, non_empty
 from ._common import PixelModel, check_image_shape, guarded, load_model
 
 
@@ -36,7 +37,8 @@ def _cmd(args) -> int:
     model, state = load_model(args.checkpoint)
     pm = PixelModel.from_state(model, state)
     mc, classes = state["model_config"], state.get("classes")
-    img = load_image(args.image, mc["in_channels"], mc["image_size"], invert=args.invert)
+    fit = args.fit or (state.get("data") or {}).get("fit", "pad")
+    img = load_image(args.image, mc["in_channels"], mc["image_size"], invert=args.invert, fit=fit)
     check_image_shape(state, img.shape, f"the image read from {args.image!r}")
     x = img[None].astype(np.float64) / 255.0
     maps, pred, probs = saliency(pm, x)
@@ -51,13 +53,17 @@ def _cmd(args) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `saliency` to an argparse subparsers object."""
     p = subparsers.add_parser("saliency", help="|d score / d pixel| heat map of an image (PNG)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("checkpoint", help="checkpoint.npz or a run directory")
     p.add_argument("image", help="a PNG/JPEG image (resized to the model's input size)")
     p.add_argument("--out", default=None, help="output PNG (default: IMAGE_saliency.png beside the image)")
     p.add_argument("--invert", action="store_true",
                    help="invert grey levels (dark object on light background, unlike Fashion-MNIST)")
-    p.set_defaults(func=lambda a: guarded("saliency", _cmd, a))
+    p.add_argument("--fit", default=None, choices=("pad", "crop"),
+                   help="non-square images: pad or centre-crop (default: as the run's data, else pad)")
+    p.set_defaults(func=lambda a: guarded("saliency", _cmd, a, {"checkpoint": run_path, "image": lambda v:
+                                                                existing_files([v]), "out": non_empty},
+                                          positional=("checkpoint", "image")))
     return p
 
 
