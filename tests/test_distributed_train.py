@@ -124,3 +124,40 @@ def test_a_batch_too_small_to_share_is_one_clear_error(data_root, tmp_path):
     assert proc.returncode != 0
     assert "with 2 ranks every batch needs at least 2 images, but a training batch has 1" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _steps(out):
+    with open(os.path.join(out, "steps.csv")) as f:
+        return [{k: v for k, v in row.items() if k != "images_per_s"} for row in csv.DictReader(f)]
+
+
+@needs_mpi
+def test_ctrl_c_on_rank_0_stops_every_rank_at_one_step_and_resume_continues_mid_epoch(data_root, tmp_path):
+    """SIGINT reaches rank 0 alone: rank 0 broadcasts the stop, every rank stops after the same
+    step, rank 0 writes the checkpoint (mid-epoch, --checkpoint-every also decided on rank 0), and
+    --resume ends as the straight run. Rank 1 claims and writes nothing: one run directory each."""
+    extra = ("--checkpoint-every", "3")
+    straight = str(tmp_path / "straight")
+    run_mpi(2, *CONVGRAD, *_args(data_root, straight, *extra, model="lenet", epochs=30))
+    stopped = str(tmp_path / "stopped")
+    job = subprocess.Popen(mpi_command(2, *CONVGRAD, *_args(data_root, stopped, *extra, model="lenet",
+                                                             epochs=30)),
+                           env=mpi_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    steps = os.path.join(stopped, "steps.csv")
+    deadline = time.time() + 120
+    while time.time() < deadline and not os.path.exists(steps):
+        time.sleep(0.02)
+    leader = _rank_pid(0, stopped)
+    assert leader is not None, "rank 0 not found"
+    os.kill(leader, signal.SIGINT)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode != 0, out
+    assert "interrupted by SIGINT at step" in err and "Traceback" not in err, err
+    state = checkpoint.load(os.path.join(stopped, "checkpoint.npz"))
+    done = int(state["step"])
+    assert 0 < done < 120, "the run finished before the signal; make it longer"
+    assert len(_steps(stopped)) == done
+    assert sorted(os.listdir(tmp_path)) == ["stopped", "straight"]      # no stopped-2: rank 1 claimed nothing
+    run_mpi(2, *CONVGRAD, *_args(data_root, stopped, *extra, "--resume", model="lenet", epochs=30))
+    assert _metrics(stopped) == _metrics(straight)
+    assert _steps(stopped) == _steps(straight)
