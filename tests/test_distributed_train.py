@@ -161,3 +161,32 @@ def test_ctrl_c_on_rank_0_stops_every_rank_at_one_step_and_resume_continues_mid_
     run_mpi(2, *CONVGRAD, *_args(data_root, stopped, *extra, "--resume", model="lenet", epochs=30))
     assert _metrics(stopped) == _metrics(straight)
     assert _steps(stopped) == _steps(straight)
+
+
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny_models.py")
+
+
+@needs_mpi
+def test_a_factory_model_trains_on_two_ranks_as_in_one_process(data_root, tmp_path):
+    """--model FILE.py:FACTORY (BatchNorm -> SyncBatchNorm, dropout) on 2 ranks: one process's metrics."""
+    two, one = str(tmp_path / "two"), str(tmp_path / "one")
+    run_mpi(2, *CONVGRAD, *_args(data_root, two, model=f"{TINY}:tiny_cnn"))
+    assert main(_args(data_root, one, model=f"{TINY}:tiny_cnn")) == 0
+    ours, single = _metrics(two), _metrics(one)
+    assert [r["epoch"] for r in ours] == [r["epoch"] for r in single] == ["1", "2"]
+    for a, b in zip(ours, single):
+        for column in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+            assert (a[column] == "") == (b[column] == ""), (column, a, b)
+            if b[column] != "":
+                assert abs(float(a[column]) - float(b[column])) <= 1e-4 * max(1.0, abs(float(b[column]))), \
+                    (column, a, b)
+
+
+@needs_mpi
+def test_a_forward_only_model_is_refused_under_mpiexec_with_one_clear_error(data_root, tmp_path):
+    out = str(tmp_path / "run")
+    proc = run_mpi(2, *CONVGRAD, *_args(data_root, out, model=f"{TINY}:forward_only"), check=False)
+    assert proc.returncode != 0
+    assert "forward-only (recorded mode), which is not supported across ranks yet" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not os.path.exists(out)

@@ -24,6 +24,7 @@ import sys
 
 from .. import checkpoint, rundir
 from ..parallel import DataParallel, available_cpus
+from ..stepping import is_explicit
 from ..train import Trainer, evaluate
 from . import comm as _comm
 from .split import GlobalBatch
@@ -65,12 +66,12 @@ class DistributedTrainer(Trainer):
         self.comm = _comm.communicator()
         self.rank, self.world = self.comm.Get_rank(), self.comm.Get_size()
         limit_threads(threads)
+        if not is_explicit(model):          # checked before the run directory is claimed
+            raise ValueError("convgrad train under mpiexec needs a model with its own backward; this one is "
+                             "forward-only (recorded mode), which is not supported across ranks yet")
         if self.rank:
             options.update(progress=False, log=_silent)
         super().__init__(model, optimizer, loss_fn, out, threads=threads, **options)
-        if not self.explicit:
-            raise ValueError("convgrad train under mpiexec needs a model with its own backward; this one is "
-                             "forward-only (recorded mode), which is not supported across ranks yet")
         convert_sync_batchnorm(model)           # the same Parameters: the optimiser keeps them
         self.runner = GlobalBatch(model if threads == 1 else DataParallel(model, threads), self.comm)
         self._saved = None                      # what the last checkpoint holds (rank 0)
@@ -149,7 +150,9 @@ class DistributedTrainer(Trainer):
         def ended(signum, frame):
             where = (f"The checkpoint {self.checkpoint_path} ({self._saved}) is intact: run the same "
                      f"command with --resume to continue." if self._saved else
-                     "No checkpoint had been written yet by this invocation.")
+                     f"The checkpoint {self.checkpoint_path} this run resumed from is intact: run the same command "
+                     f"with --resume to continue." if os.path.isfile(self.checkpoint_path) else
+                     "No checkpoint had been written yet.")
             raise JobEnded(f"convgrad train: mpiexec is ending the job (SIGTERM) during epoch {self.epoch + 1}: "
                            f"another rank died or the job was stopped (mpiexec's message names the rank). {where}")
         previous = signal.signal(signal.SIGTERM, ended)
