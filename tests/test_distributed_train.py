@@ -190,3 +190,25 @@ def test_a_forward_only_model_is_refused_under_mpiexec_with_one_clear_error(data
     assert "forward-only (recorded mode), which is not supported across ranks yet" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not os.path.exists(out)
+
+
+@needs_mpi
+def test_a_validation_split_best_model_and_plots_on_two_ranks_give_one_processes_results(data_root, tmp_path):
+    """--val-split: every rank joins the sharded validation and the best model's test evaluation
+    (best epoch before the last); rank 0 writes best.npz, results.json and the plots."""
+    import json
+    two, one = str(tmp_path / "two"), str(tmp_path / "one")
+    args = ["--val-split", "0.25", "--lr", "0.5"]
+    with_plots = [a for a in _args(data_root, two, *args, model="lenet", epochs=4) if a != "--no-plots"]
+    run_mpi(2, *CONVGRAD, *with_plots)
+    assert main(_args(data_root, one, *args, model="lenet", epochs=4)) == 0
+    with open(os.path.join(two, "results.json")) as f:
+        ours = json.load(f)
+    with open(os.path.join(one, "results.json")) as f:
+        single = json.load(f)
+    assert ours["best"]["epoch"] == single["best"]["epoch"] < 4, (ours, single)    # the best-model evaluation ran
+    for which in ("last", "best"):
+        for key, value in single[which].items():
+            assert abs(ours[which][key] - value) <= 1e-4 * max(1.0, abs(value)), (which, key, ours, single)
+    assert os.path.isfile(os.path.join(two, "best.npz"))
+    assert sorted(os.listdir(tmp_path)) == ["one", "two"]
