@@ -1,7 +1,8 @@
 """ResNet-18 (ImageNet layout, 224x224) one training step in convgrad and in PyTorch.
 
-    python benchmarks/bench_resnet.py [--batch 8 32 64 128] [--steps 3] [--repeats 2]
+    python benchmarks/bench_resnet.py [--batch 8 32 64 128] [--steps 3] [--repeats 2] [--threads 2]
                                       [--allocator retain default] [--breakdown] [--json FILE]
+    python benchmarks/bench_resnet.py --interleaved [--batch 32] [--steps 6]    # time only
 
 One step = forward, cross-entropy loss, backward (input gradient skipped on both sides: the
 images need none), float32, 1000 classes, the same initial weights on both sides (convgrad's
@@ -14,6 +15,9 @@ BatchNorm models are not batch-split).
 
 Allocator: "retain" applies convgrad.memory.retain_freed_memory() (glibc keeps freed blocks)
 in *both* children, "default" in neither; both columns are reported.
+
+--interleaved: time only, both libraries in one process with their steps alternating, so a
+busy machine slows both alike (the subprocess runs above see different moments of the load).
 
 --breakdown: a convgrad child also reports, after the forward (before the backward), where
 its memory is held: the layers' workspaces, the conv caches' saved patch matrices, and the
@@ -212,6 +216,48 @@ def run_torch(batch, steps, init_path, threads):
     return times[1:], extra
 
 
+def interleaved(batch, steps, threads, retain):
+    """Time only: both libraries in this process, steps alternating (convgrad, torch, torch,
+    convgrad, ...) after one untimed step each, so a busy machine slows both alike.
+    -> {"convgrad": [s, ...], "torch": [s, ...]}."""
+    import torch
+    from convgrad import nn
+    if retain:
+        _retain_freed_memory()
+    torch.set_num_threads(threads)
+    limit = None
+    if threads != 2:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(threads)
+    cg, th = convgrad_resnet18(), torch_resnet18()
+    th.load_state_dict({k: torch.from_numpy(v) for k, v in cg.state_dict().items()}, strict=False)
+    crit_cg, crit_th = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
+    xn, tn = _batch(batch)
+    x, t = torch.from_numpy(xn), torch.from_numpy(tn)
+
+    def step_cg():
+        cg.zero_grad()
+        crit_cg(cg(xn), tn)
+        cg.backward(crit_cg.backward(), input_grad=False)
+
+    def step_th():
+        th.zero_grad(set_to_none=True)
+        crit_th(th(x), t).backward()
+    fns = {"convgrad": step_cg, "torch": step_th}
+    times = {"convgrad": [], "torch": []}
+    for name in fns:
+        fns[name]()
+    for r in range(steps):
+        for name in (("convgrad", "torch") if r % 2 == 0 else ("torch", "convgrad")):
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+        print(f"  batch {batch} round {r}: convgrad {times['convgrad'][-1]:.2f} s, torch {times['torch'][-1]:.2f} s",
+              file=sys.stderr, flush=True)
+    del limit
+    return times
+
+
 def _child(args):
     retained = _retain_freed_memory() if args.allocator == ["retain"] else False
     if args.child == "convgrad":
@@ -255,9 +301,13 @@ def main(argv=None):
     ap.add_argument("--child", choices=("convgrad", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--child-batch", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--init", help=argparse.SUPPRESS)
+    ap.add_argument("--interleaved", action="store_true",
+                    help="time only: both libraries in one process, steps alternating (no RSS)")
     args = ap.parse_args(argv)
     if args.child:
         return _child(args)
+    if args.interleaved:
+        return _main_interleaved(args)
     rows, results = [], []
     with tempfile.TemporaryDirectory() as tmp, LoadMonitor() as load:
         init = os.path.join(tmp, "init.npz")
@@ -287,6 +337,32 @@ def main(argv=None):
     if args.json:
         with open(args.json + ".tmp", "w") as f:
             json.dump({"machine": machine_info(), "threads": args.threads, "results": results,
+                       "other_load": load.other}, f, indent=2)
+        os.replace(args.json + ".tmp", args.json)
+
+
+def _main_interleaved(args):
+    rows, results = [], []
+    with LoadMonitor() as load:
+        for batch in args.batch:
+            for allocator in args.allocator:
+                times = interleaved(batch, args.steps, args.threads, allocator == "retain")
+                med = {k: statistics.median(v) for k, v in times.items()}
+                per_round = [c / t for c, t in zip(times["convgrad"], times["torch"])]
+                results.append({"batch": batch, "allocator": allocator, "times": times,
+                                "time_ratio": med["convgrad"] / med["torch"], "round_ratios": per_round})
+                rows.append([batch, allocator, f"{med['convgrad']:.2f}", f"{med['torch']:.2f}",
+                             f"{med['convgrad'] / med['torch']:.2f}",
+                             f"{min(per_round):.2f}-{max(per_round):.2f}"])
+    print(f"ResNet-18, 224x224, float32, one training step, {args.threads} thread(s) each, both libraries in one "
+          f"process, {args.steps} alternating rounds (time only)")
+    print(markdown_table(["batch", "allocator", "convgrad s/step", "torch s/step", "ratio of medians",
+                          "per-round ratios"], rows))
+    if load.other is not None:
+        print(f"Other processes used {100 * load.other:.0f}% of the CPUs during the run (machine shared).")
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump({"machine": machine_info(), "threads": args.threads, "interleaved": results,
                        "other_load": load.other}, f, indent=2)
         os.replace(args.json + ".tmp", args.json)
 

@@ -95,3 +95,23 @@ def test_module_with_frozen_weight_leaves_its_grad_alone():
     _, tdx, _, tdb = _torch_grads(x, conv.weight.data, conv.bias.data, dy, 1, 1, 1)
     assert conv.weight.grad is None or not np.any(conv.weight.grad)
     assert max(rel_err(dx, tdx), rel_err(conv.bias.grad, tdb)) < TOL
+
+
+def test_conv_transpose_skips_what_is_not_needed():
+    rng = np.random.default_rng(11)
+    layer = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1).to(np.float64)
+    theirs = torch.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, dtype=torch.float64)
+    layer.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = rng.standard_normal((2, 3, 5, 4))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = theirs(tx)
+    y = layer(x)
+    dy = rng.standard_normal(y.shape)
+    ty.backward(torch.tensor(dy))
+    assert layer.backward(dy, input_grad=False) is None
+    assert rel_err(layer.weight.grad, theirs.weight.grad.numpy()) < TOL
+    layer.zero_grad()
+    layer.weight.requires_grad = False
+    dx = layer.backward(dy)
+    assert layer.weight.grad is None
+    assert max(rel_err(dx, tx.grad.numpy()), rel_err(layer.bias.grad, theirs.bias.grad.numpy())) < TOL

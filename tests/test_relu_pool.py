@@ -173,3 +173,14 @@ def test_only_plain_relu_and_plain_2x2_pooling_fuse(pool, act, fused):
     assert pool.fuses_relu() == (fused or act is not nn.ReLU and pool.fuses_relu())
     net(np.random.default_rng(16).standard_normal((1, 1, 6, 6)))
     assert (len(net._steps) == 1) == fused
+
+
+def test_maxpool_absorbs_exactly_a_plain_relu_before_a_fusable_pool():
+    """MaxPool2d.absorbs is the fusion rule Sequential can ask without importing layer classes."""
+    from convgrad import nn
+    pool = nn.MaxPool2d(2)
+    assert pool.absorbs(nn.ReLU())
+    assert not pool.absorbs(nn.LeakyReLU())
+    assert not nn.MaxPool2d(3).absorbs(nn.ReLU())
+    assert not nn.MaxPool2d(2, return_indices=True).absorbs(nn.ReLU())
+    assert not nn.MaxPool1d(2).absorbs(nn.ReLU())

@@ -51,7 +51,6 @@ class ReLU(_Activation):
         >>> relu.backward(np.array([5.0, 5.0, 5.0]))
         array([0., 0., 5.])
     """
-    relu_fusion = "relu"           # runs inside a MaxPool2d right after it (Sequential)
     _backward_fn = staticmethod(F.relu_backward)
 
     def __init__(self, inplace: bool = False):

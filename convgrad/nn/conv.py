@@ -67,7 +67,7 @@ class _ConvNd(Module):
         """Adds dW, db into the parameters' .grad; returns dx (None when input_grad=False).
         A weight with requires_grad False gets no dW (its GEMM is skipped)."""
         dx, dw, db = F.conv_backward(grad_out, self._cached(self._cache), input_grad,
-                                     weight_grad=getattr(self.weight, "requires_grad", True))
+                                     weight_grad=self.weight.requires_grad)
         self._accumulate(weight=dw, bias=db)
         return dx
 
@@ -225,7 +225,7 @@ class Conv3d(_ConvNd):
 
 
 class _ConvTransposeNd(_ConvNd):
-    skips_input_grad = False
+    skips_input_grad = True      # backward(grad, input_grad=False) spares the forward convolution of dy
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
                  groups=1, bias=True, dilation=1, padding_mode="zeros", generator=None, dtype=None):
         if padding_mode != "zeros":
@@ -250,8 +250,11 @@ class _ConvTransposeNd(_ConvNd):
             self.output_padding, self.groups, self.dilation)
         return y
 
-    def backward(self, grad_out):
-        dx, dw, db = F.conv_transpose_backward(grad_out, self._cached(self._cache))
+    def backward(self, grad_out, input_grad: bool = True):
+        """Adds dW, db into the parameters' .grad; returns dx (None when input_grad=False).
+        A weight with requires_grad False gets no dW."""
+        dx, dw, db = F.conv_transpose_backward(grad_out, self._cached(self._cache), input_grad,
+                                               weight_grad=self.weight.requires_grad)
         self._accumulate(weight=dw, bias=db)
         return dx
 

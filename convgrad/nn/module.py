@@ -369,8 +369,7 @@ class Sequential(Module):
 
 
 def _relu_fuses_into(m: Module, nxt: Module) -> bool:
-    """A plain nn.ReLU followed by a MaxPool2d that can take it in (MaxPool2d.fuses_relu). The
-    two classes mark themselves (`relu_fusion` in their own class body, so a subclass, which may
-    change forward, never fuses): nn.module imports no layer."""
-    return (type(m).__dict__.get("relu_fusion") == "relu" and type(nxt).__dict__.get("relu_fusion") == "pool"
-            and nxt.fuses_relu())
+    """Whether m runs inside the next module's forward (MaxPool2d.absorbs: a plain ReLU before a
+    2x2 stride-2 max-pool); the rule lives on the pooling layer, so nn.module imports no layer."""
+    absorbs = getattr(nxt, "absorbs", None)
+    return absorbs is not None and absorbs(m)

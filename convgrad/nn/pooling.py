@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .._checks import as_tuple
 from ..functional import pooling as F
+from .activation import ReLU
 from .module import Module
 
 
@@ -40,6 +41,12 @@ class _MaxPoolNd(Module):
             return False
         args = F.pool_args(self.kernel_size, self.stride, self.padding, self.dilation, 2, type(self).__name__)
         return args == ((2, 2), (2, 2), (0, 0), (1, 1))
+
+    def absorbs(self, previous: Module) -> bool:
+        """Whether `previous`, the module before this one in a Sequential, can run inside this
+        one's forward (forward_relu): a plain nn.ReLU, when fuses_relu(). Lets Sequential
+        fuse without importing the layer classes."""
+        return type(previous) is ReLU and type(self) is MaxPool2d and self.fuses_relu()
 
     def forward_relu(self, x):
         """max_pool(relu(x)) in one step (x (N, C, H, W) -> (N, C, H/2, W/2)), computed as
@@ -123,7 +130,6 @@ class MaxPool2d(_MaxPoolNd):
                [0., 0., 0., 0.],
                [0., 1., 1., 0.]])
     """
-    relu_fusion = "pool"           # a ReLU right before it runs inside it (Sequential, fuses_relu)
     n_dims = 2
 
 

@@ -20,7 +20,8 @@ from ..padding import vjp_padding
 from .banded import (band_matrix, band_matrix_adjoint, band_span, row_stack, row_stack_adjoint, stack_blocks,
                      taps_weight_grad)
 from .geometry import ConvGeometry, conv_geometry
-from .workspace import ConvCache, buffer, release_saved, take_saved
+from .._buffers import buffer
+from .workspace import ConvCache, release_saved, take_saved
 
 NAME = "depthwise"
 MAX_ROWS = 64           # strided depthwise: its input gradient uses one band of Ho rows

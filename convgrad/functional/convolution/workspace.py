@@ -1,10 +1,11 @@
 """Work memory of the convolution routes, and the forward cache.
 
 Two kinds of work memory:
-- a layer's `workspace` dict (kept by nn.ConvNd between calls): buffers reused while the
-  shapes match, some of which back the cache until its backward consumes it (per-sample and
-  depthwise routes). A forward that finds its workspace still backing a live, unconsumed
-  cache (a layer called twice before its backward) takes fresh buffers.
+- a layer's `workspace` dict (kept by nn.ConvNd between calls; arrays from
+  functional._buffers.buffer): reused while the shapes match; the depthwise route's row
+  stack backs the cache until its backward consumes it. A forward that finds its workspace
+  still backing a live, unconsumed cache (a layer called twice before its backward) takes
+  fresh buffers.
 - the scratch pool: per-thread buffers shared by every layer, for patch matrices that are
   built and consumed within one call. Their size is bounded by the workspace budget: a route
   whose patch matrix for the whole batch would exceed it works in chunks of the batch.
@@ -72,18 +73,6 @@ def scratch(key: str, shape, dtype) -> np.ndarray:
 def release_scratch() -> None:
     """Free this thread's scratch pool (it is rebuilt on the next convolution)."""
     _pool.blocks = {}
-
-
-def buffer(ws: dict | None, key: str, shape, dtype) -> np.ndarray:
-    """An uninitialised work array, kept in the layer's workspace dict and reused while shape
-    and dtype match (memory the process has not touched yet is slow to fault in)."""
-    shape = tuple(shape)
-    arr = None if ws is None else ws.get(key)
-    if arr is None or arr.shape != shape or arr.dtype != dtype:
-        arr = np.empty(shape, dtype=dtype)
-        if ws is not None:
-            ws[key] = arr
-    return arr
 
 
 @dataclass(eq=False)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._buffers import buffer as work_buffer
 from .geometry import PoolGeometry, check_grad, pool_geometry, spatial_dims
-from .taps import along_axis, axis_ranges, on_axis, pad_last, padded_last_width, scatter_axes, work_buffer
+from .taps import along_axis, axis_ranges, on_axis, pad_last, padded_last_width, scatter_axes
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._buffers import buffer as work_buffer
 from .geometry import PoolGeometry
 
 
@@ -42,17 +43,6 @@ def along_axis(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
 
 def _tap_dtype(k: int) -> np.dtype:
     return np.dtype(np.uint8) if k <= 256 else np.dtype(np.int32)
-
-
-def work_buffer(ws: dict | None, key: str, shape, dtype) -> np.ndarray:
-    """An uninitialised work array, reused from ws across calls when shape and dtype match
-    (untouched memory is slow to fault in; see docs/architecture.md)."""
-    if ws is None:
-        return np.empty(shape, dtype)
-    buf = ws.get(key)
-    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-        buf = ws[key] = np.empty(shape, dtype)
-    return buf
 
 
 def running_max(taps, n_out: int, axis: int, first, nan_aware: bool, ws=None, key="", last=False):
