@@ -283,3 +283,18 @@ BAD = [
 def test_bad_input_is_one_clear_error(name, fn, exc, match):
     with pytest.raises(exc, match=match):
         fn()
+
+
+def test_recorded_data_input_skips_the_first_layers_input_gradient(monkeypatch):
+    """Data (a Tensor without requires_grad) needs no gradient: the model's node runs its backward
+    with input_grad=False, as explicit training does, so the first conv spares its col2im."""
+    model, loss_fn = small_net(), nn.CrossEntropyLoss()
+    seen = []
+    original = type(model[0]).backward
+    monkeypatch.setattr(type(model[0]), "backward",
+                        lambda self, g, input_grad=True: seen.append(input_grad) or original(self, g, input_grad))
+    x, y = batch()
+    loss_fn(model(cg.tensor(x)), y).backward()
+    xt = cg.tensor(x, requires_grad=True)
+    loss_fn(model(xt), y).backward()
+    assert seen == [False, True] and xt.grad is not None

@@ -300,6 +300,8 @@ class Sequential(Module):
         ['0.weight', '0.bias', '4.weight', '4.bias']
     """
 
+    skips_input_grad = True      # backward(grad, input_grad=False): a first layer that can skips dx
+
     def __init__(self, *modules: Module):
         super().__init__()
         for i, m in enumerate(modules):
