@@ -135,11 +135,20 @@ def _resume_command(argv, out: str) -> str:
 
 
 def _cmd_train(args) -> int:
+    from .distributed.comm import launched_by_mpi
+    if args.distributed or launched_by_mpi():       # every rank of `mpiexec -n P convgrad train`
+        from .distributed.training import run_train_command
+        return run_train_command(_train, args)
+    return _train(args)
+
+
+def _train(args, trainer_class=None) -> int:
     from .train import TrainingInterrupted
     from .train_config import make_trainer
     cfg = _train_config(args)
     trainer, loaders, data = make_trainer(cfg, resume=args.resume, overwrite=args.overwrite,
-                                          refuse_used=args.out is not None, progress=None if not args.no_progress
+                                          refuse_used=args.out is not None, trainer_class=trainer_class,
+                                          progress=None if not args.no_progress
                                           else False, plots=not args.no_plots)
     explicit = "explicit backward" if trainer.explicit else "forward-only, recorded mode"
     split = f" (+{len(loaders.val.labels)} validation)" if loaders.val is not None else ""
@@ -216,6 +225,8 @@ def _add_train(sub):
     p.add_argument("--threads", type=int, default=None,
                    help="split each batch across N threads (default: the CPUs available); models with "
                         "BatchNorm or Dropout train on one")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks (implied when started by mpiexec; needs convgrad[distributed])")
     p.add_argument("--out", default=None,
                    help="run directory (default: runs/MODEL, or runs/MODEL-2, ... when that is used); a used "
                         "--out is refused unless --resume or --overwrite")

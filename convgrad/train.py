@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -101,6 +102,8 @@ class Trainer:
                        {"model_config": ..., "config": ..., "classes": [...], "normalization": {...}, ...}
     """
 
+    stop_signals = (signal.SIGINT, signal.SIGTERM)      # finish the step, checkpoint, stop
+
     def __init__(self, model, optimizer, loss_fn, out: str = "runs/run", *, scheduler=None,
                  scheduler_per_batch: bool = True, threads: int = 1, clip_grad_norm: float | None = None,
                  checkpoint_every: int | None = None, checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS,
@@ -121,7 +124,7 @@ class Trainer:
         self.test_every_epoch, self.plots, self.log = test_every_epoch, plots, log
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.run_info = dict(run_info or {})
-        self.out = rundir.claim(out, resume=resume, overwrite=overwrite, refuse=refuse_used)
+        self.out = self._claim(out, resume=resume, overwrite=overwrite, refuse=refuse_used)
         if os.path.abspath(self.out) != os.path.abspath(out):
             log(f"{out} already holds a run; this run goes to {self.out}")
         self.checkpoint_path = os.path.join(self.out, rundir.CHECKPOINT)
@@ -136,6 +139,14 @@ class Trainer:
         self.results = None
         self.test_predictions = None
         self._restored = False
+
+    def _claim(self, out: str, **how) -> str:
+        """The run directory this run writes (rundir.claim); a distributed run claims it on rank 0 alone."""
+        return rundir.claim(out, **how)
+
+    def _stop_signal(self, stop) -> str | None:
+        """The stop request to act on now ("SIGINT", "SIGTERM" or None); a distributed run takes rank 0's."""
+        return stop.signal
 
     # ---- checkpoints ------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -216,11 +227,11 @@ class Trainer:
             self._restore()
             self._restored = True
         self._last_save = time.perf_counter()
-        with catch_signals() as stop:
+        with catch_signals(self.stop_signals) as stop:
             while self.epoch < self.epochs and not self.stopped_early:
                 self._train_epoch(stop)
                 self._end_epoch()
-                if stop.signal:
+                if self._stop_signal(stop):
                     raise self._interrupted(stop.signal)
             if test_loader is not None and self.history and self.history[-1].get("test_loss") is None:
                 self._test_into(self.history[-1])
@@ -262,7 +273,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{acc['loss_sum'] / acc['seen']:.4f}", acc=f"{acc['correct'] / acc['seen']:.4f}",
                                 img_s=f"{acc['seen'] / max(acc['seconds'], 1e-9):.0f}", refresh=False)
             if acc["batch"] < n_batches:        # the epoch's last step is saved by _end_epoch
-                if stop.signal:
+                if self._stop_signal(stop):
                     if bar is not None:
                         bar.close()
                     self.save()

@@ -103,8 +103,10 @@ class Loaders:
 
 
 def make_trainer(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, refuse_used: bool = False,
-                 progress: bool | None = None, plots: bool = True, log=print, data: RunData | None = None):
-    """(Trainer, Loaders, RunData) of a configuration; fit with trainer.fit(l.train, l.val, cfg.epochs, l.test)."""
+                 progress: bool | None = None, plots: bool = True, log=print, data: RunData | None = None,
+                 trainer_class=None):
+    """(Trainer, Loaders, RunData) of a configuration; fit with trainer.fit(l.train, l.val, cfg.epochs, l.test).
+    trainer_class: a Trainer subclass (distributed/training.py), default Trainer."""
     data = data or load_run_data(cfg.data_spec())
     loaders = Loaders(cfg, data)
     info = data.info
@@ -117,7 +119,7 @@ def make_trainer(cfg: TrainConfig, resume: bool = False, overwrite: bool = False
     scheduler, per_batch = build_scheduler(cfg, opt, len(loaders.train))
     run_info = {"model_config": mc, "config": asdict(cfg), "classes": list(data.classes),
                 "normalization": {"mean": list(data.mean), "std": list(data.std)}, "data": info}
-    trainer = Trainer(model, opt, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), cfg.out,
+    trainer = (trainer_class or Trainer)(model, opt, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), cfg.out,
                       scheduler=scheduler, scheduler_per_batch=per_batch, threads=cfg.threads,
                       clip_grad_norm=cfg.clip_grad_norm, checkpoint_every=cfg.checkpoint_every,
                       early_stopping=cfg.early_stopping, test_every_epoch=cfg.test_every_epoch, resume=resume,

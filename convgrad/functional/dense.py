@@ -81,11 +81,13 @@ def dropout_mask(shape, p: float, rng: np.random.Generator, dtype) -> np.ndarray
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
-def dropout_forward(x, p=0.5, training=True, rng=None, channelwise=False, *, where="dropout"):
+def dropout_forward(x, p=0.5, training=True, rng=None, channelwise=False, *, where="dropout", rows=None):
     """Inverted dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p).
     channelwise: one draw per (dim 0, dim 1) entry, broadcast over the remaining axes
     (torch's feature dropout: whole channels of (N, C, H, W)). Identity when not training
     or p = 0. rng: a numpy Generator (needed when training with p > 0).
+    rows: (slice, N) when x is rows `slice` of a batch of N spread over processes: the mask is
+    drawn for all N rows, as for the whole batch, and these rows of it are used.
     Returns (y, cache); the cache holds the scaled mask (None for the identity)."""
     check_float_array(x, where, "input")
     p = check_p(p, where)
@@ -94,7 +96,10 @@ def dropout_forward(x, p=0.5, training=True, rng=None, channelwise=False, *, whe
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"{where}: expected rng as a numpy.random.Generator, got {type(rng).__name__}")
     shape = x.shape[:2] + (1,) * (x.ndim - 2) if channelwise else x.shape
-    mask = dropout_mask(shape, p, rng, x.dtype)
+    if rows is None:
+        mask = dropout_mask(shape, p, rng, x.dtype)
+    else:
+        mask = dropout_mask((rows[1],) + shape[1:], p, rng, x.dtype)[rows[0]]
     return x * mask, (mask, x.shape, x.dtype, where)
 
 

@@ -110,6 +110,8 @@ class BatchNormCache:
     weight: np.ndarray | None    # (C,)
     has_bias: bool
     where: str = "batch_norm"
+    count: int = 0               # values per channel the statistics were taken over (all processes)
+    reduce: object = None        # the cross-process sum the statistics used (SyncBatchNorm), or None
 
 
 def _as_ncl(x: np.ndarray, where: str) -> np.ndarray:
@@ -131,7 +133,8 @@ def _channel_blocks(shape, vectors, dtype):
 
 
 def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
-                       momentum=0.1, eps=1e-5, workspace: dict | None = None, *, where: str = "batch_norm"):
+                       momentum=0.1, eps=1e-5, workspace: dict | None = None, *, where: str = "batch_norm",
+                       reduce=None):
     """Batch norm forward: x (N, C, *spatial) -> (y of x's shape and dtype, cache).
 
     training=True normalises with the batch's mean and biased variance over (N, *spatial)
@@ -140,6 +143,9 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
     training=False uses running_mean/running_var. weight, bias, running_mean, running_var: (C,) or None.
     workspace: a dict in which a layer keeps its small work array across calls.
     where: the name errors give (the layer's).
+    reduce: for statistics over a batch spread across processes (SyncBatchNorm), a function
+    returning the element-wise sum of a float64 vector over all processes; the statistics
+    (and the backward's sums) are then those of the whole batch.
     """
     check_float_array(x, where)
     eps = _eps(eps, where)
@@ -151,10 +157,10 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
         _check_vector(v, c, x, where, name)
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{where}: give both running_mean and running_var, or neither")
+    m = n * l
     if training:
-        mean, var = _batch_statistics(x, x3, workspace, where)
-        if running_mean is not None and x.size:       # an empty batch leaves them, as torch
-            m = n * l
+        mean, var, m = _batch_statistics(x, x3, workspace, where, reduce)
+        if running_mean is not None and m:            # an empty batch leaves them, as torch
             running_mean *= 1.0 - momentum
             running_mean += momentum * mean
             running_var *= 1.0 - momentum
@@ -175,27 +181,35 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
         out = np.multiply(block, alpha_plane, out=y[index])
         out += beta_plane
     return y.reshape(x.shape), BatchNormCache(x.shape, bool(training), saved, mean, inv_std, weight,
-                                              bias is not None, where)
+                                              bias is not None, where, m, reduce if training else None)
 
 
-def _batch_statistics(x, x3, workspace, where):
-    """Per-channel mean and biased variance over (N, L), float64 (C,) each. Two passes:
-    the mean, then the squares of x - mean (no cancellation as in E[x^2] - E[x]^2)."""
+def _batch_statistics(x, x3, workspace, where, reduce=None):
+    """Per-channel mean and biased variance over (N, L), float64 (C,) each, and the count m.
+    Two passes: the mean, then the squares of x - mean (no cancellation as in
+    E[x^2] - E[x]^2). With reduce, sums and count are over every process's batch."""
     n, c, l = x3.shape
     m = n * l
+    sums = np.einsum("ncl->nc", x3).sum(axis=0, dtype=np.float64)
+    if reduce is not None:
+        total = reduce(np.append(sums, float(m)))
+        sums, m = total[:c], int(round(total[c]))
     if m == 1:
         raise ValueError(f"{where}: Expected more than 1 value per channel when training, "
-                         f"got input size {x.shape}")
+                         f"got input size {x.shape}" + (" (1 value over all processes)" if reduce else ""))
     if m == 0:                                    # an empty batch: nothing to normalise
-        return np.zeros(c), np.ones(c)
-    mean = np.einsum("ncl->nc", x3).sum(axis=0, dtype=np.float64) / m
+        return np.zeros(c), np.ones(c), 0
+    mean = sums / m
     squares = np.empty((n, c), x.dtype)
     work = _work(workspace, "block", x3.shape, x.dtype)
     for index, (mean_plane,) in _channel_blocks(x3.shape, (mean,), x.dtype):
         block = x3[index]
         centred = np.subtract(block, mean_plane, out=work(block.shape))
         np.einsum("ncl,ncl->nc", centred, centred, out=squares[index])
-    return mean, squares.sum(axis=0, dtype=np.float64) / m
+    squares = squares.sum(axis=0, dtype=np.float64)
+    if reduce is not None:
+        squares = reduce(squares)
+    return mean, squares / m, m
 
 
 def batch_norm_backward(dy, cache: BatchNormCache, workspace: dict | None = None):
@@ -206,7 +220,7 @@ def batch_norm_backward(dy, cache: BatchNormCache, workspace: dict | None = None
     dtype = dy.dtype
     dy3 = dy.reshape(x3.shape)
     n, c, l = x3.shape
-    m = max(n * l, 1)                             # an empty batch: every sum below is 0
+    m = max(cache.count or n * l, 1)              # an empty batch: every sum below is 0
     inv_std, weight, mean = cache.inv_std, cache.weight, cache.mean
     a = inv_std if weight is None else inv_std * weight           # dx = a * dy when the stats are fixed
     dx = np.empty(x3.shape, dtype)
@@ -221,6 +235,11 @@ def batch_norm_backward(dy, cache: BatchNormCache, workspace: dict | None = None
             np.multiply(dy_block, a_plane, out=dx[index])
     sum_dy = sums.sum(axis=0, dtype=np.float64)
     sum_dy_xhat = dots.sum(axis=0, dtype=np.float64) * inv_std
+    dweight = sum_dy_xhat.astype(dtype) if weight is not None else None     # this process's part
+    dbias = sum_dy.astype(dtype) if cache.has_bias else None
+    if cache.reduce is not None:            # dx depends on the sums over the whole batch
+        total = cache.reduce(np.concatenate([sum_dy, sum_dy_xhat]))
+        sum_dy, sum_dy_xhat = total[:c], total[c:]
     if cache.batch_stats:
         # dx = a * (dy - sum(dy)/m - xhat * sum(dy * xhat)/m),  xhat = (x - mean) * inv_std
         #    = a * dy - (k * x - k * mean + k0)
@@ -231,8 +250,6 @@ def batch_norm_backward(dy, cache: BatchNormCache, workspace: dict | None = None
             correction -= shift_plane
             out = np.multiply(dy3[index], a_plane, out=dx[index])
             out -= correction
-    dweight = sum_dy_xhat.astype(dtype) if weight is not None else None
-    dbias = sum_dy.astype(dtype) if cache.has_bias else None
     return dx.reshape(cache.shape), dweight, dbias
 
 

@@ -24,6 +24,7 @@ class _DropoutNd(Module):
         generator = check_generator(type(self).__name__, generator)
         self._generator = None if generator is None else init.make_rng(generator)
         self._cache = None
+        self.batch_rows = None      # (slice, N): the input is these rows of a batch of N (distributed.GlobalBatch)
 
     def _check_rank(self, x):
         pass
@@ -32,7 +33,7 @@ class _DropoutNd(Module):
         self._check_rank(x)
         rng = self._generator if self._generator is not None else init.make_rng(None)
         y, self._cache = F.dropout_forward(x, self.p, self.training, rng, self._channelwise,
-                                           where=type(self).__name__)
+                                           where=type(self).__name__, rows=self.batch_rows)
         return y
 
     def backward(self, grad_out):

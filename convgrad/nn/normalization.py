@@ -75,10 +75,16 @@ class _BatchNorm(Module):
         y, self._cache = F.batch_norm_forward(
             x, self.running_mean, self.running_var,
             None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data,
-            batch_stats, factor, self.eps, workspace=self._workspace, where=type(self).__name__)
+            batch_stats, factor, self.eps, workspace=self._workspace, where=type(self).__name__,
+            reduce=self._batch_sum() if batch_stats else None)
         if update:
             self.num_batches_tracked += 1
         return y
+
+    def _batch_sum(self):
+        """A function summing a statistics vector over every process holding part of the batch
+        (SyncBatchNorm), or None: the statistics are this batch's alone."""
+        return None
 
     def backward(self, grad_out):
         """grad_out of y's shape -> grad_in; weight/bias gradients are accumulated."""

@@ -26,6 +26,7 @@ PAGES = {
     "tools": ["convgrad.tools", "convgrad.tools.gradcheck_sweep", "convgrad.tools.attack",
               "convgrad.tools.saliency", "convgrad.tools.report", "convgrad.tools.export", "convgrad.cli"],
     "convgrad": ["convgrad.summary", "convgrad", "convgrad.parallel", "convgrad.memory"],
+    "distributed": ["convgrad.distributed"],
 }
 MODULES = [name for names in PAGES.values() for name in names]
 
