@@ -15,33 +15,14 @@ from convgrad.nn.normalization import BatchNorm2d
 from convgrad.nn.pooling import AdaptiveAvgPool2d
 from convgrad.nn.shape import Flatten
 
+from torch_twins import torch_basic_block
+
 TOL = 1e-10
 
 
-# ---------------------------------------------------------------------------------------
-# torch's BasicBlock, as in common torch code (kuangliu/pytorch-cifar)
-# ---------------------------------------------------------------------------------------
 def torch_block(torch, in_channels, out_channels, stride=1):
-    T = torch.nn
-
-    class TBasicBlock(T.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = T.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-            self.bn1 = T.BatchNorm2d(out_channels)
-            self.conv2 = T.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-            self.bn2 = T.BatchNorm2d(out_channels)
-            self.shortcut = T.Sequential()
-            if stride != 1 or in_channels != out_channels:
-                self.shortcut = T.Sequential(T.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                                             T.BatchNorm2d(out_channels))
-
-        def forward(self, x):
-            out = torch.relu(self.bn1(self.conv1(x)))
-            out = self.bn2(self.conv2(out))
-            return torch.relu(out + self.shortcut(x))
-
-    return TBasicBlock().double()
+    """torch's BasicBlock as common torch code writes it (kuangliu/pytorch-cifar), float64."""
+    return torch_basic_block(torch, in_channels, out_channels, stride).double()
 
 
 def _randomise_affine(theirs, torch, rng):

@@ -7,7 +7,7 @@ import numpy as np
 from ..functional import recordable
 from .grad_mode import is_grad_enabled
 from .graph import Node
-from .tensor import Tensor
+from .tensor import Tensor, wrap_outputs
 
 
 def _is_tensor(value) -> bool:
@@ -26,9 +26,7 @@ def _record(name, forward, backward, grads, arguments):
         attrs = {k: v for k, v in arguments.items() if k not in grads and not isinstance(v, Tensor)}
         node = Node(name, _functional_backward, (backward, cache, len(grads)), inputs, np.shape(first),
                     np.asarray(first).dtype, attrs=attrs)
-    if isinstance(out, tuple):
-        return (Tensor(np.asarray(first), _node=node),) + tuple(Tensor(np.asarray(o)) for o in out[1:])
-    return Tensor(np.asarray(out), _node=node)
+    return wrap_outputs(out, node)
 
 
 def _functional_backward(grad_out, cache, needs):

@@ -324,6 +324,19 @@ def apply(op: str, forward, backward, inputs, **params) -> Tensor:
     return Tensor(y, _node=node)
 
 
+def wrap_outputs(out, node: Node | None):
+    """A recorded call's result as Tensors: the output (a tuple's first element) made by node, any
+    further outputs (e.g. max-pool indices) constants."""
+    if isinstance(out, tuple):
+        return (wrap_outputs(out[0], node),) + tuple(Tensor(np.asarray(o)) if isinstance(o, np.ndarray) else o
+                                                      for o in out[1:])
+    return Tensor(np.asarray(out), _node=node)
+
+
+def _shape(value) -> tuple:
+    return np.shape(value.data if isinstance(value, Tensor) else value)
+
+
 def _operand(value, like: Tensor, op: str):
     """A binary op's other operand: a Tensor of the same float dtype, or a constant array."""
     if isinstance(value, Tensor):
@@ -346,7 +359,7 @@ def _binary(op, forward, backward, a, b, broadcast: bool = True) -> Tensor:
     if not _is_float(like.dtype):
         raise TypeError(f"{op}: expected a floating-point tensor, got dtype {like.dtype}")
     a, b = _operand(a, like, op), _operand(b, like, op)
-    sa, sb = np.shape(a.data if isinstance(a, Tensor) else a), np.shape(b.data if isinstance(b, Tensor) else b)
+    sa, sb = _shape(a), _shape(b)
     if broadcast:
         try:
             np.broadcast_shapes(sa, sb)
@@ -399,7 +412,7 @@ def _same_kind(tensors, op: str) -> list:
 def cat(tensors, dim: int = 0) -> Tensor:
     """Join tensors along an existing dim; they must match in every other dim."""
     ts = _same_kind(tensors, "cat")
-    shapes = [np.shape(t.data if isinstance(t, Tensor) else t) for t in ts]
+    shapes = [_shape(t) for t in ts]
     d = _dim(dim, len(shapes[0]), "cat")
     if any(len(s) != len(shapes[0]) or s[:d] + s[d + 1:] != shapes[0][:d] + shapes[0][d + 1:] for s in shapes):
         raise ValueError(f"cat: tensors must match in every dim but {dim}, got shapes {shapes}")
@@ -409,7 +422,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
 def stack(tensors, dim: int = 0) -> Tensor:
     """Join tensors of one shape along a new dim."""
     ts = _same_kind(tensors, "stack")
-    shapes = [np.shape(t.data if isinstance(t, Tensor) else t) for t in ts]
+    shapes = [_shape(t) for t in ts]
     if any(s != shapes[0] for s in shapes):
         raise ValueError(f"stack: tensors must have one shape, got shapes {shapes}")
     d = _dim(dim, len(shapes[0]) + 1, "stack")
@@ -452,7 +465,7 @@ def where(condition, a, b) -> Tensor:
         raise TypeError(f"where: condition must be boolean, got dtype {cond.dtype}")
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(np.asarray(a, float))
     a, b = _operand(a, like, "where"), _operand(b, like, "where")
-    shapes = [cond.shape, np.shape(a.data if isinstance(a, Tensor) else a), np.shape(b.data if isinstance(b, Tensor) else b)]
+    shapes = [cond.shape, _shape(a), _shape(b)]
     try:
         np.broadcast_shapes(*shapes)
     except ValueError:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..autograd.graph import Node
-from ..autograd.tensor import Tensor, _from_foreign
+from ..autograd.tensor import Tensor, _from_foreign, wrap_outputs
 
 _MACHINERY = frozenset({"_parameters", "_buffers", "_modules", "training", "_in_backward"})
 _local = threading.local()
@@ -75,7 +75,7 @@ def call(module, args, kwargs, own_backward: bool):
     if not all(isinstance(a, (np.ndarray, Tensor)) for a in args):
         args = tuple(_from_foreign(a) for a in args)
     if not own_backward:                              # forward-only: its Tensor ops record themselves
-        args = tuple(Tensor(a) if _is_array(a) else a for a in args)
+        args = tuple(Tensor(a) if isinstance(a, np.ndarray) else a for a in args)
         return module.forward(*args, **kwargs)
     if _has_tensor(args, kwargs):
         return _recorded(module, args, kwargs)
@@ -86,10 +86,6 @@ def call(module, args, kwargs, own_backward: bool):
         finally:
             restore(before)
     return _explicit(module, args, kwargs)
-
-
-def _is_array(a) -> bool:
-    return isinstance(a, np.ndarray)
 
 
 def _explicit(module, args, kwargs):
@@ -160,7 +156,7 @@ def _recorded(module, args, kwargs):
                                           for m in _subtree(module) for p in m._parameters.values()))
     if not wants:
         with no_grad():
-            return _wrap(call(module, arrays, kwarrays, True), None)
+            return wrap_outputs(call(module, arrays, kwarrays, True), None)
     before = snapshot(module)
     out = _explicit(module, arrays, kwarrays)
     after = snapshot(module)
@@ -170,13 +166,7 @@ def _recorded(module, args, kwargs):
     inputs = [a if isinstance(a, Tensor) else None for a in args]
     node = Node(type(module).__name__, _module_backward, (module, before, after, len(inputs)), inputs, y.shape,
                 y.dtype, module=module)
-    return _wrap(out, node)
-
-
-def _wrap(out, node):
-    if isinstance(out, tuple):
-        return (_wrap(out[0], node),) + tuple(Tensor(o) if _is_array(o) else o for o in out[1:])
-    return Tensor(np.asarray(out), _node=node)
+    return wrap_outputs(out, node)
 
 
 def _module_backward(grad_out, cache, needs):
