@@ -73,6 +73,16 @@ def _size_bad(n: int):
         ("float_in_tuple", (1.5,) * n, TypeError), ("wrong_len", (2,) * (n + 1), TypeError)]
 
 
+def _conv_pad_bad(n: int):
+    """A convolution's padding: sizes >= 0, or 'same'/'valid' (any other string is a ValueError, as torch)."""
+    return [v if v[0] != "str" else ("str", "3", ValueError) for v in _pad_bad(n)] + [("bogus_str", "full", ValueError)]
+
+
+def _stride_bad(n: int):
+    """A pooling stride: as _size_bad, but None is valid (the kernel size, as torch)."""
+    return [v for v in _size_bad(n) if v[0] != "none"]
+
+
 def _pad_bad(n: int):
     """int-or-n-tuple sizes >= 0 (padding, output_padding)."""
     return [v for v in BAD["nonneg_int"] if v[0] != "list1"] + [
@@ -114,7 +124,7 @@ def _conv_specs():
                   "stride": _size_bad(n), "dilation": _size_bad(n), "groups": "pos_int", "bias": "bool",
                   "generator": "generator", "dtype": "dtype"}
         specs.append(LayerSpec(cls, dict(in_channels=2, out_channels=4, kernel_size=3),
-                               {**common, "padding": _pad_bad(n) + [("bogus_str", "full", ValueError)],
+                               {**common, "padding": _conv_pad_bad(n),
                                 "padding_mode": "choice"},
                                (2, 2) + (6,) * n, "engine", channels=2, has_params=True))
         for mode in ("reflect", "replicate", "circular"):
@@ -134,16 +144,16 @@ def _pool_specs():
         amx, aav = getattr(nn, f"AdaptiveMaxPool{n}d"), getattr(nn, f"AdaptiveAvgPool{n}d")
         x = (2, 3) + (6,) * n
         specs += [
-            LayerSpec(mx, dict(kernel_size=2), {"kernel_size": _size_bad(n), "stride": _size_bad(n),
+            LayerSpec(mx, dict(kernel_size=2), {"kernel_size": _size_bad(n), "stride": _stride_bad(n),
                                                "padding": _pad_bad(n), "dilation": _size_bad(n),
                                                "return_indices": "bool", "ceil_mode": "bool"}, x, "engine"),
-            LayerSpec(av, dict(kernel_size=2), {"kernel_size": _size_bad(n), "stride": _size_bad(n),
+            LayerSpec(av, dict(kernel_size=2), {"kernel_size": _size_bad(n), "stride": _stride_bad(n),
                                                "padding": _pad_bad(n), "ceil_mode": "bool",
                                                "count_include_pad": "bool"}, x, "engine"),
             LayerSpec(aav, dict(output_size=2), {"output_size": _size_bad(n)}, x, "engine"),
             LayerSpec(amx, dict(output_size=2), {"output_size": _size_bad(n), "return_indices": "bool"}, x, "engine"),
             LayerSpec(getattr(nn, f"MaxUnpool{n}d"), dict(kernel_size=2),
-                      {"kernel_size": _size_bad(n), "stride": _size_bad(n), "padding": _pad_bad(n)}, None, "engine"),
+                      {"kernel_size": _size_bad(n), "stride": _stride_bad(n), "padding": _pad_bad(n)}, None, "engine"),
         ]
     return specs
 
@@ -441,7 +451,7 @@ def functional_cases() -> list[Case]:
         "mse_loss.reduction": (lambda v: F.mse_loss(_P, _P, reduction=v), "choice", "mine", ("mse_loss", "reduction")),
         # engine ops
         "conv2d.stride": (lambda v: F.conv2d(_X4, _W4, stride=v), _size_bad(2), "engine", ("stride",)),
-        "conv2d.padding": (lambda v: F.conv2d(_X4, _W4, padding=v), _pad_bad(2), "engine", ("padding",)),
+        "conv2d.padding": (lambda v: F.conv2d(_X4, _W4, padding=v), _conv_pad_bad(2), "engine", ("padding",)),
         "conv2d.dilation": (lambda v: F.conv2d(_X4, _W4, dilation=v), _size_bad(2), "engine", ("dilation",)),
         "conv2d.groups": (lambda v: F.conv2d(_X4, _W4, groups=v), BAD["pos_int"][:-1] + [("not_dividing", 2, ValueError)],
                           "engine", ("groups",)),

@@ -513,8 +513,10 @@ def test_torch_rejects_the_same_arguments():
     (P.MaxPool1d(3, dilation=3), np.zeros((1, 1, 6)), ValueError, "MaxPool1d: output size"),
     (P.AvgPool2d(3), np.zeros((1, 1, 1, 8)), ValueError, r"AvgPool2d: output size \(0, 2\)"),
     (P.MaxPool2d(2), np.zeros((2, 0, 4, 4)), ValueError, "non-zero channel and spatial sizes"),
-    (P.AdaptiveMaxPool2d((2, 2, 2)), np.zeros((1, 1, 4, 4)), TypeError, "output_size must be an int or a tuple of 2"),
-    (P.AdaptiveAvgPool2d(-1), np.zeros((1, 1, 4, 4)), ValueError, "output_size must be >= 0"),
+    (lambda x: P.AdaptiveMaxPool2d((2, 2, 2)), None, TypeError,
+     "AdaptiveMaxPool2d: output_size must be an int or a tuple of 2"),
+    (lambda x: P.AdaptiveAvgPool2d(-1), None, ValueError, "AdaptiveAvgPool2d: output_size must be >= 1"),
+    (lambda x: P.AdaptiveAvgPool2d(0), None, ValueError, "AdaptiveAvgPool2d: output_size must be >= 1"),
 ])
 def test_bad_input(layer, x, exc, message):
     with pytest.raises(exc, match=message):

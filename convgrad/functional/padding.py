@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_tuple
+from .._checks import all_finite, as_tuple
 
 _NUMPY_MODE = {"zeros": "constant", "constant": "constant", "reflect": "reflect", "replicate": "edge",
                "circular": "wrap"}
@@ -106,8 +106,16 @@ def pad_backward(grad: np.ndarray, pads, mode: str, x_shape) -> np.ndarray:
     if _NUMPY_MODE[mode] == "constant":
         return np.ascontiguousarray(grad[(Ellipsis, *(slice(lo, lo + s) for (lo, _), s in
                                                        zip(pads, x_shape[lead:])))])
+    exact = not all_finite(grad)          # a NaN/inf times the scatter's zeros would spread
     for axis, ((lo, hi), size) in enumerate(zip(pads, x_shape[lead:]), start=lead):
         index = _source_index(size, lo, hi, mode)
+        if exact:
+            g = np.moveaxis(grad, axis, -1)
+            summed = np.zeros(g.shape[:-1] + (size,), dtype=grad.dtype)
+            for i, src in enumerate(index):
+                summed[..., src] += g[..., i]
+            grad = np.moveaxis(summed, -1, axis)
+            continue
         scatter = np.zeros((index.size, size), dtype=grad.dtype)
         scatter[np.arange(index.size), index] = 1
         grad = np.moveaxis(np.tensordot(grad, scatter, axes=([axis], [0])), -1, axis)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .._checks import as_tuple
+from .._checks import as_tuple, check_bool, check_choice, check_float_dtype, check_generator, check_int
 from ..functional import convolution as F
 from ..functional.padding import PADDING_MODES
 from . import init
@@ -21,14 +21,16 @@ class _ConvNd(Module):
         super().__init__()
         name = type(self).__name__
         n = self.n_dims
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
+        in_channels = check_int(name, "in_channels", in_channels, minimum=1)
+        out_channels = check_int(name, "out_channels", out_channels, minimum=1)
+        groups = check_int(name, "groups", groups, minimum=1)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels={in_channels} and out_channels={out_channels} "
                              f"must both be divisible by groups={groups}")
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        bias = check_bool(name, "bias", bias)
+        padding_mode = check_choice(name, "padding_mode", padding_mode, PADDING_MODES)
+        dtype = check_float_dtype(name, dtype)
+        generator = check_generator(name, generator)
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         self.kernel_size = as_tuple(kernel_size, n, "kernel_size", name)
         self.stride = as_tuple(stride, n, "stride", name)
@@ -60,7 +62,7 @@ class _ConvNd(Module):
         self._cache = None        # the previous call's cache, unless someone else holds it, frees the workspace
         y, self._cache = F.conv_forward(x, self.weight.data, None if self.bias is None else self.bias.data,
                                         self.stride, self.padding, self.dilation, self.groups,
-                                        self.padding_mode, workspace=self._workspace)
+                                        self.padding_mode, workspace=self._workspace, where=type(self).__name__)
         return y
 
     def backward(self, grad_out, input_grad: bool = True):
@@ -232,7 +234,7 @@ class _ConvTransposeNd(_ConvNd):
             raise ValueError(f"{type(self).__name__}: only padding_mode='zeros' is supported (as in torch), "
                              f"got {padding_mode!r}")
         if isinstance(padding, str):
-            raise ValueError(f"{type(self).__name__}: padding must be an int or a tuple, got {padding!r}")
+            raise TypeError(f"{type(self).__name__}: padding must be an int or a tuple of ints, got {padding!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, generator, dtype)
         self.output_padding = as_tuple(output_padding, self.n_dims, "output_padding", type(self).__name__, 0)
@@ -247,7 +249,7 @@ class _ConvTransposeNd(_ConvNd):
     def forward(self, x):
         y, self._cache = F.conv_transpose_forward(
             x, self.weight.data, None if self.bias is None else self.bias.data, self.stride, self.padding,
-            self.output_padding, self.groups, self.dilation)
+            self.output_padding, self.groups, self.dilation, where=type(self).__name__)
         return y
 
     def backward(self, grad_out, input_grad: bool = True):

@@ -3,7 +3,7 @@ AdaptiveMaxPoolNd and MaxUnpoolNd for N = 1, 2, 3. No parameters; forward caches
 functional backward needs (the arg-max taps, the divisors, the indices)."""
 from __future__ import annotations
 
-from .._checks import as_tuple
+from .._checks import as_tuple, check_bool
 from ..functional import pooling as F
 from .activation import ReLU
 from .module import Module
@@ -14,11 +14,13 @@ class _MaxPoolNd(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
-        F.pool_args(kernel_size, stride, padding, dilation, self.n_dims, type(self).__name__)
+        name = type(self).__name__
+        F.pool_args(kernel_size, stride, padding, dilation, self.n_dims, name)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.dilation = padding, dilation
-        self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+        self.return_indices = check_bool(name, "return_indices", return_indices)
+        self.ceil_mode = check_bool(name, "ceil_mode", ceil_mode)
         self._cache = None
         self._workspace = {}
 
@@ -173,7 +175,9 @@ class _AvgPoolNd(Module):
         F.pool_args(kernel_size, stride, padding, 1, self.n_dims, name)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
-        self.padding, self.ceil_mode, self.count_include_pad = padding, bool(ceil_mode), bool(count_include_pad)
+        self.padding = padding
+        self.ceil_mode = check_bool(name, "ceil_mode", ceil_mode)
+        self.count_include_pad = check_bool(name, "count_include_pad", count_include_pad)
         self.divisor_override = F.check_divisor_override(divisor_override, name)
         self._cache = None
         self._workspace = {}
@@ -296,7 +300,7 @@ class _AdaptiveAvgPoolNd(Module):
 
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = output_size
+        self.output_size = F.check_output_size(output_size, self.n_dims, type(self).__name__)
         self._cache = None
 
     def forward(self, x):
@@ -385,7 +389,9 @@ class _AdaptiveMaxPoolNd(Module):
 
     def __init__(self, output_size, return_indices=False):
         super().__init__()
-        self.output_size, self.return_indices = output_size, bool(return_indices)
+        name = type(self).__name__
+        self.output_size = F.check_output_size(output_size, self.n_dims, name)
+        self.return_indices = check_bool(name, "return_indices", return_indices)
         self._cache = None
 
     def forward(self, x):

@@ -6,6 +6,7 @@
     dW  += (cols @ dY^T)^T                          the same products; faster in OpenBLAS for these shapes
     dx   = col2im(W^T @ dY)                         dcols in the memory of cols
 
+An empty batch (N = 0) gives an empty y and dx and a zero dW (the dispatch sends it here).
 The batch is worked in chunks of nb samples so that xp, cols and the channel-first output of
 one chunk fit in the workspace budget (workspace.py); the buffers come from the per-thread
 scratch pool and the cache keeps only x: backward rebuilds each chunk's patch matrix.
@@ -114,6 +115,8 @@ def grads(dy, x, w, geo: ConvGeometry, input_grad: bool = True, weight_grad: boo
             dxp = col2im(dcols.reshape(c_in, k, nb, *geo.out), geo.padded, geo.kernel, geo.stride, geo.dilation,
                          geo.out, xp=scratch("xp", (c_in, nb, *geo.padded), dy.dtype))
             unpad_channels_first(dxp, geo.pads, geo.in_shape[2:], geo.lhs_dilation, out=dx[sl])
+    if weight_grad and dw_t is None:                       # an empty batch: a sum over no sample
+        return dx, np.zeros(geo.w_shape, dtype=dy.dtype)
     dw = None if dw_t is None else dw_t.transpose(0, 2, 1).reshape(geo.w_shape)
     return dx, dw
 

@@ -24,6 +24,7 @@ from .._buffers import buffer
 from .workspace import ConvCache, release_saved, take_saved
 
 NAME = "depthwise"
+FINITE_ONLY = True      # a band's zeros times a NaN/inf are NaN: the dispatch redoes those on channel-major
 MAX_ROWS = 64           # strided depthwise: its input gradient uses one band of Ho rows
 
 

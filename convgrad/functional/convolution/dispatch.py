@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._checks import as_tuple, check_finite, check_float_array
+from ..._checks import all_finite, as_tuple, check_grad
 from ..padding import pad as pad_mode, pad_backward, resolve_padding
 from .geometry import check_inputs, conv_geometry
 from .routes import ROUTES, choose_route
-from .workspace import ConvCache, claim, claimed
+from .workspace import ConvCache, claim, claimed, private_input
 
 
 def conv_general(x, w, stride=1, padding=0, lhs_dilation=1, rhs_dilation=1, groups=1):
@@ -34,16 +34,16 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="
 
 
 def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-                 workspace: dict | None = None):
+                 workspace: dict | None = None, where: str | None = None):
     """Forward pass that also returns the cache conv_backward needs: (y, cache).
     x (N, C_in, *S), w (C_out, C_in/g, *k), b (C_out,) or None -> y (N, C_out, *out).
     `workspace`: a dict the caller keeps between calls (one per layer) for the work buffers;
     its buffers back the cache until conv_backward consumes it; a forward that finds the
     workspace still backing a live, unconsumed cache (a layer called twice before its
     backward) takes fresh buffers instead."""
-    where = f"conv{w.ndim - 2}d" if isinstance(w, np.ndarray) else "conv"
+    if where is None:
+        where = f"conv{w.ndim - 2}d" if isinstance(w, np.ndarray) else "conv"
     check_inputs(x, w, b, where)
-    check_finite(x, where)
     if padding_mode != "zeros":
         n_sp = w.ndim - 2
         pads = resolve_padding(padding, w.shape[2:], as_tuple(stride, n_sp, "stride", where),
@@ -56,9 +56,15 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
         geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, where=where)
     if workspace is not None and claimed(workspace):
         workspace = {}            # its buffers back a cache still waiting for its backward
-    route = choose_route(geo)
+    x_in = private_input(x_in, x)
+    # An empty batch takes the channel-major route, whose loops over batch chunks simply do
+    # nothing (an empty y; in backward an empty dx and zero dw, db: sums over no sample).
+    route = ROUTES["channel-major"] if geo.in_shape[0] == 0 else choose_route(geo)
     y, saved = route.forward(x_in, w, b, geo, workspace)
-    cache = ConvCache(geo, w, x_in, route.name, saved, b is not None, padding_mode, pads, x.shape, workspace)
+    if route.finite_only and not all_finite(y):      # NaN/inf stay in their windows, as in torch
+        route = ROUTES["channel-major"]
+        y, saved = route.forward(x_in, w, b, geo, workspace)
+    cache = ConvCache(geo, w, x_in, route.name, saved, b is not None, padding_mode, pads, x.shape, workspace, where)
     claim(workspace, cache)
     return y, cache
 
@@ -70,11 +76,11 @@ def conv_backward(dy, cache, input_grad: bool = True, weight_grad: bool = True):
     and is returned as None, saving the col2im. weight_grad=False: dw is returned as None
     and its GEMM skipped (a frozen weight)."""
     geo, w = cache.geo, cache.w
-    check_float_array(dy, f"conv{w.ndim - 2}d backward", "grad_output")
-    if dy.shape != geo.out_shape:
-        raise ValueError(f"conv{w.ndim - 2}d backward: expected grad_output of shape {geo.out_shape}, "
-                         f"got {dy.shape}")
-    dx, dw, db = ROUTES[cache.route].backward(dy, cache, input_grad, weight_grad)
+    dy = check_grad(dy, geo.out_shape, w.dtype, cache.where)
+    route = ROUTES[cache.route]
+    if route.finite_only and not all_finite(dy):
+        route = ROUTES["channel-major"]               # NaN/inf stay in their windows (above)
+    dx, dw, db = route.backward(dy, cache, input_grad, weight_grad)
     if cache.workspace is not None:
         cache.saved = None        # the workspace is free again; another backward rebuilds from x
     if not input_grad:

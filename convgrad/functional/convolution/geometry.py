@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..._checks import as_tuple, check_float_array, check_same_dtype
+from ..._checks import as_tuple, check_float_array, check_int, check_same_dtype
 from ..im2col import out_size
 from ..padding import resolve_padding
 
@@ -47,9 +47,7 @@ class ConvGeometry:
 
 
 def check_groups(groups, where: str) -> int:
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{where}: groups must be a positive integer, got {groups!r}")
-    return int(groups)
+    return check_int(where, "groups", groups, minimum=1)
 
 
 def conv_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, lhs_dilation=1,

@@ -27,15 +27,18 @@ PER_SAMPLE_MAX_PATCH = 64  # C_in/g * K up to which N small GEMMs beat one wide 
 class Route:
     """One way to compute a convolution: forward(x, w, b, geo, workspace) -> (y, saved);
     backward(dy, cache, input_grad, weight_grad) -> (dx, dw, db); rebuild(x, w, geo) -> saved
-    (for a second backward); applies(geo) -> whether it can compute this geometry."""
+    (for a second backward); applies(geo) -> whether it can compute this geometry.
+    finite_only: a NaN or inf may reach outputs whose window does not hold it (banded
+    matrices multiply it by their zeros); the dispatch then uses channel-major instead."""
     name: str
     applies: Callable[[ConvGeometry], bool]
     forward: Callable
     backward: Callable
     rebuild: Callable
+    finite_only: bool = False
 
 
-ROUTES = {m.NAME: Route(m.NAME, m.applies, m.forward, m.backward, m.rebuild)
+ROUTES = {m.NAME: Route(m.NAME, m.applies, m.forward, m.backward, m.rebuild, getattr(m, "FINITE_ONLY", False))
           for m in (channel_major, per_sample, depthwise)}
 _forced = {"name": None}
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._checks import as_tuple, check_finite
+from ..._checks import as_tuple, check_grad
 from . import channel_major
 from .geometry import LAYOUTS, ConvGeometry, check_groups, check_inputs
+from .workspace import private_input
 
 
 def conv_transpose_geometry(x_shape, w_shape, stride=1, padding=0, output_padding=0, dilation=1,
@@ -48,17 +49,20 @@ def conv_transpose_geometry(x_shape, w_shape, stride=1, padding=0, output_paddin
                         groups, (1,) * n_sp, padded, tuple(x_shape[2:]))
 
 
-def conv_transpose_forward(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    """x (N, C_in, *S), w (C_in, C_out/g, *k) -> (y (N, C_out, *out), cache). y = col2im(W^T @ x)."""
-    where = f"conv_transpose{w.ndim - 2}d" if isinstance(w, np.ndarray) else "conv_transpose"
+def conv_transpose_forward(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                           where: str | None = None):
+    """x (N, C_in, *S), w (C_in, C_out/g, *k) -> (y (N, C_out, *out), cache). y = col2im(W^T @ x).
+    `where` names the caller in messages (default conv_transposeNd). The cache keeps its own
+    copy of x (private_input)."""
+    if where is None:
+        where = f"conv_transpose{w.ndim - 2}d" if isinstance(w, np.ndarray) else "conv_transpose"
     check_inputs(x, w, None, where)
-    check_finite(x, where)
     geo = conv_transpose_geometry(x.shape, w.shape, stride, padding, output_padding, dilation, groups, where)
     check_inputs(x, w, b, where, bias_size=w.shape[1] * geo.groups)
     y, _ = channel_major.grads(x, None, w, geo, input_grad=True, weight_grad=False)
     if b is not None:
         y += b.reshape(1, -1, *(1,) * (y.ndim - 2))
-    return y, (geo, x, w, b is not None)
+    return y, (geo, private_input(x, x), w, b is not None, where)
 
 
 def conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -69,9 +73,8 @@ def conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1
 def conv_transpose_backward(dy, cache, input_grad: bool = True, weight_grad: bool = True):
     """(dx, dw, db): dx = conv(dy, w) — the backward of up-sampling is down-sampling —
     dw = the conv weight gradient with the roles of input and output exchanged."""
-    geo, x, w, has_bias = cache
-    if dy.shape != geo.in_shape:
-        raise ValueError(f"conv_transpose backward: expected grad_output of shape {geo.in_shape}, got {dy.shape}")
+    geo, x, w, has_bias, where = cache
+    dy = check_grad(dy, geo.in_shape, w.dtype, where)
     dx = channel_major.conv(dy, w, None, geo) if input_grad else None
     dw = channel_major.grads(x, dy, w, geo, input_grad=False, weight_grad=True)[1] if weight_grad else None
     db = dy.sum(axis=(0, *range(2, dy.ndim))) if has_bias else None

@@ -91,6 +91,7 @@ class ConvCache:
     pads: object                  # padding-mode pads, or None
     x_shape: tuple                # the caller's input shape
     workspace: dict | None
+    where: str = "conv"           # the layer or function, for messages
 
     def _legacy(self) -> tuple:
         return self.geo, self.w, self.saved, self.has_bias, self.padding_mode, self.pads, self.x_shape
@@ -104,6 +105,16 @@ class ConvCache:
 
     def __len__(self) -> int:
         return 7
+
+
+def private_input(x: np.ndarray, caller_x: np.ndarray) -> np.ndarray:
+    """The input as a forward cache keeps it: never the caller's buffer, so that writing into
+    that buffer between forward and backward cannot change the gradients (torch refuses such a
+    backward; the rule of every layer, see docs/architecture.md). x is returned as is when it is
+    already an array of its own (a padding mode's padded copy), else copied (C order)."""
+    if x is caller_x or np.may_share_memory(x, caller_x):
+        return np.array(x, order="C", copy=True)
+    return x
 
 
 def claim(ws: dict | None, cache: ConvCache) -> None:

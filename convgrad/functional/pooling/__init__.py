@@ -7,9 +7,10 @@ one engine a file, with torch's arguments, output sizes, tie and NaN rules.
 
 Every *_forward returns (y, cache); every *_backward takes (dy, cache) -> dx. The functions
 below are torch.nn.functional's (y only)."""
+from ..._checks import check_bool
 from .adaptive import (AdaptiveAvgPoolCache, AdaptiveMaxPoolCache, adaptive_avg_pool_backward,  # noqa: F401
                        adaptive_avg_pool_forward, adaptive_max_pool_backward, adaptive_max_pool_forward,
-                       adaptive_output_size, adaptive_windows)
+                       adaptive_output_size, adaptive_windows, check_output_size)
 from .avg import (AvgPoolCache, avg_pool_backward, avg_pool_divisor, avg_pool_forward,  # noqa: F401
                   check_divisor_override)
 from .geometry import PoolGeometry, check_pool_input, pool_args, pool_geometry, pool_out_size  # noqa: F401
@@ -18,6 +19,7 @@ from .unpool import MaxUnpoolCache, max_unpool_backward, max_unpool_forward, unp
 
 
 def _max_pool(x, n, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    return_indices = check_bool(f"max_pool{n}d", "return_indices", return_indices)
     y, cache = max_pool_forward(x, kernel_size, stride, padding, dilation, ceil_mode, n_dims=n)
     return (y, max_pool_indices(cache)) if return_indices else y
 
@@ -72,6 +74,7 @@ def adaptive_avg_pool3d(x, output_size):
 
 
 def _adaptive_max(x, n, output_size, return_indices):
+    return_indices = check_bool(f"adaptive_max_pool{n}d", "return_indices", return_indices)
     y, cache = adaptive_max_pool_forward(x, output_size, n_dims=n)
     return (y, max_pool_indices(cache)) if return_indices else y
 

@@ -1,7 +1,7 @@
 """Adaptive pooling: the output size is given; window i along an axis of size In spans
 [floor(i*In/Out), ceil((i+1)*In/Out)). Average as a matrix per axis, max by running max.
 
-x (N, C, *S) -> y (N, C, *output_size)."""
+x (N, C, *S) -> y (N, C, *output_size). NaN and inf stay in the windows that hold them (torch)."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._checks import as_tuple
-from .geometry import check_grad, check_pool_input, spatial_dims
+from .geometry import all_finite, check_grad, check_pool_input, spatial_dims
 from .taps import along_axis, plane_indices, running_max
 
 
@@ -20,16 +20,25 @@ def adaptive_windows(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
 
 
-def adaptive_output_size(x, output_size, n: int, where: str) -> tuple:
-    """int or n-tuple of ints/None (None keeps that input size) -> n-tuple of ints >= 0."""
-    check_pool_input(x, n, where)
+def check_output_size(output_size, n: int, where: str):
+    """The output_size argument: an int >= 1, or an n-tuple of ints >= 1 or None (None keeps
+    that input size). Returned as given (validated); a bool, float or string is a TypeError."""
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != n:
             raise TypeError(f"{where}: output_size must be an int or a tuple of {n} ints/None, got {output_size!r}")
-        sizes = tuple(x.shape[2 + a] if v is None else v for a, v in enumerate(output_size))
+        as_tuple(tuple(1 if v is None else v for v in output_size), n, "output_size", where, minimum=1)
     else:
-        sizes = output_size
-    return as_tuple(sizes, n, "output_size", where, minimum=0)
+        as_tuple(output_size, n, "output_size", where, minimum=1)
+    return output_size
+
+
+def adaptive_output_size(x, output_size, n: int, where: str) -> tuple:
+    """int or n-tuple of ints/None (None keeps that input size) -> n-tuple of ints >= 1."""
+    check_pool_input(x, n, where)
+    check_output_size(output_size, n, where)
+    if isinstance(output_size, (tuple, list)):
+        return tuple(x.shape[2 + a] if v is None else int(v) for a, v in enumerate(output_size))
+    return as_tuple(output_size, n, "output_size", where)
 
 
 def _adaptive_matrix(n_in: int, n_out: int, dtype) -> np.ndarray:
@@ -43,6 +52,23 @@ def _adaptive_matrix(n_in: int, n_out: int, dtype) -> np.ndarray:
 def _apply_along(x: np.ndarray, matrix: np.ndarray, axis: int) -> np.ndarray:
     """Contract `axis` of x (length n_in) with matrix (n_out, n_in): one GEMM."""
     return np.moveaxis(np.tensordot(x, matrix, axes=([axis], [1])), -1, axis)
+
+
+def _window_means(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """The mean of each adaptive window along `axis` (one reduction per window)."""
+    start, end = adaptive_windows(x.shape[axis], n_out)
+    head = (slice(None),) * axis
+    return np.stack([x[head + (slice(s, e),)].mean(axis=axis, dtype=x.dtype) for s, e in zip(start, end)], axis=axis)
+
+
+def _window_spread(g: np.ndarray, n_in: int, axis: int) -> np.ndarray:
+    """The adjoint of _window_means: each window's gradient / its length added to its inputs."""
+    start, end = adaptive_windows(n_in, g.shape[axis])
+    head = (slice(None),) * axis
+    dx = np.zeros(g.shape[:axis] + (n_in,) + g.shape[axis + 1:], g.dtype)
+    for i, (s, e) in enumerate(zip(start, end)):
+        dx[head + (slice(s, e),)] += g[head + (slice(i, i + 1),)] / (e - s)
+    return dx
 
 
 @dataclass
@@ -68,6 +94,13 @@ def adaptive_avg_pool_forward(x, output_size, *, n_dims: int | None = None, wher
     for a in reversed(range(n)):
         if mats[a] is not None:
             y = _apply_along(y, mats[a], 2 + a)
+    if not all_finite(y):
+        # A NaN or inf times a zero of the matrix is NaN: it would reach every window of its
+        # row. Redo with window means, which keep it in the windows that hold it (torch).
+        y = x
+        for a in reversed(range(n)):
+            if mats[a] is not None:
+                y = _window_means(y, out[a], 2 + a)
     y = np.array(y, copy=True, order="C") if y is x else np.ascontiguousarray(y)
     return y, AdaptiveAvgPoolCache(tuple(x.shape), mats, x.dtype, where)
 
@@ -81,9 +114,10 @@ def adaptive_avg_pool_backward(dy, cache: AdaptiveAvgPoolCache) -> np.ndarray:
         dx = np.empty(cache.in_shape, cache.dtype)
         dx[...] = g / math.prod(cache.in_shape[2:])
         return dx
+    exact = not all_finite(g)             # as in forward: a NaN/inf stays in its windows
     for a, m in enumerate(cache.matrices):
         if m is not None:
-            g = _apply_along(g, m.T, 2 + a)
+            g = _window_spread(g, cache.in_shape[2 + a], 2 + a) if exact else _apply_along(g, m.T, 2 + a)
     return np.array(g, copy=True, order="C") if g is dy else np.ascontiguousarray(g)
 
 
@@ -119,10 +153,6 @@ def adaptive_max_pool_forward(x, output_size, *, n_dims: int | None = None, wher
     n, name = spatial_dims(x, n_dims, "adaptive_max_pool")
     where = where or name
     out = adaptive_output_size(x, output_size, n, where)
-    if any(o == 0 for o in out):
-        shape = x.shape[:2] + out
-        return np.empty(shape, x.dtype), AdaptiveMaxPoolCache(tuple(x.shape), np.empty(shape, np.int64),
-                                                               x.dtype, where)
     y, args, starts = _adaptive_max_reduce(x, out, nan_aware=False)
     if np.isnan(y).any():
         y, args, starts = _adaptive_max_reduce(x, out, nan_aware=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..._checks import check_bool
 from .._buffers import buffer as work_buffer
 from .geometry import PoolGeometry, check_grad, pool_geometry, spatial_dims
 from .taps import along_axis, axis_ranges, on_axis, pad_last, padded_last_width, scatter_axes
@@ -63,6 +64,7 @@ def avg_pool_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, co
     n, name = spatial_dims(x, n_dims, "avg_pool")
     where = where or name
     divisor_override = check_divisor_override(divisor_override, where)
+    count_include_pad = check_bool(where, "count_include_pad", count_include_pad)
     geo = pool_geometry(x, kernel_size, stride, padding, 1, ceil_mode, n, where)
     if n == 3 and any(size < k for size, k in zip(x.shape[2:], geo.kernel)):
         raise ValueError(f"{where}: input spatial size {x.shape[2:]} is smaller than kernel_size {geo.kernel} "

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..._checks import as_tuple, check_float_array
+from ..._checks import all_finite, as_tuple, check_bool, check_float_array  # noqa: F401 (all_finite: re-exported)
 
 
 LAYOUTS = {1: "N, C, L", 2: "N, C, H, W", 3: "N, C, D, H, W"}
@@ -75,7 +75,8 @@ def pool_geometry(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=
     """Validate input and arguments; compute the output size. Raises ValueError/TypeError."""
     check_pool_input(x, n, where)
     kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, dilation, n, where)
-    out = tuple(pool_out_size(size, k, s, p, d, bool(ceil_mode))
+    ceil_mode = check_bool(where, "ceil_mode", ceil_mode)
+    out = tuple(pool_out_size(size, k, s, p, d, ceil_mode)
                 for size, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation))
     if any(o < 1 for o in out):
         raise ValueError(f"{where}: output size {out} is too small: the kernel {kernel} (dilation {dilation}) "
@@ -90,8 +91,3 @@ def check_grad(dy, shape, dtype, where) -> np.ndarray:
         raise ValueError(f"{where} backward: expected grad_output of shape {tuple(shape)}, got {dy.shape}")
     return dy.astype(dtype, copy=False)
 
-
-def all_finite(a: np.ndarray) -> bool:
-    # a finite sum means finite entries (one fast pass); otherwise check exactly
-    with np.errstate(invalid="ignore", over="ignore"):
-        return bool(np.isfinite(np.sum(a)) or np.isfinite(a).all())
