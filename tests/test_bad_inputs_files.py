@@ -74,6 +74,43 @@ def test_idx_gzip_files(tmp_path, label):
     assert str(path) in str(info.value) and "gzip" in str(info.value)
 
 
+def test_idx_gzip_bomb_stops_at_the_size_its_header_declares(tmp_path):
+    # 64 MiB of zeros behind a header declaring 10x10 bytes: refused after 113 decompressed bytes
+    import tracemalloc
+    import zlib
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    body = deflate.compress(_idx(dims=(10, 10), payload=b""))
+    zeros = bytes(1 << 20)
+    body += b"".join(deflate.compress(zeros) for _ in range(64)) + deflate.flush()
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    path.write_bytes(body)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="more than the 112 bytes its IDX header declares") as info:
+            idx.read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(info.value)
+    assert peak < 8 * len(body), peak          # never near the 64 MiB it would expand to
+
+
+def test_idx_gzip_header_declaring_an_absurd_size_is_refused_before_reading_on(tmp_path):
+    import gzip
+    path = tmp_path / "huge-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + np.array([2 ** 31, 2 ** 31, 4], ">u4").tobytes() + bytes(64)))
+    with pytest.raises(ValueError, match=r"declares shape \(2147483648, 2147483648, 4\)"):
+        idx.read_idx(path)
+
+
+def test_idx_gzip_in_two_members_still_reads(tmp_path):
+    import gzip
+    raw = _idx(dims=(7, 9))
+    path = tmp_path / "two-members.gz"
+    path.write_bytes(gzip.compress(raw[:10]) + gzip.compress(raw[10:]))
+    np.testing.assert_array_equal(idx.read_idx(path), idx.parse_idx(raw))
+
+
 CIFAR_CASES = {
     "empty": b"",
     "short_record": bytes(3072),

@@ -30,20 +30,69 @@ _CODES = {dt.newbyteorder("=").str: code for code, dt in IDX_TYPES.items()}
 _CODE_LIST = ", ".join(f"0x{c:02x} ({dt.newbyteorder('=').name})" for c, dt in IDX_TYPES.items())
 
 
+MAX_PAYLOAD = 2 ** 34      # bytes an IDX header may declare (16 GiB; MNIST's largest file holds 47 MB)
+
+
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's content, gunzipped when it starts with the gzip magic bytes.
 
-    Raises ValueError (naming the file) for a corrupt or truncated gzip stream.
+    Decompression is bounded by the size the IDX header declares (plus one byte, to report
+    trailing garbage): a gzip bomb stops there instead of filling the memory. Raises
+    ValueError (naming the file) for a corrupt or truncated gzip stream, or one that
+    decompresses to more than its header declares.
     """
     raw = Path(path).read_bytes()
     if not raw.startswith(GZIP_MAGIC):
         return raw
     try:
-        return gzip.decompress(raw)
+        return _gunzip_bounded(raw, path)
     except (OSError, EOFError, zlib.error) as exc:
         raise ValueError(
             f"{path}: corrupt gzip stream ({len(raw)} bytes compressed): expected a complete "
             f"gzip file, got {type(exc).__name__}: {exc}") from None
+
+
+def _declared_size(head: bytes, name) -> int | None:
+    """Header + payload bytes an IDX header declares; None until the header is complete,
+    -1 when it is not an IDX header (parse_idx then names the problem)."""
+    if len(head) < 4:
+        return None
+    if head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES or head[3] == 0:
+        return -1
+    header = 4 + 4 * head[3]
+    if len(head) < header:
+        return None
+    shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=head[3], offset=4))
+    payload = math.prod(shape) * IDX_TYPES[head[2]].itemsize
+    if payload > MAX_PAYLOAD:
+        raise ValueError(f"{name}: the IDX header declares shape {shape} ({payload} bytes): expected at most "
+                         f"{MAX_PAYLOAD} bytes")
+    return header + payload
+
+
+def _gunzip_bounded(raw: bytes, name) -> bytes:
+    """gzip members decompressed in steps, never past the declared size + 1 byte."""
+    out, limit, data = bytearray(), None, raw
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    while True:
+        room = 1 << 16 if limit is None else limit + 1 - len(out)
+        if room <= 0:
+            raise ValueError(f"{name}: the gzip stream decompresses to more than the {limit} bytes its IDX "
+                             f"header declares (trailing garbage or a decompression bomb)")
+        chunk = inflater.decompress(data, room)
+        out += chunk
+        data = inflater.unconsumed_tail
+        if limit is None:
+            limit = _declared_size(bytes(out[:4 + 4 * 255]), name)
+            if limit == -1:
+                return bytes(out)                          # not IDX: parse_idx names the problem
+        if inflater.eof:
+            if inflater.unused_data.startswith(GZIP_MAGIC):  # a further gzip member
+                data, inflater = inflater.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS)
+                continue
+            return bytes(out)
+        if not chunk and not data:
+            raise EOFError("the compressed stream ends before its end-of-stream marker")
 
 
 def parse_idx(buf: bytes, name: str = "<bytes>") -> np.ndarray:
