@@ -16,6 +16,8 @@ import zipfile
 
 import numpy as np
 
+from .run_schema import FieldError, check_run_fields
+
 FORMAT = "convgrad-checkpoint-1"
 _META = "__meta__"
 
@@ -60,8 +62,10 @@ _MODEL_CONFIG_RANGES = {"in_channels": (1, 64), "image_size": (4, 512), "num_cla
 
 
 def _validate(state, path: str) -> dict:
-    """Schema and ranges of the parts of a checkpoint that are used to allocate: the model
-    description and the model's weights. Raises CheckpointError naming the file and the field."""
+    """Schema and ranges of the parts of a checkpoint that are used to allocate or that tools
+    read: the model description, the model's weights and a run's recorded fields (run_schema:
+    config, data, classes, normalization, history, steps). Raises CheckpointError naming the
+    file and the field."""
     from .models import MODELS
     if not isinstance(state, dict):
         raise CheckpointError(f"{path!r}: field 'state' must be a JSON object, got {type(state).__name__}")
@@ -91,6 +95,10 @@ def _validate(state, path: str) -> dict:
                                       f"{getattr(value, 'dtype', type(value).__name__)}")
             if value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise CheckpointError(f"{path!r}: field 'model.{key}' holds NaN or infinite weights")
+    try:
+        check_run_fields(state)
+    except FieldError as exc:
+        raise CheckpointError(f"{path!r}: {exc}") from None
     return state
 
 

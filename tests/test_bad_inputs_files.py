@@ -202,6 +202,74 @@ CHECKPOINT_CASES = {
 }
 
 
+
+def _run(**fields):
+    """A checkpoint whose recorded run fields (config.json's and metrics.csv's content) are given."""
+    return {"format": checkpoint.FORMAT, "state": {"model_config": dict(_GOOD_CONFIG), **fields}}, None
+
+
+def _steps(**columns):
+    meta, _ = _run(steps={k: {"__array__": f"/steps/{k}"} for k in columns})
+    return meta, {f"steps/{k}": v for k, v in columns.items()}
+
+
+_ROW = {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.9, "lr": 0.1, "seconds": 1.0}
+RUN_FIELD_CASES = {
+    # the options (config.json)
+    "config_list": (_run(config=[1, 2]), ("config", "object")),
+    "config_limit_test_str": (_run(config={"limit_test": "10"}), ("config.limit_test",)),
+    "config_limit_test_zero": (_run(config={"limit_test": 0}), ("config.limit_test",)),
+    "config_limit_test_huge": (_run(config={"limit_test": 10 ** 15}), ("config.limit_test",)),
+    "config_data_number": (_run(config={"data": 5}), ("config.data", "string")),
+    "config_data_root_list": (_run(config={"data_root": ["/"]}), ("config.data_root",)),
+    "config_image_size_huge": (_run(config={"image_size": 10 ** 7}), ("config.image_size",)),
+    # the data's description
+    "data_string": (_run(data="mnist"), ("data", "object")),
+    "data_image_size_huge": (_run(data={"image_size": 10 ** 6}), ("data.image_size",)),
+    "data_image_size_bool": (_run(data={"image_size": True}), ("data.image_size",)),
+    "data_channels_zero": (_run(data={"channels": 0}), ("data.channels",)),
+    "data_fit_unknown": (_run(data={"fit": "stretch"}), ("data.fit", "pad")),
+    "data_val_split_one": (_run(data={"val_split": 1.0}), ("data.val_split",)),
+    "data_val_split_nan": (_run(data={"val_split": NAN}), ("data.val_split",)),
+    "data_seed_negative": (_run(data={"seed": -1}), ("data.seed",)),
+    "data_limit_train_float": (_run(data={"limit_train": 2.5}), ("data.limit_train",)),
+    "data_mean_wrong_count": (_run(data={"mean": [0.1, 0.2]}), ("data.mean", "1")),
+    "data_std_zero": (_run(data={"std": [0.0]}), ("data.std", "> 0")),
+    "data_classes_count": (_run(data={"classes": ["a"]}), ("data.classes", "10")),
+    "data_path_nul": (_run(data={"data": "a\x00b"}), ("data.data",)),
+    # classes and normalisation
+    "classes_string": (_run(classes="abc"), ("classes", "list")),
+    "classes_wrong_count": (_run(classes=["a", "b"]), ("classes", "10 classes")),
+    "classes_nested": (_run(classes=[["a"]] * 10), ("classes", "strings")),
+    "classes_huge_name": (_run(classes=["x" * 5000] * 10), ("classes", "strings")),
+    "normalization_list": (_run(normalization=[0.5, 0.5]), ("normalization", "object")),
+    "normalization_no_std": (_run(normalization={"mean": [0.5]}), ("normalization.std", "missing")),
+    "normalization_std_zero": (_run(normalization={"mean": [0.5], "std": [0.0]}), ("normalization.std", "> 0")),
+    "normalization_std_negative": (_run(normalization={"mean": [0.5], "std": [-1.0]}), ("normalization.std",)),
+    "normalization_mean_str": (_run(normalization={"mean": ["a"], "std": [1.0]}), ("normalization.mean",)),
+    "normalization_mean_nan": (_run(normalization={"mean": [NAN], "std": [1.0]}), ("normalization.mean",)),
+    "normalization_channels": (_run(normalization={"mean": [0.5] * 3, "std": [1.0] * 3}),
+                               ("normalization.mean", "1 numbers")),
+    "normalization_std_scalar": (_run(normalization={"mean": [0.5], "std": 1.0}), ("normalization.std", "list")),
+    # the per-epoch history (metrics.csv)
+    "history_object": (_run(history={"epoch": 1}), ("history", "list")),
+    "history_row_list": (_run(history=[[1, 0.5]]), (r"history\[0\]", "object")),
+    "history_loss_str": (_run(history=[{**_ROW, "train_loss": "0.5"}]), (r"history\[0\]\.train_loss", "number")),
+    "history_epoch_float": (_run(history=[{**_ROW, "epoch": 1.5}]), (r"history\[0\]\.epoch",)),
+    "history_epoch_missing": (_run(history=[{"train_loss": 0.5}]), (r"history\[0\]\.epoch",)),
+    "history_lr_bool": (_run(history=[_ROW, {**_ROW, "epoch": 2, "lr": True}]), (r"history\[1\]\.lr",)),
+    "history_seconds_nan": (_run(history=[{**_ROW, "seconds": NAN}]), (r"history\[0\]\.seconds",)),
+    "history_accuracy_dict": (_run(history=[{**_ROW, "train_accuracy": {}}]), (r"history\[0\]\.train_accuracy",)),
+    # the per-step columns (steps.csv)
+    "steps_list": (_run(steps=[1, 2]), ("steps", "object")),
+    "steps_column_json": (_run(steps={"step": [1, 2]}), ("steps.step", "array")),
+    "steps_column_2d": (_steps(step=np.ones((2, 2))), ("steps.step", "1-d")),
+    "steps_column_str": (_steps(step=np.array(["a", "b"])), ("steps.step", "numeric")),
+    "steps_ragged": (_steps(step=np.arange(3.0), loss=np.ones(2)), ("steps.loss", "3")),
+}
+CHECKPOINT_CASES.update(RUN_FIELD_CASES)
+
+
 def _write_checkpoint(tmp_path, label):
     spec, _ = CHECKPOINT_CASES[label]
     path = tmp_path / "checkpoint.npz"
@@ -450,12 +518,16 @@ CLI_CASES = {
     "attack-method-unknown": (["attack", "{tmp}", "--method", "x"], "method"),
     "saliency-junk-checkpoint": (["saliency", "{tmp}/junk.npz", "{tmp}/img.png"], "corrupt"),
     "report-missing": (["report", "{tmp}/missing"], "no checkpoint"),
+    "report-history-strings": (["report", "{tmp}/history.npz"], r"history\[0\]\.train_loss"),
+    "eval-std-zero": (["eval", "{tmp}/std.npz"], "normalization.std"),
+    "attack-classes-wrong": (["attack", "{tmp}/classes.npz", "--eps", "0.1"], "classes"),
 }
 CLI_XFAIL: dict = {}      # gradcheck --eps 0 / nan: now refused before the sweep runs (cli_args rules)
 # A file found bad while working (a corrupt or foreign checkpoint) is exit status 1 (issue 10: "every
 # user error found later ... is one line naming the file and what was wrong, exit 1"); arguments are 2.
 CLI_STATUS_1 = {"eval-junk-file", "eval-json-list", "eval-huge-image-size", "predict-junk-checkpoint",
-                "attack-junk-checkpoint", "saliency-junk-checkpoint"}
+                "attack-junk-checkpoint", "saliency-junk-checkpoint", "report-history-strings", "eval-std-zero",
+                "attack-classes-wrong"}
 
 
 @pytest.mark.parametrize("label", [pytest.param(k, marks=[pytest.mark.xfail(strict=True, reason=CLI_XFAIL[k])]
@@ -466,6 +538,9 @@ def test_command_line(tmp_path, capsys, label):
     (tmp_path / "img.png").write_bytes(b"junk")
     (tmp_path / "list.npz").write_bytes(_npz([1, 2]))
     (tmp_path / "huge.npz").write_bytes(_npz(_state(image_size=10 ** 7)))
+    for name in ("history", "std", "classes"):
+        (tmp_path / f"{name}.npz").write_bytes(_npz(RUN_FIELD_CASES[{"history": "history_loss_str", "std": "normalization_std_zero",
+                                                                     "classes": "classes_wrong_count"}[name]][0][0]))
     argv, what = CLI_CASES[label]
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     try:
