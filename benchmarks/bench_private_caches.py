@@ -3,12 +3,13 @@ revision (imported as the package `convgrad_base`), interleaved in one process, 
 
     mkdir -p /tmp/cgb/x && git archive main convgrad | tar -x -C /tmp/cgb/x \
         && mv /tmp/cgb/x/convgrad /tmp/cgb/convgrad_base
-    python benchmarks/bench_private_caches.py --base /tmp/cgb [--reps 25]
+    python benchmarks/bench_private_caches.py --base /tmp/cgb [--reps 25] [--only conv]
 
 A forward now keeps what its backward needs independent of the caller's arrays (a copy of the
-input for the norm layers and Linear, a 1-byte mask for ReLU, a copy of the output for
-sigmoid/tanh/softmax); this prints the median and minimum milliseconds of both revisions and the
-ratio of the medians. On a shared machine run it several times: the spread is large.
+input for the norm layers, Linear and the convolutions, a 1-byte mask for ReLU, a copy of the
+output for sigmoid/tanh/softmax); this prints the median and minimum milliseconds of both
+revisions and the ratio of the medians. On a shared machine run it several times: the spread
+is large.
 """
 from __future__ import annotations
 
@@ -19,7 +20,25 @@ import time
 import numpy as np
 
 
-def cases(mod, x, g, xl, gl):
+def conv_cases(mod, x):
+    """The convolutions keep a private copy of their input (issue 11): 3x3, 1x1, depthwise, transposed."""
+    def fb(layer):
+        gy = np.random.default_rng(1).standard_normal(layer(x).shape, dtype=np.float32)
+        return lambda: (layer(x), layer.backward(gy))
+    layers = {"Conv2d 64->64 k3 p1": mod.Conv2d(64, 64, 3, padding=1, generator=0),
+              "Conv2d 1x1 64->64": mod.Conv2d(64, 64, 1, generator=0),
+              "Conv2d depthwise 64 k3 p1": mod.Conv2d(64, 64, 3, padding=1, groups=64, generator=0),
+              "ConvTranspose2d 64->32 k2 s2": mod.ConvTranspose2d(64, 32, 2, stride=2, generator=0)}
+    out = {}
+    for name, layer in layers.items():
+        out[f"{name} fwd"] = lambda layer=layer: layer(x)
+        out[f"{name} fwd+bwd"] = fb(layer)
+    return out
+
+
+def cases(mod, x, g, xl, gl, only="all"):
+    if only == "conv":
+        return conv_cases(mod, x[:16])
     bn, relu, lin, gn, sig = (mod.BatchNorm2d(64), mod.ReLU(), mod.Linear(1600, 128, generator=0),
                               mod.GroupNorm(8, 64), mod.Sigmoid())
     return {"BatchNorm2d fwd": lambda: bn(x), "BatchNorm2d fwd+bwd": lambda: (bn(x), bn.backward(g)),
@@ -33,6 +52,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", required=True, help="directory holding the package convgrad_base")
     ap.add_argument("--reps", type=int, default=25)
+    ap.add_argument("--only", choices=("layers", "conv"), default="layers",
+                    help="layers: norm/activation/linear (default); conv: the convolutions' private input copy "
+                         "(batch 16 of the same 64x32x32 input)")
     args = ap.parse_args(argv)
     sys.path.insert(0, args.base)
     import convgrad_base.nn as base_nn
@@ -43,7 +65,7 @@ def main(argv=None):
     x = rng.standard_normal((64, 64, 32, 32), dtype=np.float32)
     g = rng.standard_normal(x.shape, dtype=np.float32)
     xl, gl = rng.standard_normal((64, 1600), dtype=np.float32), rng.standard_normal((64, 128), dtype=np.float32)
-    a, b = cases(base_nn, x, g, xl, gl), cases(nn, x, g, xl, gl)
+    a, b = cases(base_nn, x, g, xl, gl, args.only), cases(nn, x, g, xl, gl, args.only)
     times = {k: ([], []) for k in a}
     for r in range(args.reps):
         for k in a:

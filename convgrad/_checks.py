@@ -47,11 +47,16 @@ def check_channels(x: np.ndarray, channels: int, where: str, name: str = "input"
 
 
 def all_finite(a: np.ndarray) -> bool:
-    """Whether every element is finite: one fast pass (a finite sum means finite entries),
-    the exact element test only when the sum is not finite (NaN, inf or an overflow).
-    Layers use it to pick a NaN-exact path; a NaN or inf input is a value, not an error."""
+    """Whether every element is finite: one fast pass (a finite sum of squares, a BLAS dot,
+    means finite entries), the exact element test only when it is not (NaN, inf or an
+    overflow). Layers use it to pick a NaN-exact path; a NaN or inf input is a value, not an error."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return bool(np.isfinite(np.sum(a)) or np.isfinite(a).all())
+        if a.flags.c_contiguous and a.dtype.kind == "f" and a.size:
+            flat = a.reshape(-1)
+            quick = np.dot(flat, flat)          # ~2x faster than np.sum (BLAS)
+        else:
+            quick = np.sum(a)
+        return bool(np.isfinite(quick) or np.isfinite(a).all())
 
 
 def check_same_dtype(a: np.ndarray, b: np.ndarray, where: str, a_name: str, b_name: str) -> None:

@@ -201,12 +201,22 @@ def _check_grad(dy, like: np.ndarray, where: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # ReLU family
 # ---------------------------------------------------------------------------------------
+_BLOCK = 1 << 15          # elements per block of a two-output pass (a block of x, y and the mask stays in cache)
+
+
 def relu_forward(x, *, where="relu"):
-    """y = max(x, 0). Cache: the 0/1 mask of where the gradient passes."""
+    """y = max(x, 0). Cache: the 0/1 mask of where the gradient passes, y != 0 (a NaN passes,
+    as in torch). y and the mask are written block by block, so the mask reads y from cache
+    rather than memory (the mask costs ~1/4 of a pass instead of a whole one)."""
     _check_input(x, where)
-    y = np.maximum(x, 0)
-    passes = np.asarray(np.less_equal(y, 0))        # asarray: a 0-d y gives a NumPy scalar here
-    np.logical_not(passes, out=passes)
+    if x.ndim == 0 or not x.flags.c_contiguous:
+        y = np.maximum(x, 0)
+        return y, (np.asarray(np.not_equal(y, 0)), y.dtype, where)   # asarray: 0-d gives a scalar
+    y, passes = np.empty(x.shape, x.dtype), np.empty(x.shape, bool)
+    xf, yf, pf = x.reshape(-1), y.reshape(-1), passes.reshape(-1)
+    for i in range(0, xf.size, _BLOCK):
+        block = np.maximum(xf[i:i + _BLOCK], 0, out=yf[i:i + _BLOCK])
+        np.not_equal(block, 0, out=pf[i:i + _BLOCK])
     return y, (passes, y.dtype, where)
 
 
