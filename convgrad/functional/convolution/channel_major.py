@@ -21,10 +21,10 @@ import math
 
 import numpy as np
 
+from .._buffers import buffer
 from ..im2col import col2im, im2col, pad_channels_first, unpad_channels_first
 from ..padding import vjp_padding
 from .geometry import ConvGeometry, conv_geometry, flip_swap
-from .._buffers import buffer
 from .workspace import ConvCache, chunk_size, scratch, take_saved, workspace_budget
 
 NAME = "channel-major"
