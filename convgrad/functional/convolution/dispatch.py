@@ -79,7 +79,8 @@ def conv_backward(dy, cache, input_grad: bool = True, weight_grad: bool = True):
     dy = check_grad(dy, geo.out_shape, w.dtype, cache.where)
     route = ROUTES[cache.route]
     if route.finite_only and not all_finite(dy):
-        route = ROUTES["channel-major"]               # NaN/inf stay in their windows (above)
+        route = ROUTES["channel-major"]               # NaN/inf stay in their windows (above),
+        cache.saved = None                            # from x: the saved matrix is the other route's
     dx, dw, db = route.backward(dy, cache, input_grad, weight_grad)
     if cache.workspace is not None:
         cache.saved = None        # the workspace is free again; another backward rebuilds from x
