@@ -14,6 +14,7 @@ is large.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -41,8 +42,18 @@ def cases(mod, x, g, xl, gl, only="all"):
         return conv_cases(mod, x[:16])
     bn, relu, lin, gn, sig = (mod.BatchNorm2d(64), mod.ReLU(), mod.Linear(1600, 128, generator=0),
                               mod.GroupNorm(8, 64), mod.Sigmoid())
+    # a revision without no_grad (before recorded mode) runs those cases plainly: the same forward
+    no_grad = getattr(sys.modules[mod.__name__.rpartition(".")[0]], "no_grad", contextlib.nullcontext)
+
+    def inference(layer):
+        def run():
+            with no_grad():
+                return layer(x)
+        return run
     return {"BatchNorm2d fwd": lambda: bn(x), "BatchNorm2d fwd+bwd": lambda: (bn(x), bn.backward(g)),
+            "BatchNorm2d eval fwd, no_grad": inference(mod.BatchNorm2d(64).eval()),
             "ReLU fwd": lambda: relu(x), "ReLU fwd+bwd": lambda: (relu(x), relu.backward(g)),
+            "ReLU fwd, no_grad": inference(relu),
             "Linear 1600->128 fwd": lambda: lin(xl), "Linear 1600->128 fwd+bwd": lambda: (lin(xl), lin.backward(gl)),
             "GroupNorm(8, 64) fwd+bwd": lambda: (gn(x), gn.backward(g)),
             "Sigmoid fwd+bwd": lambda: (sig(x), sig.backward(g))}
@@ -55,12 +66,24 @@ def main(argv=None):
     ap.add_argument("--only", choices=("layers", "conv"), default="layers",
                     help="layers: norm/activation/linear (default); conv: the convolutions' private input copy "
                          "(batch 16 of the same 64x32x32 input)")
+    ap.add_argument("--cpu", action="store_true",
+                    help="time each call by this thread's CPU time (time.thread_time) with BLAS held to one "
+                         "thread: far less disturbed by other processes than wall time")
     args = ap.parse_args(argv)
     sys.path.insert(0, args.base)
     import convgrad_base.nn as base_nn
     from convgrad import nn
     from convgrad.memory import retain_freed_memory
     retain_freed_memory()
+    clock = time.perf_counter
+    if args.cpu:
+        import convgrad
+        import convgrad_base
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
+        convgrad.set_num_threads(1)
+        convgrad_base.set_num_threads(1)
+        clock = time.thread_time
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 64, 32, 32), dtype=np.float32)
     g = rng.standard_normal(x.shape, dtype=np.float32)
@@ -71,15 +94,18 @@ def main(argv=None):
         for k in a:
             order = ((0, a[k]), (1, b[k])) if r % 2 else ((1, b[k]), (0, a[k]))
             for which, fn in order:
-                t = time.perf_counter()
+                t = clock()
                 fn()
-                times[k][which].append(time.perf_counter() - t)
-    print("| case | base ms (median, min) | this checkout ms (median, min) | ratio of medians |")
-    print("|---|---:|---:|---:|")
+                times[k][which].append(clock() - t)
+    what = "CPU ms (one thread)" if args.cpu else "ms"
+    print(f"| case | base {what} (median, min) | this checkout {what} (median, min) | ratio of medians "
+          f"| paired ratios: median [quartiles] |")
+    print("|---|---:|---:|---:|---:|")
     for k, (ta, tb) in times.items():
+        pairs = np.array(tb) / np.array(ta)          # each pair ran back to back
+        q1, q2, q3 = np.percentile(pairs, [25, 50, 75])
         print(f"| {k} | {1e3 * np.median(ta):.2f}, {1e3 * min(ta):.2f} | {1e3 * np.median(tb):.2f}, "
-              f"{1e3 * min(tb):.2f} | {np.median(tb) / np.median(ta):.2f} |")
-
+              f"{1e3 * min(tb):.2f} | {np.median(tb) / np.median(ta):.2f} | {q2:.2f} [{q1:.2f}, {q3:.2f}] |")
 
 if __name__ == "__main__":
     main()

@@ -204,11 +204,14 @@ def _check_grad(dy, like: np.ndarray, where: str) -> np.ndarray:
 _BLOCK = 1 << 15          # elements per block of a two-output pass (a block of x, y and the mask stays in cache)
 
 
-def relu_forward(x, *, where="relu"):
+def relu_forward(x, *, where="relu", keep=True):
     """y = max(x, 0). Cache: the 0/1 mask of where the gradient passes, y != 0 (a NaN passes,
     as in torch). y and the mask are written block by block, so the mask reads y from cache
-    rather than memory (the mask costs ~1/4 of a pass instead of a whole one)."""
+    rather than memory. keep=False (no backward will follow: no_grad, or y alone wanted):
+    no mask, the cache is None."""
     _check_input(x, where)
+    if not keep:
+        return np.maximum(x, 0), None
     if x.ndim == 0 or not x.flags.c_contiguous:
         y = np.maximum(x, 0)
         return y, (np.asarray(np.not_equal(y, 0)), y.dtype, where)   # asarray: 0-d gives a scalar
@@ -435,7 +438,7 @@ def log_softmax_backward(dy, cache):
 # ---------------------------------------------------------------------------------------
 def relu(x):
     """torch.nn.functional.relu. Any shape."""
-    return relu_forward(x)[0]
+    return relu_forward(x, keep=False)[0]
 
 
 def leaky_relu(x, negative_slope=0.01):

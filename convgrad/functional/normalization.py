@@ -134,7 +134,7 @@ def _channel_blocks(shape, vectors, dtype):
 
 def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
                        momentum=0.1, eps=1e-5, workspace: dict | None = None, *, where: str = "batch_norm",
-                       reduce=None):
+                       reduce=None, keep: bool = True):
     """Batch norm forward: x (N, C, *spatial) -> (y of x's shape and dtype, cache).
 
     training=True normalises with the batch's mean and biased variance over (N, *spatial)
@@ -146,6 +146,8 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
     reduce: for statistics over a batch spread across processes (SyncBatchNorm), a function
     returning the element-wise sum of a float64 vector over all processes; the statistics
     (and the backward's sums) are then those of the whole batch.
+    keep=False: no backward will follow (no_grad, or y alone wanted): no copy of x is kept
+    and the cache is None.
     """
     check_float_array(x, where)
     eps = _eps(eps, where)
@@ -174,12 +176,15 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
     alpha = inv_std if weight is None else inv_std * weight
     beta = -mean * alpha if bias is None else bias - mean * alpha
     y = np.empty(x3.shape, x.dtype)
-    saved = np.empty(x3.shape, x.dtype)           # backward's own copy, taken while each block is in cache
+    saved = np.empty(x3.shape, x.dtype) if keep else None     # backward's own copy, taken while each block is in cache
     for index, (alpha_plane, beta_plane) in _channel_blocks(x3.shape, (alpha, beta), x.dtype):
         block = x3[index]
-        np.copyto(saved[index], block)
+        if keep:
+            np.copyto(saved[index], block)
         out = np.multiply(block, alpha_plane, out=y[index])
         out += beta_plane
+    if not keep:
+        return y.reshape(x.shape), None
     return y.reshape(x.shape), BatchNormCache(x.shape, bool(training), saved, mean, inv_std, weight,
                                               bias is not None, where, m, reduce if training else None)
 
@@ -256,7 +261,7 @@ def batch_norm_backward(dy, cache: BatchNormCache, workspace: dict | None = None
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """torch.nn.functional.batch_norm: x (N, C, *spatial) -> y, same shape and dtype."""
-    return batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)[0]
+    return batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps, keep=False)[0]
 
 
 # ---------------------------------------------------------------------------------------

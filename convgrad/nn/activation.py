@@ -9,6 +9,7 @@ Arguments are checked at construction (type and range, torch's rules).
 from __future__ import annotations
 
 from .._checks import check_bool, check_choice, check_int, check_real
+from ..autograd.grad_mode import is_grad_enabled
 from ..functional import activation as F
 from .module import Module
 
@@ -58,7 +59,7 @@ class ReLU(_Activation):
         self.inplace = check_bool(type(self).__name__, "inplace", inplace)
 
     def _forward(self, x):
-        return F.relu_forward(x, where="ReLU")
+        return F.relu_forward(x, where="ReLU", keep=is_grad_enabled())
 
 
 class LeakyReLU(_Activation):

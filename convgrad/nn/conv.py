@@ -65,7 +65,7 @@ class _ConvNd(Module):
         y, self._cache = F.conv_forward(x, self.weight.data, None if self.bias is None else self.bias.data,
                                         self.stride, self.padding, self.dilation, self.groups, self.padding_mode,
                                         workspace=self._workspace if is_grad_enabled() else None,
-                                        where=type(self).__name__)
+                                        where=type(self).__name__, keep=is_grad_enabled())
         return y
 
     def backward(self, grad_out, input_grad: bool = True):

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._dtype import get_default_dtype
 from .._checks import check_bool, check_float_array, check_float_dtype, check_int, check_real
+from ..autograd.grad_mode import is_grad_enabled
 from ..batch_parts import current_part
 from ..functional import normalization as F
 from .module import Module, Parameter
@@ -77,7 +78,7 @@ class _BatchNorm(Module):
             x, self.running_mean, self.running_var,
             None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data,
             batch_stats, factor, self.eps, workspace=self._workspace, where=type(self).__name__,
-            reduce=self._statistics_sum() if batch_stats else None)
+            reduce=self._statistics_sum() if batch_stats else None, keep=is_grad_enabled())
         if update:
             self.num_batches_tracked += 1
         return y

@@ -30,17 +30,19 @@ def conv_general(x, w, stride=1, padding=0, lhs_dilation=1, rhs_dilation=1, grou
 def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """N-d convolution as torch.nn.functional.convNd (N = w.ndim - 2).
     x (N, C_in, *S), w (C_out, C_in/g, *k), b (C_out,) or None -> (N, C_out, *out)."""
-    return conv_forward(x, w, b, stride, padding, dilation, groups, padding_mode)[0]
+    return conv_forward(x, w, b, stride, padding, dilation, groups, padding_mode, keep=False)[0]
 
 
 def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-                 workspace: dict | None = None, where: str | None = None):
+                 workspace: dict | None = None, where: str | None = None, keep: bool = True):
     """Forward pass that also returns the cache conv_backward needs: (y, cache).
     x (N, C_in, *S), w (C_out, C_in/g, *k), b (C_out,) or None -> y (N, C_out, *out).
     `workspace`: a dict the caller keeps between calls (one per layer) for the work buffers;
     its buffers back the cache until conv_backward consumes it; a forward that finds the
     workspace still backing a live, unconsumed cache (a layer called twice before its
-    backward) takes fresh buffers instead."""
+    backward) takes fresh buffers instead. The cache keeps its own copy of x (private_input)
+    unless keep=False (no backward follows: no_grad, or y alone wanted); `where` names the
+    caller in messages."""
     if where is None:
         where = f"conv{w.ndim - 2}d" if isinstance(w, np.ndarray) else "conv"
     check_inputs(x, w, b, where)
@@ -56,7 +58,8 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
         geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, where=where)
     if workspace is not None and claimed(workspace):
         workspace = {}            # its buffers back a cache still waiting for its backward
-    x_in = private_input(x_in, x)
+    if keep:                  # a forward no backward follows (keep=False) needs no copy of its own
+        x_in = private_input(x_in, x)
     # An empty batch takes the channel-major route, whose loops over batch chunks simply do
     # nothing (an empty y; in backward an empty dx and zero dw, db: sums over no sample).
     route = ROUTES["channel-major"] if geo.in_shape[0] == 0 else choose_route(geo)
