@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..._checks import all_finite, as_tuple, check_bool, check_float_array  # noqa: F401 (all_finite: re-exported)
+from ..._checks import all_finite, as_tuple, check_bool, check_float_array, check_grad  # noqa: F401 (re-exported)
 
 
 LAYOUTS = {1: "N, C, L", 2: "N, C, H, W", 3: "N, C, D, H, W"}
@@ -84,10 +84,4 @@ def pool_geometry(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=
     return PoolGeometry(tuple(x.shape), kernel, stride, padding, dilation, out, where)
 
 
-def check_grad(dy, shape, dtype, where) -> np.ndarray:
-    """dy must be a float array of the output's shape; returned in the forward's dtype."""
-    check_float_array(dy, f"{where} backward", "grad_output")
-    if dy.shape != tuple(shape):
-        raise ValueError(f"{where} backward: expected grad_output of shape {tuple(shape)}, got {dy.shape}")
-    return dy.astype(dtype, copy=False)
 
