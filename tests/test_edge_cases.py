@@ -6,7 +6,7 @@
   nothing (torch refuses such a backward; convgrad keeps what backward needs to itself).
 
 Layers in the engine helper's files that do not give torch's answer yet are strict xfails
-(ENGINE_XFAIL below, with the behaviour observed).
+(ENGINE_XFAIL, MUTATION_XFAIL below, with the behaviour observed; none today).
 """
 from __future__ import annotations
 

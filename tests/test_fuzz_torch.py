@@ -93,7 +93,7 @@ def conv_configs(draw, transposed=False):
         extra["padding_mode"] = draw(st.sampled_from(["reflect", "replicate", "circular"]))
         padding = tuple(min(p, s - 1) for p, s in zip(padding, size))
     return dict(n_dims=n_dims, c_in=c_in, c_out=c_out, k=k, stride=stride, dilation=dilation, padding=padding,
-                groups=groups, size=size, batch=draw(st.integers(1, 2)), bias=draw(st.booleans()),
+                groups=groups, size=size, batch=draw(st.integers(0, 2)), bias=draw(st.booleans()),
                 dtype=draw(DTYPES), layout=draw(LAYOUTS), grad_layout=draw(LAYOUTS), seed=draw(st.integers(0, 99)),
                 extra=extra)
 
@@ -139,7 +139,7 @@ def pool_configs(draw):
                 kind=draw(st.sampled_from(["max", "avg", "adaptive_avg", "adaptive_max"])),
                 out=tuple(draw(st.integers(1, s)) for s in size), count_include_pad=draw(st.booleans()),
                 dtype=draw(DTYPES), layout=draw(LAYOUTS), grad_layout=draw(LAYOUTS), seed=draw(st.integers(0, 99)),
-                batch=draw(st.integers(1, 2)))
+                batch=draw(st.integers(0, 2)))
 
 
 @SETTINGS
