@@ -504,6 +504,8 @@ CLI_CASES = {
     "gradcheck-args-bad-json": (["gradcheck", "--module", "convgrad.nn:Linear", "--args", "{",
                                  "--input-shape", "2,3"], "args|JSON"),
     "gradcheck-eps-zero": (["gradcheck", "--layer", "Tanh", "--eps", "0"], "eps"),
+    "gradcheck-sweep-eps-zero": (["gradcheck", "--eps", "0"], "eps"),            # the whole sweep: refused first
+    "gradcheck-sweep-eps-inf": (["gradcheck", "--eps", "inf", "--configs", "1"], "eps"),
     "gradcheck-eps-nan": (["gradcheck", "--layer", "Tanh", "--eps", "nan"], "eps"),
     "gradcheck-eps-negative": (["gradcheck", "--layer", "Tanh", "--eps", "-1e-6"], "eps"),   # argparse refuses it
     "explain-stride-zero": (["explain", "conv", "--stride", "0"], "stride"),
