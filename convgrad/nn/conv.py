@@ -252,7 +252,7 @@ class _ConvTransposeNd(_ConvNd):
     def forward(self, x):
         y, self._cache = F.conv_transpose_forward(
             x, self.weight.data, None if self.bias is None else self.bias.data, self.stride, self.padding,
-            self.output_padding, self.groups, self.dilation, where=type(self).__name__)
+            self.output_padding, self.groups, self.dilation, where=type(self).__name__, keep=is_grad_enabled())
         return y
 
     def backward(self, grad_out, input_grad: bool = True):

@@ -50,10 +50,10 @@ def conv_transpose_geometry(x_shape, w_shape, stride=1, padding=0, output_paddin
 
 
 def conv_transpose_forward(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                           where: str | None = None):
+                           where: str | None = None, keep: bool = True):
     """x (N, C_in, *S), w (C_in, C_out/g, *k) -> (y (N, C_out, *out), cache). y = col2im(W^T @ x).
     `where` names the caller in messages (default conv_transposeNd). The cache keeps its own
-    copy of x (private_input)."""
+    copy of x (private_input) unless keep=False (no backward follows)."""
     if where is None:
         where = f"conv_transpose{w.ndim - 2}d" if isinstance(w, np.ndarray) else "conv_transpose"
     check_inputs(x, w, None, where)
@@ -62,12 +62,12 @@ def conv_transpose_forward(x, w, b=None, stride=1, padding=0, output_padding=0, 
     y, _ = channel_major.grads(x, None, w, geo, input_grad=True, weight_grad=False)
     if b is not None:
         y += b.reshape(1, -1, *(1,) * (y.ndim - 2))
-    return y, (geo, private_input(x, x), w, b is not None, where)
+    return y, (geo, private_input(x, x) if keep else x, w, b is not None, where)
 
 
 def conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """As torch.nn.functional.conv_transposeNd (argument order included)."""
-    return conv_transpose_forward(x, w, b, stride, padding, output_padding, groups, dilation)[0]
+    return conv_transpose_forward(x, w, b, stride, padding, output_padding, groups, dilation, keep=False)[0]
 
 
 def conv_transpose_backward(dy, cache, input_grad: bool = True, weight_grad: bool = True):
