@@ -110,3 +110,31 @@ def test_conv_general_lhs_dilation_is_zero_insertion(rng):
 def test_flip_swap_is_rot180_with_channels_swapped(rng):
     w = rng.standard_normal((4, 3, 2, 3))
     assert np.array_equal(C.flip_swap(w, 1), np.transpose(w[:, :, ::-1, ::-1], (1, 0, 2, 3)))
+
+
+def test_kept_patch_matrices_stay_within_the_process_budget(rng, monkeypatch):
+    """A layer keeps its whole-batch patch matrix for the backward only while all kept ones fit
+    KEPT_BUDGET; kept or rebuilt, the gradients are the same, and the count falls back when
+    the layers are freed."""
+    import gc
+
+    from convgrad import nn
+    from convgrad.functional.convolution import workspace
+    x = rng.standard_normal((4, 8, 10, 10))          # 8 x 3 x 3 taps: the channel-major route
+    dy = rng.standard_normal((4, 5, 10, 10))
+    results = []
+    for budget in (workspace.KEPT_BUDGET, 0):
+        monkeypatch.setattr(workspace, "KEPT_BUDGET", budget)
+        before = workspace.kept_bytes()
+        conv = nn.Conv2d(8, 5, 3, padding=1, generator=0).to(np.float64)
+        y = conv(x)
+        kept = conv._cache.saved is not None
+        assert kept == (budget > 0)
+        assert workspace.kept_bytes() - before == (8 * 9 * 4 * 100 * 8 if kept else 0)
+        dx = conv.backward(dy)
+        results.append((y, dx, conv.weight.grad))
+        del conv, y
+        gc.collect()
+        assert workspace.kept_bytes() == before
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

@@ -14,7 +14,8 @@ The batch is worked in chunks of nb samples so that xp, cols and the channel-fir
 one chunk fit in the workspace budget (workspace.py); the buffers come from the per-thread
 scratch pool and the cache keeps only x: backward rebuilds each chunk's patch matrix. A layer's
 whole-batch patch matrix that fits the budget is instead built once in the layer's workspace
-and kept for the backward (small images: rebuilding would cost ~10% of a training step).
+and kept for the backward (small images: rebuilding would cost ~10% of a training step), as
+long as all layers' kept patch matrices stay within KEPT_BUDGET (memory at large images).
 """
 from __future__ import annotations
 
@@ -22,11 +23,10 @@ import math
 
 import numpy as np
 
-from .._buffers import buffer
 from ..im2col import col2im, im2col, pad_channels_first, unpad_channels_first
 from ..padding import vjp_padding
 from .geometry import ConvGeometry, conv_geometry, flip_swap
-from .workspace import ConvCache, chunk_size, scratch, take_saved, workspace_budget
+from .workspace import ConvCache, chunk_size, kept_buffer, scratch, take_saved, workspace_budget
 
 NAME = "channel-major"
 
@@ -152,13 +152,14 @@ def grads(dy, x, w, geo: ConvGeometry, input_grad: bool = True, weight_grad: boo
 
 def forward(x, w, b, geo: ConvGeometry, ws):
     """-> (y, saved): with a workspace, a whole-batch patch matrix within the workspace budget
-    is built in the workspace and saved for the backward; else saved is None and the backward
-    rebuilds the patch matrix chunk by chunk from the x the cache keeps."""
+    is built in the workspace and saved for the backward while the process's kept patch
+    matrices stay within KEPT_BUDGET; else saved is None and the backward rebuilds the patch
+    matrix chunk by chunk from the x the cache keeps."""
     n, c = x.shape[:2]
     shape = (c, math.prod(geo.kernel), n, *geo.out)
-    if ws is None or math.prod(shape) * x.dtype.itemsize > workspace_budget():
-        return conv(x, w, b, geo), None
-    keep = buffer(ws, "cols", shape, x.dtype)
+    keep = None
+    if ws is not None and math.prod(shape) * x.dtype.itemsize <= workspace_budget():
+        keep = kept_buffer(ws, "cols", shape, x.dtype)
     return conv(x, w, b, geo, keep=keep), keep
 
 

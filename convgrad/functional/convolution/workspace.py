@@ -5,7 +5,9 @@ Two kinds of work memory:
   functional._buffers.buffer): reused while the shapes match; the depthwise route's row
   stack backs the cache until its backward consumes it. A forward that finds its workspace
   still backing a live, unconsumed cache (a layer called twice before its backward) takes
-  fresh buffers.
+  fresh buffers. The channel-major route keeps a whole-batch patch matrix there for the
+  backward when it fits the workspace budget and all layers' kept ones stay within
+  KEPT_BUDGET (kept_buffer; counted until the array is freed).
 - the scratch pool: per-thread buffers shared by every layer, for patch matrices that are
   built and consumed within one call. Their size is bounded by the workspace budget: a route
   whose patch matrix for the whole batch would exceed it works in chunks of the batch.
@@ -23,8 +25,11 @@ import numpy as np
 from .geometry import ConvGeometry
 
 WORKSPACE_BUDGET = 64 * 1024 * 1024      # bytes of scratch one chunk of a convolution may use
+KEPT_BUDGET = 256 * 1024 * 1024          # bytes all layers' kept patch matrices may hold, process-wide
 _pool = threading.local()
 _budget = {"bytes": WORKSPACE_BUDGET}
+_kept = {"bytes": 0}
+_kept_lock = threading.Lock()
 
 
 def workspace_budget() -> int:
@@ -68,6 +73,35 @@ def scratch(key: str, shape, dtype) -> np.ndarray:
     if block is None or block.size < size:
         block = blocks[(key, dtype)] = np.empty(size, dtype=dtype)
     return block[:size].reshape(shape)
+
+
+def kept_buffer(ws: dict, key: str, shape, dtype) -> np.ndarray | None:
+    """An array in the layer's workspace that outlives the call (a patch matrix kept for the
+    backward), reused while shape and dtype match; None when a new one would take the arrays
+    kept by all layers of the process past KEPT_BUDGET (the caller then keeps nothing)."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    arr = ws.get(key)
+    if arr is not None and arr.shape == shape and arr.dtype == dtype:
+        return arr
+    nbytes = math.prod(shape) * dtype.itemsize
+    with _kept_lock:
+        if _kept["bytes"] + nbytes > KEPT_BUDGET:
+            return None
+        _kept["bytes"] += nbytes
+    ws.pop(key, None)
+    arr = ws[key] = np.empty(shape, dtype)
+    weakref.finalize(arr, _release_kept, nbytes)       # counted until the array is freed
+    return arr
+
+
+def kept_bytes() -> int:
+    """Bytes held by kept patch matrices in the whole process."""
+    return _kept["bytes"]
+
+
+def _release_kept(nbytes: int) -> None:
+    with _kept_lock:
+        _kept["bytes"] -= nbytes
 
 
 def release_scratch() -> None:
