@@ -578,9 +578,37 @@ class Clip(Op):
         return [dy * inside, None, None]
 
 
-class Greater(Op):
+class _Comparison(Op):
+    """A bool mask: no gradient flows through it."""
     def forward(self, inputs, training):
-        return inputs[0] > inputs[1]
+        return self.fn(*inputs)
+
+    def backward(self, dy):
+        return [None] * 2
+
+
+class Greater(_Comparison):
+    fn = staticmethod(np.greater)
+
+
+class GreaterOrEqual(_Comparison):
+    fn = staticmethod(np.greater_equal)
+
+
+class Less(_Comparison):
+    fn = staticmethod(np.less)
+
+
+class LessOrEqual(_Comparison):
+    fn = staticmethod(np.less_equal)
+
+
+class Equal(_Comparison):
+    fn = staticmethod(np.equal)
+
+
+class Not(_Comparison):
+    fn = staticmethod(np.logical_not)
 
 
 class Where(Op):
@@ -663,7 +691,7 @@ class Pad(Op):
 
 
 OPS = {cls.__name__: cls for cls in (
-    Neg, Exp, Log, Sqrt, Abs, Pow, Clip, Greater, Where, ReduceSum, ReduceMean, ReduceMax, Pad,
+    Neg, Exp, Log, Sqrt, Abs, Pow, Clip, Greater, GreaterOrEqual, Less, LessOrEqual, Equal, Not, Where, ReduceSum, ReduceMean, ReduceMax, Pad,
     Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization,
     LayerNormalization, InstanceNormalization, Gemm, MatMul, Add, Sub, Mul, Div, Relu, Sigmoid, Tanh, LeakyRelu, Elu,
     Gelu, Softmax, LogSoftmax, Softplus, Erf, Reshape, Flatten, Squeeze, Unsqueeze, Identity, Transpose, Concat,
