@@ -288,8 +288,8 @@ class ArrayFromInput(nn.Module):
                                                        r"Tensor"),
     (R.TwoInTwoOut(), (2, 4), r"TwoInTwoOut.forward on one Tensor of shape \(2, 4\) failed \(TypeError.*a tuple for "
                               r"several"),
-    (nn.Sequential(nn.ReLU(), Pair()), (2, 4), r"Pair at '1' returns 2 outputs; inside a container a module must return "
-                                               r"one Tensor"),
+    (nn.Sequential(nn.ReLU(), Pair()), (2, 4), r"Pair at '1' returns 2 outputs; inside a container a module "
+                                               r"must return one Tensor"),
 ])
 def test_no_onnx_form_is_named(model, shape, message, tmp_path):
     with pytest.raises(OnnxError, match=message):

@@ -34,7 +34,8 @@ def _run(module, xs):
             out = module.forward(*ts)
     except (TypeError, ValueError, IndexError) as exc:
         count = "one Tensor" if len(xs) == 1 else f"{len(xs)} Tensors"
-        raise OnnxError(f"convgrad.onnx.export: {type(module).__name__}.forward on {count} of shape {shapes} failed ({type(exc).__name__}: {exc}); "
+        raise OnnxError(f"convgrad.onnx.export: {type(module).__name__}.forward on {count} of shape {shapes} "
+                        f"failed ({type(exc).__name__}: {exc}); "
                         f"export needs a forward of Tensor inputs made of Tensor ops, functional ops and Module "
                         f"calls (pass one example array per input, a tuple for several)") from exc
     multi = isinstance(out, (tuple, list))
