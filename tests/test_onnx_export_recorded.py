@@ -84,6 +84,7 @@ class Constants(nn.Module):
         step = cg.where(h > 0.1, np.ones(4, np.float32), np.zeros(4, np.float32))   # no gradient: a mask only
         h = cg.where(h < self.offset, h, 0.0) + cg.where(r == 0, -1.0, r) * step
         h = cg.where(h >= x, h, x) + cg.where(h != r, 0.5, h) - cg.where(h <= 0.2, h, x)
+        h = cg.where(h > np.full(4, 0.3), h, -h)          # a float64 array: compared in float64 (a Cast)
         return cg.where(np.array([True, False, True, False]), h, self.offset)
 
 

@@ -610,14 +610,20 @@ class Gather(Op):
 
 
 class Cast(Op):
+    """A dtype change; the gradient flows back (cast to the input's dtype) between float types only."""
     allowed = {"to": None, "saturate": None}
 
     def forward(self, inputs, training):
         from ._proto import onnx_package
         dtype = onnx_package().helper.tensor_dtype_to_np_dtype(self.attrs["to"])
-        if _floating(inputs[0]) or np.issubdtype(dtype, np.floating):
-            raise OnnxError(f"{self.where}: Cast of float tensors is not supported (only of shapes)")
-        return inputs[0].astype(dtype)
+        if _floating(inputs[0]) and not np.issubdtype(dtype, np.floating) and dtype != bool:
+            raise OnnxError(f"{self.where}: Cast of a float tensor to {np.dtype(dtype)} (rounding) is not supported")
+        self.cache = (np.asarray(inputs[0]).dtype, np.issubdtype(dtype, np.floating))
+        return np.asarray(inputs[0]).astype(dtype)
+
+    def backward(self, dy):
+        source, to_float = self.cache
+        return [dy.astype(source) if to_float and np.issubdtype(source, np.floating) else None]
 
 
 class Resize(Op):
