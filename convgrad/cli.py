@@ -154,9 +154,7 @@ def _train(args, trainer_class=None) -> int:
     split = f" (+{len(loaders.val.labels)} validation)" if loaders.val is not None else ""
     threads = f"{trainer.threads_used} thread(s)"
     if trainer.threads_used != cfg.threads:
-        why = "batches with BatchNorm/Dropout in training run unsplit" if trainer.explicit else \
-            "a forward-only model runs unsplit"
-        threads += f" (asked for {cfg.threads}; {why})"
+        threads += f" (asked for {cfg.threads}; a forward-only model runs unsplit)"
     print(f"training {cfg.model} ({explicit}) on {data.info['data']}: {len(loaders.train.labels)} train{split} / "
           f"{len(loaders.test.labels)} test images {tuple(data.train.images.shape[1:])}, "
           f"{sum(p.data.size for p in trainer.model.parameters())} parameters, {cfg.optimizer} lr {cfg.lr}, "

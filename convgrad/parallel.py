@@ -6,7 +6,8 @@
 
 forward cuts the batch into `threads` contiguous parts. Part 0 runs through `model` itself on
 the calling thread; part t through replica t, a copy of the model made once whose parameters
-and buffers are pointed at the model's own arrays before every call, on a worker thread.
+are pointed at the model's own arrays before every call, on a worker thread (its buffers are
+private copies of the model's, refreshed before every call: only part 0 updates the model's).
 The outputs are concatenated in order. backward sends the same parts of the output gradient
 back through the same members, then adds each replica's parameter gradients to the model's,
 in thread order: the unsplit gradient up to the order of the float additions, and the same
@@ -17,20 +18,23 @@ calls. While they run, BLAS is held to one thread per caller (threadpoolctl): ea
 starting BLAS's own two-thread pool oversubscribes the cores (measured 2.5x slower than not
 splitting at all).
 
-A model is split only when splitting cannot change its output: in training mode BatchNorm
-(statistics of the whole batch) and Dropout (one random stream) need the whole batch, so a
-model containing either runs unsplit, on the calling thread. Without threadpoolctl installed
-DataParallel also runs unsplit (and says so once).
+Layers that couple the samples of a batch meet through batch_parts.py: in training BatchNorm
+adds its statistics (and its backward's two sums) over the parts, and Dropout's mask for the
+whole batch is drawn by part 0 from the model's generator; each part uses its rows. So the
+split changes nothing but the order of float additions, in training as in eval. Without
+threadpoolctl installed DataParallel runs unsplit (and says so once).
 """
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
 
 import numpy as np
 
 from . import _threads
 from ._threads import available_cpus  # noqa: F401  (re-exported: the default thread count)
+from .batch_parts import BatchParts
 from .nn.module import Module, Sequential
 
 MIN_PART = 4        # samples per part below which splitting is not worth a thread
@@ -52,17 +56,6 @@ def _blas_one_thread():
         else:
             _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api="blas") if _controller else None
-
-
-def splits_over_batch(module: Module) -> bool:
-    """Whether running the batch in parts gives the same output: False in training mode for
-    a module containing BatchNorm or Dropout (with p > 0)."""
-    from .nn.dropout import _DropoutNd
-    from .nn.normalization import _BatchNorm
-    for m in module.modules():
-        if m.training and (isinstance(m, _BatchNorm) or (isinstance(m, _DropoutNd) and m.p > 0)):
-            return False
-    return True
 
 
 def _backward(member: Module, grad: np.ndarray, input_grad: bool):
@@ -89,6 +82,7 @@ class DataParallel(Module):
         self.threads = int(threads)
         object.__setattr__(self, "_replicas", [])
         object.__setattr__(self, "_parts", None)     # the batch slices of the last forward; None: unsplit
+        object.__setattr__(self, "_group", None)     # their BatchParts, which its backward meets through
 
     # ---- members --------------------------------------------------------------------------
     def _members(self, count: int) -> list:
@@ -103,34 +97,53 @@ class DataParallel(Module):
                     rp = r._parameters[name]
                     rp.data, rp.grad = p.data, None
                 for name, b in m._buffers.items():
-                    setattr(r, name, b)
+                    own = r._buffers.get(name)
+                    if b is None or own is None or own is b or own.shape != b.shape or own.dtype != b.dtype:
+                        setattr(r, name, None if b is None else b.copy())
+                    else:
+                        np.copyto(own, b)
         return [self.module, *self._replicas[:count - 1]]
 
     def _split(self, n: int) -> list | None:
         parts = min(self.threads, n // MIN_PART)
-        if parts < 2 or _threads.in_parallel_region() or not splits_over_batch(self.module):
+        if parts < 2 or _threads.in_parallel_region():
             return None
         bounds = [n * i // parts for i in range(parts + 1)]
         return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
-    def _run(self, calls: list) -> list | None:
-        """Run [(fn, arg), ...] at once, the first on this thread, BLAS held to one thread
-        meanwhile. Returns the results in order, or None without threadpoolctl."""
+    @staticmethod
+    def _run(group: BatchParts, calls: list) -> list | None:
+        """Run [(fn, arg), ...] at once as the parts of `group` (forward and backward of one
+        batch share one), the first on this thread, BLAS held to one thread meanwhile.
+        Returns the results in order, or None without threadpoolctl."""
         limit = _blas_one_thread()
         if limit is None:
             return None
-        with limit:                          # the parts mark their threads busy: no nested splitting
-            return _threads.run_parts(lambda call: call[0](call[1]), calls)
+
+        def run(indexed):
+            index, (fn, arg) = indexed
+            with group.enter(index):
+                return fn(arg)
+
+        try:
+            with limit:                      # the parts mark their threads busy: no nested splitting
+                return _threads.run_parts(run, list(enumerate(calls)))
+        except threading.BrokenBarrierError:
+            if group.error is not None:      # the error of the part that broke the meeting point
+                raise group.error from None
+            raise
 
     # ---- forward / backward ---------------------------------------------------------------
     def forward(self, x):
         """x (N, ...) -> module(x) (N, ...), computed in parts on `threads` threads."""
         parts = self._split(len(x)) if isinstance(x, np.ndarray) and x.ndim >= 1 else None
-        outs = None
+        outs = group = None
         if parts is not None:
             members = self._members(len(parts))
-            outs = self._run([(m.forward, x[sl]) for m, sl in zip(members, parts)])
+            group = BatchParts(parts)
+            outs = self._run(group, [(m.forward, x[sl]) for m, sl in zip(members, parts)])
         object.__setattr__(self, "_parts", parts if outs is not None else None)
+        object.__setattr__(self, "_group", group if outs is not None else None)
         if outs is None:
             return self.module(x)
         return np.concatenate(outs)
@@ -147,7 +160,7 @@ class DataParallel(Module):
             raise ValueError(f"DataParallel backward: expected grad_output with {n} samples (the forward's batch), "
                              f"got {shape}")
         members = [self.module, *self._replicas[:len(parts) - 1]]
-        dxs = self._run([(lambda g, m=m: _backward(m, g, input_grad), grad_out[sl])
+        dxs = self._run(self._group, [(lambda g, m=m: _backward(m, g, input_grad), grad_out[sl])
                          for m, sl in zip(members, parts)])
         master = list(self.module.parameters())
         for replica in members[1:]:

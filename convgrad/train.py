@@ -26,7 +26,7 @@ import numpy as np
 
 from . import checkpoint, nn, optim, rundir
 from .interrupt import catch_signals
-from .parallel import DataParallel, splits_over_batch
+from .parallel import DataParallel
 from .stepping import is_explicit, logits as model_logits, train_step
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
@@ -118,7 +118,7 @@ class Trainer:
         self.scheduler, self.scheduler_per_batch = scheduler, scheduler_per_batch
         self.explicit = is_explicit(model)
         self.runner = DataParallel(model, threads) if self.explicit else model
-        self.threads_used = threads if self.explicit and splits_over_batch(model.train()) else 1
+        self.threads_used = threads if self.explicit else 1
         self.clip_grad_norm, self.checkpoint_every = clip_grad_norm, checkpoint_every
         self.checkpoint_seconds, self.early_stopping = checkpoint_seconds, early_stopping
         self.test_every_epoch, self.plots, self.log = test_every_epoch, plots, log

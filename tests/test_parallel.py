@@ -1,11 +1,11 @@
 """DataParallel: the batch split across threads gives the unsplit output and gradients (up to
-the order of float additions), accumulates like backward, and leaves batch-coupled or random
-layers unsplit."""
+the order of float additions), accumulates like backward; BatchNorm and Dropout see the whole batch
+through the parts' meeting point."""
 import numpy as np
 import pytest
 
 from convgrad import models, nn
-from convgrad.parallel import DataParallel, splits_over_batch
+from convgrad.parallel import DataParallel
 
 pytest.importorskip("threadpoolctl")
 
@@ -76,19 +76,61 @@ def test_parameter_updates_reach_the_replicas():
     np.testing.assert_allclose(runner(x), model(x), rtol=1e-13, atol=1e-13)
 
 
+def _bn_dropout_net(p_drop=0.5):
+    """BatchNorm in a residual block and in a stage, Dropout and Dropout2d, float64."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, generator=0), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.Dropout2d(p_drop, generator=1), nn.BasicBlock(4, 6, stride=2, generator=2),
+                         nn.Flatten(), nn.Dropout(p_drop, generator=3), nn.Linear(6 * 14 * 14, 10, generator=4),
+                         nn.BatchNorm1d(10)).to(np.float64)
+
+
+@pytest.mark.parametrize("threads,batch", [(2, 16), (3, 13), (4, 32)])
+def test_batchnorm_and_dropout_in_training_split_equals_unsplit(threads, batch):
+    """The parts meet: BatchNorm uses the whole batch's statistics (forward and backward) and
+    Dropout the whole batch's mask from the model's generator, so training in parts equals
+    training unsplit, running statistics included, step after step."""
+    rng = np.random.default_rng(4)
+    whole, parted = _bn_dropout_net(), _bn_dropout_net()
+    runner = DataParallel(parted, threads)
+    for step in range(3):
+        x, dy = rng.standard_normal((batch, 1, 28, 28)), rng.standard_normal((batch, 10))
+        y1, dx1, g1 = _pass(whole, whole, x, dy)
+        y2, dx2, g2 = _pass(runner, parted, x, dy)
+        assert runner._parts is not None and len(runner._parts) == min(threads, batch // 4)
+        np.testing.assert_allclose(y2, y1, rtol=1e-11, atol=1e-12)
+        np.testing.assert_allclose(dx2, dx1, rtol=1e-10, atol=1e-12)
+        for k in g1:
+            np.testing.assert_allclose(g2[k], g1[k], rtol=1e-10, atol=1e-12, err_msg=f"step {step}: {k}")
+        for (k, b1), b2 in zip(whole.state_dict().items(), parted.state_dict().values()):
+            np.testing.assert_allclose(b2, b1, rtol=1e-12, atol=1e-13, err_msg=f"step {step}: {k}")
+        for p1, p2 in zip(whole.parameters(), parted.parameters()):
+            p1.data -= 0.1 * p1.grad
+            p2.data -= 0.1 * p2.grad
+
+
 @pytest.mark.parametrize("make", [lambda: models.cnn(generator=0), lambda: models.resnet(generator=0)])
-def test_batch_coupled_and_random_layers_run_unsplit_in_training(make):
+def test_builtin_batchnorm_models_split_in_training_and_eval(make):
     model = make().to(np.float64)
     runner = DataParallel(model, 2)
     x = np.random.default_rng(4).standard_normal((8, 1, 28, 28))
-    assert not splits_over_batch(model)
     runner(x)
-    assert runner._parts is None
+    assert runner._parts is not None
     model.eval()
-    assert splits_over_batch(model)
     y = runner(x)
     assert runner._parts is not None
     np.testing.assert_allclose(y, model(x), rtol=1e-12, atol=1e-12)   # eval: running statistics, no dropout
+
+
+def test_a_failing_part_raises_its_own_error_and_the_others_do_not_wait():
+    """Part 1 fails inside BatchNorm's forward: part 0, waiting for it at the statistics'
+    meeting point, is released, and the caller sees part 1's error."""
+    model = _bn_dropout_net()
+    runner = DataParallel(model, 2)
+    runner(np.zeros((8, 1, 28, 28)))
+    bad_replica_bn = runner._replicas[0][1]
+    bad_replica_bn._check_input = lambda x: (_ for _ in ()).throw(RuntimeError("part 1 broke"))
+    with pytest.raises(RuntimeError, match="part 1 broke"):
+        runner(np.zeros((8, 1, 28, 28)))
 
 
 def test_errors_name_what_was_expected():

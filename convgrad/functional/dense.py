@@ -81,13 +81,16 @@ def dropout_mask(shape, p: float, rng: np.random.Generator, dtype) -> np.ndarray
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
-def dropout_forward(x, p=0.5, training=True, rng=None, channelwise=False, *, where="dropout", rows=None):
+def dropout_forward(x, p=0.5, training=True, rng=None, channelwise=False, *, where="dropout", rows=None,
+                    share=None):
     """Inverted dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p).
     channelwise: one draw per (dim 0, dim 1) entry, broadcast over the remaining axes
     (torch's feature dropout: whole channels of (N, C, H, W)). Identity when not training
     or p = 0. rng: a numpy Generator (needed when training with p > 0).
     rows: (slice, N) when x is rows `slice` of a batch of N spread over processes: the mask is
     drawn for all N rows, as for the whole batch, and these rows of it are used.
+    share: with rows, for threads computing parts of one batch: share(make) returns make()
+    computed once for all of them (batch_parts.Part.from_first), so the mask is drawn once.
     Returns (y, cache); the cache holds the scaled mask (None for the identity)."""
     check_float_array(x, where, "input")
     p = check_p(p, where)
@@ -99,7 +102,9 @@ def dropout_forward(x, p=0.5, training=True, rng=None, channelwise=False, *, whe
     if rows is None:
         mask = dropout_mask(shape, p, rng, x.dtype)
     else:
-        mask = dropout_mask((rows[1],) + shape[1:], p, rng, x.dtype)[rows[0]]
+        def whole_batch_mask():
+            return dropout_mask((rows[1],) + shape[1:], p, rng, x.dtype)
+        mask = (whole_batch_mask() if share is None else share(whole_batch_mask))[rows[0]]
     return x * mask, (mask, x.shape, x.dtype, where)
 
 

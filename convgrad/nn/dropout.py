@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 
 from .._checks import check_bool, check_generator
+from ..batch_parts import current_part
 from ..functional import dense as F
 from . import init
 from .module import Module
@@ -25,6 +26,7 @@ class _DropoutNd(Module):
         self._generator = None if generator is None else init.make_rng(generator)
         self._cache = None
         self.batch_rows = None      # (slice, N): the input is these rows of a batch of N (distributed.GlobalBatch)
+                                    # (a thread's part of them under DataParallel: batch_parts.py)
 
     def _check_rank(self, x):
         pass
@@ -32,8 +34,14 @@ class _DropoutNd(Module):
     def forward(self, x):
         self._check_rank(x)
         rng = self._generator if self._generator is not None else init.make_rng(None)
+        rows, share = self.batch_rows, None
+        part = current_part()
+        if part is not None:                    # a thread's part of the batch (of this process's rows)
+            first = 0 if rows is None else rows[0].start
+            rows = (slice(first + part.rows.start, first + part.rows.stop), part.n if rows is None else rows[1])
+            share = part.from_first
         y, self._cache = F.dropout_forward(x, self.p, self.training, rng, self._channelwise,
-                                           where=type(self).__name__, rows=self.batch_rows)
+                                           where=type(self).__name__, rows=rows, share=share)
         return y
 
     def backward(self, grad_out):

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._dtype import get_default_dtype
 from .._checks import check_bool, check_float_array, check_float_dtype, check_int, check_real
+from ..batch_parts import current_part
 from ..functional import normalization as F
 from .module import Module, Parameter
 
@@ -76,15 +77,30 @@ class _BatchNorm(Module):
             x, self.running_mean, self.running_var,
             None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data,
             batch_stats, factor, self.eps, workspace=self._workspace, where=type(self).__name__,
-            reduce=self._batch_sum() if batch_stats else None)
+            reduce=self._statistics_sum() if batch_stats else None)
         if update:
             self.num_batches_tracked += 1
         return y
 
     def _batch_sum(self):
         """A function summing a statistics vector over every process holding part of the batch
-        (SyncBatchNorm), or None: the statistics are this batch's alone."""
+        (SyncBatchNorm), or None: the statistics are this process's batch's alone."""
         return None
+
+    def _statistics_sum(self):
+        """A function summing a statistics vector over the whole batch: over the threads
+        computing parts of it (DataParallel, batch_parts.py), then over the processes
+        (_batch_sum); None when this call sees the whole batch."""
+        part, over_processes = current_part(), self._batch_sum()
+        if part is None:
+            return over_processes
+        if over_processes is None:
+            return part.sum
+
+        def over_threads_and_processes(vector):
+            this_process = part.sum(vector)
+            return part.from_first(lambda: over_processes(this_process))
+        return over_threads_and_processes
 
     def backward(self, grad_out):
         """grad_out of y's shape -> grad_in; weight/bias gradients are accumulated."""

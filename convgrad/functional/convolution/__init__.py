@@ -13,8 +13,8 @@
 The public API is re-exported here and from convgrad.functional.
 """
 from .dispatch import conv, conv_backward, conv_forward, conv_general
-from .geometry import ConvGeometry, conv_geometry, conv_output_shape
-from .lectures import conv_input_grad_by_conv, conv_weight_grad_by_conv, flip_swap
+from .geometry import ConvGeometry, conv_geometry, conv_output_shape, flip_swap
+from .lectures import conv_input_grad_by_conv, conv_weight_grad_by_conv
 from .routes import ROUTES, Route, choose_route, conv_route
 from .transposed import conv_transpose, conv_transpose_backward, conv_transpose_forward, conv_transpose_geometry
 from .workspace import ConvCache, budget, set_workspace_budget, workspace_budget

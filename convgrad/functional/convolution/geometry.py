@@ -90,6 +90,15 @@ def conv_output_shape(input_shape, weight_shape, stride=1, padding=0, dilation=1
                          where="conv_output_shape").out_shape
 
 
+def flip_swap(w: np.ndarray, groups: int) -> np.ndarray:
+    """rot180 of every kernel with in/out channels swapped per group (the lectures' W-dagger):
+    (C_out, C_in/g, *k) -> (C_in, C_out/g, *k)."""
+    c_out, c_in_g, *k = w.shape
+    g = groups
+    flipped = w[(slice(None), slice(None), *(slice(None, None, -1),) * len(k))]
+    return (flipped.reshape(g, c_out // g, c_in_g, *k).swapaxes(1, 2).reshape(g * c_in_g, c_out // g, *k))
+
+
 def check_inputs(x, w, b, where, bias_size=None):
     """Float arrays of one dtype; b (bias_size,) or None (bias_size defaults to C_out)."""
     check_float_array(x, where, "input")

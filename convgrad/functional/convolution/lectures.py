@@ -13,16 +13,7 @@ import numpy as np
 
 from ..padding import vjp_padding
 from .dispatch import conv_general
-from .geometry import conv_geometry
-
-
-def flip_swap(w: np.ndarray, groups: int) -> np.ndarray:
-    """rot180 of every kernel with in/out channels swapped per group (the lectures' W-dagger):
-    (C_out, C_in/g, *k) -> (C_in, C_out/g, *k)."""
-    c_out, c_in_g, *k = w.shape
-    g = groups
-    flipped = w[(slice(None), slice(None), *(slice(None, None, -1),) * len(k))]
-    return (flipped.reshape(g, c_out // g, c_in_g, *k).swapaxes(1, 2).reshape(g * c_in_g, c_out // g, *k))
+from .geometry import conv_geometry, flip_swap
 
 
 def conv_input_grad_by_conv(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=1):
