@@ -226,6 +226,9 @@ def test_comparisons_are_recorded_without_a_gradient(torch):
     assert (cg.tensor(xv) > 0).grad_fn is None                 # nothing recorded reads it
     with pytest.raises(RuntimeError, match="does not require grad"):
         mask.backward()
+    step.requires_grad = True                                  # a leaf, as in torch: its .grad fills
+    (step * 2.0).sum().backward()
+    assert np.array_equal(step.grad, np.full((2, 3), 2.0))
     with pytest.raises(ValueError, match=r"gt: shapes \(2, 3\) and \(2,\) do not broadcast"):
         x > np.zeros(2)
 

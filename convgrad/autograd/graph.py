@@ -79,7 +79,7 @@ def _check_grad(node: Node, grad, where: str) -> np.ndarray:
 def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate grad (root's shape) from root through every reachable node."""
     node = root.grad_fn
-    if node is None:                      # a leaf: its gradient is grad itself
+    if root.is_leaf:                      # a leaf: its gradient is grad itself
         root._accumulate_grad(grad)
         return
     pending = {node: _check_grad(node, grad, "backward")}
@@ -93,7 +93,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
             if g is None or tensor is None or not tensor.requires_grad:
                 continue
             parent = tensor.grad_fn
-            if parent is None:
+            if tensor.is_leaf:            # no grad_fn, or a mask's node (no backward)
                 tensor._accumulate_grad(g)
                 continue
             g = _check_grad(parent, g, f"{node.op} backward")
