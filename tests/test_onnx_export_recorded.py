@@ -85,6 +85,7 @@ class Constants(nn.Module):
         h = cg.where(h < self.offset, h, 0.0) + cg.where(r == 0, -1.0, r) * step
         h = cg.where(h >= x, h, x) + cg.where(h != r, 0.5, h) - cg.where(h <= 0.2, h, x)
         h = cg.where(h > np.full(4, 0.3), h, -h)          # a float64 array: compared in float64 (a Cast)
+        h = F.linear(h, self.mix, self.offset) + (h.abs() + 1.0).log()[:, ::-1]    # a constant weight; log; step -1
         return cg.where(np.array([True, False, True, False]), h, self.offset)
 
 
