@@ -156,8 +156,9 @@ def _output_shapes(onnx, proto, ys, batch: int) -> None:
 
 
 def _inputs(example_input) -> list:
-    """example_input as a list of float arrays (a tuple or list: one per input)."""
-    xs = list(example_input) if isinstance(example_input, (tuple, list)) else [example_input]
+    """example_input as a list of float arrays (a tuple: one per input; anything else, a nested
+    list included, is one array)."""
+    xs = list(example_input) if isinstance(example_input, tuple) else [example_input]
     if not xs:
         raise OnnxError("convgrad.onnx.export: example_input is empty; give one array per model input")
     xs = [np.asarray(x) for x in xs]
