@@ -1,7 +1,7 @@
 """ResNet-18 (ImageNet layout, 224x224) one training step in convgrad and in PyTorch.
 
     python benchmarks/bench_resnet.py [--batch 8 32 64 128] [--steps 3] [--repeats 2] [--threads 2]
-                                      [--allocator retain default] [--breakdown] [--json FILE]
+                                      [--allocator retain default] [--split] [--breakdown] [--json FILE]
     python benchmarks/bench_resnet.py --interleaved [--batch 32] [--steps 6]    # time only
 
 One step = forward, cross-entropy loss, backward (input gradient skipped on both sides: the
@@ -10,8 +10,9 @@ seeded init, copied into torch). Each (library, batch, allocator) runs in its ow
 so its peak RSS (ru_maxrss) is its own; the subprocesses alternate convgrad, torch, torch,
 convgrad, ... `--repeats` times, and each reports the median of its `--steps` timed steps after
 one untimed step. Threads (--threads, default 2): torch.set_num_threads(n); convgrad as a user
-runs this model (NumPy's BLAS on its threads, limited to n by threadpoolctl when n != 2;
-BatchNorm models are not batch-split).
+runs this model (NumPy's BLAS on its threads, limited to n by threadpoolctl when n != 2), or with
+--split as `convgrad train` runs it: through DataParallel(model, n), each batch in n parts on n
+threads (BLAS on one thread per part; BatchNorm's statistics over the whole batch).
 
 Allocator: "retain" applies convgrad.memory.retain_freed_memory() (glibc keeps freed blocks)
 in *both* children, "default" in neither; both columns are reported.
@@ -165,9 +166,11 @@ def _root(a):
     return a
 
 
-def run_convgrad(batch, steps, init_path, breakdown):
+def run_convgrad(batch, steps, init_path, breakdown, split_threads=None):
     from convgrad import nn
+    from convgrad.parallel import DataParallel
     model = convgrad_resnet18()
+    runner = DataParallel(model, split_threads) if split_threads else model
     with np.load(init_path) as init:
         model.load_state_dict({k: init[k] for k in init.files})
     crit = nn.CrossEntropyLoss()
@@ -176,11 +179,11 @@ def run_convgrad(batch, steps, init_path, breakdown):
     for step in range(steps + 1):
         start = time.perf_counter()
         model.zero_grad()
-        logits = model(x)
+        logits = runner(x)
         if breakdown and step == 0:
             extra["held_after_forward_mib"] = memory_breakdown(model)
         loss = crit(logits, t)
-        model.backward(crit.backward(), input_grad=False)
+        runner.backward(crit.backward(), input_grad=False)
         times.append(time.perf_counter() - start)
         if step == 0:
             extra["loss"] = float(loss)
@@ -216,7 +219,7 @@ def run_torch(batch, steps, init_path, threads):
     return times[1:], extra
 
 
-def interleaved(batch, steps, threads, retain):
+def interleaved(batch, steps, threads, retain, split=False):
     """Time only: both libraries in this process, steps alternating (convgrad, torch, torch,
     convgrad, ...) after one untimed step each, so a busy machine slows both alike.
     -> {"convgrad": [s, ...], "torch": [s, ...]}."""
@@ -229,7 +232,9 @@ def interleaved(batch, steps, threads, retain):
     if threads != 2:
         from threadpoolctl import threadpool_limits
         limit = threadpool_limits(threads)
+    from convgrad.parallel import DataParallel
     cg, th = convgrad_resnet18(), torch_resnet18()
+    runner = DataParallel(cg, threads) if split else cg
     th.load_state_dict({k: torch.from_numpy(v) for k, v in cg.state_dict().items()}, strict=False)
     crit_cg, crit_th = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
     xn, tn = _batch(batch)
@@ -237,8 +242,8 @@ def interleaved(batch, steps, threads, retain):
 
     def step_cg():
         cg.zero_grad()
-        crit_cg(cg(xn), tn)
-        cg.backward(crit_cg.backward(), input_grad=False)
+        crit_cg(runner(xn), tn)
+        runner.backward(crit_cg.backward(), input_grad=False)
 
     def step_th():
         th.zero_grad(set_to_none=True)
@@ -262,10 +267,11 @@ def _child(args):
     retained = _retain_freed_memory() if args.allocator == ["retain"] else False
     if args.child == "convgrad":
         limit = None
-        if args.threads != 2:             # NumPy's BLAS to this many threads (threadpoolctl)
+        if args.threads != 2 and not args.split:     # NumPy's BLAS to this many threads (threadpoolctl)
             from threadpoolctl import threadpool_limits
             limit = threadpool_limits(args.threads)
-        times, extra = run_convgrad(args.child_batch, args.steps, args.init, args.breakdown)
+        times, extra = run_convgrad(args.child_batch, args.steps, args.init, args.breakdown,
+                                    args.threads if args.split else None)
         del limit
     else:
         times, extra = run_torch(args.child_batch, args.steps, args.init, args.threads)
@@ -275,7 +281,8 @@ def _child(args):
 
 def _spawn(which, batch, allocator, args, init):
     cmd = [sys.executable, __file__, "--child", which, "--child-batch", str(batch), "--steps", str(args.steps),
-           "--allocator", allocator, "--init", init, "--threads", str(args.threads)] + (["--breakdown"] if args.breakdown else [])
+           "--allocator", allocator, "--init", init, "--threads", str(args.threads)] + (["--breakdown"] if args.breakdown else []) \
+        + (["--split"] if args.split else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]}
@@ -297,6 +304,8 @@ def main(argv=None):
     ap.add_argument("--breakdown", action="store_true", help="convgrad: where memory is held after the forward")
     ap.add_argument("--threads", type=int, default=2,
                     help="threads of both libraries: torch.set_num_threads, NumPy's BLAS via threadpoolctl")
+    ap.add_argument("--split", action="store_true",
+                    help="convgrad through DataParallel(model, threads), as convgrad train runs it")
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--child", choices=("convgrad", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--child-batch", type=int, help=argparse.SUPPRESS)
@@ -324,7 +333,7 @@ def main(argv=None):
                 results.append(_summarise(batch, allocator, runs))
                 rows.append(_row(results[-1]))
     print(f"ResNet-18, 224x224, float32, one training step (forward + loss + backward), {args.threads} thread(s) "
-          f"each, {args.steps} timed steps per subprocess, {args.repeats} subprocess(es) each, alternated")
+          f"each{' (convgrad: DataParallel)' if args.split else ''}, {args.steps} timed steps per subprocess, {args.repeats} subprocess(es) each, alternated")
     print(markdown_table(["batch", "allocator", "convgrad s/step", "torch s/step", "time ratio",
                           "convgrad peak RSS MiB", "torch peak RSS MiB", "RSS ratio", "agreement"], rows))
     if args.breakdown:
@@ -346,7 +355,7 @@ def _main_interleaved(args):
     with LoadMonitor() as load:
         for batch in args.batch:
             for allocator in args.allocator:
-                times = interleaved(batch, args.steps, args.threads, allocator == "retain")
+                times = interleaved(batch, args.steps, args.threads, allocator == "retain", args.split)
                 med = {k: statistics.median(v) for k, v in times.items()}
                 per_round = [c / t for c, t in zip(times["convgrad"], times["torch"])]
                 results.append({"batch": batch, "allocator": allocator, "times": times,
@@ -354,7 +363,8 @@ def _main_interleaved(args):
                 rows.append([batch, allocator, f"{med['convgrad']:.2f}", f"{med['torch']:.2f}",
                              f"{med['convgrad'] / med['torch']:.2f}",
                              f"{min(per_round):.2f}-{max(per_round):.2f}"])
-    print(f"ResNet-18, 224x224, float32, one training step, {args.threads} thread(s) each, both libraries in one "
+    print(f"ResNet-18, 224x224, float32, one training step, {args.threads} thread(s) each"
+          f"{' (convgrad: DataParallel)' if args.split else ''}, both libraries in one "
           f"process, {args.steps} alternating rounds (time only)")
     print(markdown_table(["batch", "allocator", "convgrad s/step", "torch s/step", "ratio of medians",
                           "per-round ratios"], rows))

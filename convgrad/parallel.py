@@ -93,6 +93,8 @@ class DataParallel(Module):
         for replica in self._replicas[:count - 1]:
             for m, r in zip(master, replica.modules()):
                 object.__setattr__(r, "training", m.training)
+                if hasattr(m, "batch_rows"):           # Dropout's rows of a batch spread over processes
+                    r.batch_rows = m.batch_rows
                 for name, p in m._parameters.items():
                     rp = r._parameters[name]
                     rp.data, rp.grad = p.data, None

@@ -121,6 +121,23 @@ def test_builtin_batchnorm_models_split_in_training_and_eval(make):
     np.testing.assert_allclose(y, model(x), rtol=1e-12, atol=1e-12)   # eval: running statistics, no dropout
 
 
+def test_dropout_rows_of_a_batch_spread_over_processes_are_kept_by_the_parts():
+    """Under GlobalBatch a rank's Dropout computes rows [4, 12) of a batch of 16: split across
+    threads, each part uses its rows of that same whole-batch mask."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((8, 1, 28, 28))
+    outputs = []
+    for threads in (1, 2):
+        model = _bn_dropout_net()
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.batch_rows = (slice(4, 12), 16)
+        runner = DataParallel(model, threads)
+        outputs.append(runner(x))
+        assert (runner._parts is not None) == (threads == 2)
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-11, atol=1e-12)
+
+
 def test_a_failing_part_raises_its_own_error_and_the_others_do_not_wait():
     """Part 1 fails inside BatchNorm's forward: part 0, waiting for it at the statistics'
     meeting point, is released, and the caller sees part 1's error."""
