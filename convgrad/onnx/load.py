@@ -15,7 +15,10 @@ import numpy as np
 
 from ..nn.module import Module, Parameter
 from ._proto import OnnxError, onnx_package
-from .import_ops import CONSTANT_INPUTS, OPS
+from . import import_ops, import_spatial
+from .import_ops import CONSTANT_INPUTS
+
+OPS = {**import_ops.OPS, **import_spatial.OPS}       # op_type -> its import_ops.Op class
 
 MIN_OPSET = 13      # Softmax/LogSoftmax along one axis, Slice/Squeeze/Unsqueeze with tensor inputs
 
