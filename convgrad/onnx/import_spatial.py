@@ -282,7 +282,8 @@ class Resize(Op):
 
 
 class Pad(Op):
-    """Constant (zero), reflect and edge padding of the spatial axes (N and C unpadded)."""
+    """Constant (any fill value), reflect, edge and wrap padding of the spatial axes (N and C
+    unpadded)."""
     allowed = {"mode": ("constant", "reflect", "edge", "wrap")}
     _MODES = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}
 
@@ -293,12 +294,13 @@ class Pad(Op):
             raise OnnxError(f"{self.where}: the axes input is not supported")
         n = x.ndim
         lo, hi = pads[:n], pads[n:]
-        if any(lo[:2]) or any(hi[:2]) or min(pads) < 0 or (value is not None and np.any(value != 0)):
-            raise OnnxError(f"{self.where}: only non-negative zero/reflect/edge padding of the spatial axes is "
-                            f"supported, got pads {pads}")
+        if any(lo[:2]) or any(hi[:2]) or min(pads) < 0:
+            raise OnnxError(f"{self.where}: only non-negative padding of the spatial axes is supported, got pads "
+                            f"{pads}")
         self.cache = (x.shape, list(zip(lo[2:], hi[2:])), self.get("mode", "constant"))
         if self.cache[2] == "constant":
-            return np.pad(x, list(zip(lo, hi)))
+            fill = 0.0 if value is None or np.size(value) == 0 else float(np.asarray(value).reshape(-1)[0])
+            return PD.pad(x, self.cache[1], "constant", self.where, value=fill)
         return PD.pad(x, self.cache[1], self._MODES[self.cache[2]], self.where)
 
     def backward(self, dy):
