@@ -190,6 +190,9 @@ def test_custom_module_and_layer_without_onnx_form(tmp_path):
     with pytest.raises(OnnxError, match="AdaptiveAvgPool2d at '0'.*uneven windows"):
         convgrad.onnx.export(nn.Sequential(nn.AdaptiveAvgPool2d(3)), np.zeros((1, 1, 5, 5), np.float32),
                              tmp_path / "bad.onnx")
+    with pytest.raises(OnnxError, match=r"MaxUnpool2d at '1': max unpooling \(it reads MaxPool's indices"):
+        convgrad.onnx.export(nn.Sequential(nn.ReLU(), nn.MaxUnpool2d(2)), np.zeros((1, 1, 4, 4), np.float32),
+                             tmp_path / "bad.onnx")
     with pytest.raises(OnnxError, match="MaxPool2d.*return_indices"):
         convgrad.onnx.export(nn.MaxPool2d(2, return_indices=True), np.zeros((1, 1, 4, 4), np.float32),
                              tmp_path / "bad.onnx")

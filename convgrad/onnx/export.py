@@ -116,8 +116,8 @@ def walk(g: GraphBuilder, module: Module, x, name: str, path: str):
             raise OnnxError(f"convgrad.onnx.export: {type(module).__name__} at {path!r} returns {len(ys)} outputs; "
                             f"inside a container a module must return one Tensor")
         return ys[0], outs[0]
-    y = module(x)
-    return y, emit(g, module, x, name, path)
+    out = emit(g, module, x, name, path)          # first: a layer without an ONNX form is named before it runs
+    return module(x), out
 
 
 def _walkable(model: Module) -> bool:

@@ -227,6 +227,10 @@ def _pad(g, m, x, name, path):
     return g.node("Pad", inputs, path, mode=_PAD_MODES.get(m.mode, "constant"))
 
 
+def _max_unpool(g, m, x, name, path):
+    _fail(m, path, "max unpooling (it reads MaxPool's indices, a second input export does not write)")
+
+
 def _downsample(g, m, x, name, path):
     f = _tuple(m.factor, x.ndim - 2)
     axes = list(range(2, x.ndim))
@@ -251,6 +255,7 @@ EMITTERS = {
     nn.Softmax: _softmax("Softmax"), nn.LogSoftmax: _softmax("LogSoftmax"),
     nn.Dropout: _identity, nn.Dropout2d: _identity, nn.Identity: _identity,
     nn.Flatten: _flatten, nn.Unflatten: _unflatten, nn.Upsample: _upsample, nn.Downsample: _downsample,
+    **{t: _max_unpool for t in (nn.MaxUnpool1d, nn.MaxUnpool2d, nn.MaxUnpool3d)},
     **{getattr(nn, f"{kind}Pad{n}d"): _pad for kind in ("Zero", "Constant", "Reflection", "Replication", "Circular")
        for n in (1, 2, 3)},
 }
