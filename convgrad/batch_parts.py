@@ -37,16 +37,19 @@ class BatchParts:
         self.parts = list(parts)
         self.n = self.parts[-1].stop
         self._barrier = threading.Barrier(len(self.parts))
-        self._slots = [None] * len(self.parts)
+        # two sets of slots, used by turns: a part writing exchange k + 1 cannot overwrite what
+        # another is still reading of exchange k (it would have to pass exchange k + 1's barrier first)
+        self._slots = ([None] * len(self.parts), [None] * len(self.parts))
+        self._turns = [0] * len(self.parts)
         self.error: BaseException | None = None     # the first error a part raised
 
     def exchange(self, index: int, value) -> list:
         """Every part's value, in part order. Each part must call it at the same point."""
-        self._slots[index] = value
+        slots = self._slots[self._turns[index] % 2]
+        self._turns[index] += 1
+        slots[index] = value
         self._barrier.wait()
-        values = list(self._slots)
-        self._barrier.wait()                       # no part overwrites a slot before all have read
-        return values
+        return list(slots)
 
     @contextlib.contextmanager
     def enter(self, index: int):

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import _threads
 from ._threads import available_cpus  # noqa: F401  (re-exported: the default thread count)
+from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .batch_parts import BatchParts
 from .nn.module import Module, Sequential
 
@@ -121,10 +122,11 @@ class DataParallel(Module):
         limit = _blas_one_thread()
         if limit is None:
             return None
+        grad_mode = enable_grad if is_grad_enabled() else no_grad      # thread-local: the parts take the caller's
 
         def run(indexed):
             index, (fn, arg) = indexed
-            with group.enter(index):
+            with group.enter(index), grad_mode():
                 return fn(arg)
 
         try:

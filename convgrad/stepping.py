@@ -59,12 +59,10 @@ def train_step(model, runner, loss_fn, x: np.ndarray, y: np.ndarray) -> tuple[fl
 
 
 def logits(model, x: np.ndarray) -> np.ndarray:
-    """The model's output for x as an ndarray, recording nothing."""
-    if is_explicit(model):
-        return _array(model(x))
+    """The model's output for x as an ndarray, recording and keeping nothing for a backward."""
     cg = _recorded()
     with cg.no_grad():
-        return _array(model(cg.tensor(x)))
+        return _array(model(x) if is_explicit(model) else model(cg.tensor(x)))
 
 
 def input_grad(model, x: np.ndarray, dlogits_fn) -> tuple[np.ndarray, np.ndarray]:

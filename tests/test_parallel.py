@@ -138,6 +138,25 @@ def test_dropout_rows_of_a_batch_spread_over_processes_are_kept_by_the_parts():
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-11, atol=1e-12)
 
 
+def test_no_grad_reaches_every_part():
+    """Grad mode is per thread: under no_grad the parts on the worker threads keep no caches either."""
+    import convgrad as cg
+    model = _bn_dropout_net().eval()
+    runner = DataParallel(model, 2)
+    x = np.random.default_rng(7).standard_normal((8, 1, 28, 28))
+    runner(x)
+    assert runner._replicas[0][0]._cache is not None            # grad enabled: the parts keep caches
+    for member in (model, runner._replicas[0]):
+        for m in member.modules():
+            m.__dict__.pop("_cache", None)
+    with cg.no_grad():
+        y = runner(x)
+    assert runner._parts is not None
+    for member in (model, runner._replicas[0]):
+        assert all(m.__dict__.get("_cache") is None for m in member.modules())
+    np.testing.assert_allclose(y, model(x), rtol=1e-12, atol=1e-12)
+
+
 def test_a_failing_part_raises_its_own_error_and_the_others_do_not_wait():
     """Part 1 fails inside BatchNorm's forward: part 0, waiting for it at the statistics'
     meeting point, is released, and the caller sees part 1's error."""
