@@ -120,6 +120,10 @@ LAYERS = [
     ("upsample nearest 1d", lambda: nn.Upsample(scale_factor=3), (3, 2, 4)),
     ("upsample zeros", lambda: nn.Upsample(scale_factor=2, mode="zeros"), (3, 2, 4, 5)),
     ("downsample", lambda: nn.Downsample(2), (3, 2, 7, 6)),
+    ("zero pad", lambda: nn.ZeroPad2d((1, 2, 0, 3)), (3, 2, 4, 5)),
+    ("constant pad", lambda: nn.ConstantPad1d((2, 1), 0.5), (3, 2, 6)),
+    ("reflection pad", lambda: nn.ReflectionPad2d((2, 1, 1, 2)), (3, 2, 4, 5)),
+    ("replication pad 3d", lambda: nn.ReplicationPad3d(1), (3, 2, 3, 4, 4)),
     ("residual identity", lambda: nn.Residual(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1, generator=g), nn.ReLU())),
      (3, 3, 6, 6)),
     ("residual projection", lambda: nn.Residual(nn.Conv2d(3, 4, 3, stride=2, padding=1, generator=g),
@@ -156,6 +160,10 @@ def test_circular_padding_needs_opset_19(tmp_path):
     assert exported_matches(model, (3, 3, 7, 8), tmp_path, opset=19) <= TOL
     with pytest.raises(OnnxError, match="Conv2d \\(the model itself\\).*circular.*opset 19 \\(asked: 17\\)"):
         convgrad.onnx.export(model, np.zeros((1, 3, 7, 8), np.float32), tmp_path / "c.onnx", opset=17)
+    pad = nn.Sequential(nn.CircularPad2d((1, 2, 2, 0)), nn.Conv2d(3, 2, 1, generator=0))
+    assert exported_matches(pad, (3, 3, 5, 6), tmp_path, opset=19) <= TOL
+    with pytest.raises(OnnxError, match=r"CircularPad2d at '0': circular padding below opset 19 \(asked: 17\)"):
+        convgrad.onnx.export(pad, np.zeros((1, 3, 5, 6), np.float32), tmp_path / "p.onnx", opset=17)
 
 
 class Twice(nn.Module):
@@ -181,6 +189,9 @@ def test_custom_module_and_layer_without_onnx_form(tmp_path):
     assert not (tmp_path / "bad.onnx").exists()
     with pytest.raises(OnnxError, match="AdaptiveAvgPool2d at '0'.*uneven windows"):
         convgrad.onnx.export(nn.Sequential(nn.AdaptiveAvgPool2d(3)), np.zeros((1, 1, 5, 5), np.float32),
+                             tmp_path / "bad.onnx")
+    with pytest.raises(OnnxError, match=r"MaxUnpool2d at '1': max unpooling \(it reads MaxPool's indices"):
+        convgrad.onnx.export(nn.Sequential(nn.ReLU(), nn.MaxUnpool2d(2)), np.zeros((1, 1, 4, 4), np.float32),
                              tmp_path / "bad.onnx")
     with pytest.raises(OnnxError, match="MaxPool2d.*return_indices"):
         convgrad.onnx.export(nn.MaxPool2d(2, return_indices=True), np.zeros((1, 1, 4, 4), np.float32),

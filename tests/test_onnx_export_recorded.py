@@ -1,10 +1,15 @@
 """convgrad.onnx.export of forward-only models (recorded mode): every forward-only test model of
-tests/test_recorded_models.py and a few more Tensor/functional ops, run in onnxruntime at another
-batch size; logits equal convgrad's (float32, <= 1e-5 relative). What has no ONNX form is named."""
+the recorded-mode tests (tests/test_recorded_models.py, test_recorded_mode.py, test_explain_graph.py,
+tiny_models.py), models of several inputs and outputs, constant operands and comparison masks,
+run in onnxruntime at another batch size; outputs equal convgrad's (float32, <= 1e-5 relative).
+What has no ONNX form is named."""
 import numpy as np
 import pytest
 
+import test_explain_graph
+import test_recorded_mode
 import test_recorded_models as R
+import tiny_models
 from conftest import rel
 
 import convgrad as cg
@@ -16,9 +21,11 @@ ort = pytest.importorskip("onnxruntime")
 TOL = 1e-5
 
 
-def reference(model, x):
+def reference(model, *xs):
     with cg.no_grad():
-        y = model.eval()(x)
+        y = model.eval()(*xs)
+    if isinstance(y, (tuple, list)):
+        return [getattr(v, "data", v) for v in y]
     return y.data if isinstance(y, cg.Tensor) else y
 
 
@@ -58,6 +65,30 @@ class Everything(nn.Module):
         return cg.cat([g.softmax(dim=1), g.amax(dim=1, keepdim=True), g[..., None, 2].log_softmax(dim=1)], dim=1)
 
 
+class Constants(nn.Module):
+    """Python numbers and ndarrays as operands of every binary op (reflected too), where with a
+    constant branch, and masks from comparisons with numbers, arrays and tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.offset = np.linspace(-1, 1, 4).astype(np.float32)      # a plain array attribute
+        self.mix = (np.eye(4) * 0.5 + 0.1).astype(np.float32)
+
+    def forward(self, x):
+        h = self.lin(x)
+        h = (h + 1.0) * 0.5 - self.offset
+        h = 2.0 - h / 3.0 + 1.5 / (h.abs() + 1.0) + h * np.float32(0.25)
+        h = h @ self.mix + (self.mix @ h.T).T + 0.5 * h ** 2
+        r = h.clamp(min=0)
+        step = cg.where(h > 0.1, np.ones(4, np.float32), np.zeros(4, np.float32))   # no gradient: a mask only
+        h = cg.where(h < self.offset, h, 0.0) + cg.where(r == 0, -1.0, r) * step
+        h = cg.where(h >= x, h, x) + cg.where(h != r, 0.5, h) - cg.where(h <= 0.2, h, x)
+        h = cg.where(h > np.full(4, 0.3), h, -h)          # a float64 array: compared in float64 (a Cast)
+        h = F.linear(h, self.mix, self.offset) + (h.abs() + 1.0).log()[:, ::-1]    # a constant weight; log; step -1
+        return cg.where(np.array([True, False, True, False]), h, self.offset)
+
+
 class SplitMaxWhere(nn.Module):
     def __init__(self):
         super().__init__()
@@ -89,7 +120,103 @@ MODELS = [
      (6, 4)),
     ("many ops", Everything, (2, 3, 6, 8)),
     ("split, chunk, max, where", SplitMaxWhere, (4, 6)),
+    ("explicit module with its own backward", R.HandWritten, (4, 3)),
+    ("forward-only child in Sequential", lambda: nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), R.Doubler(), nn.ReLU()),
+     (2, 2, 4, 4)),
+    ("forward-only child in Residual", lambda: nn.Residual(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), R.Doubler())),
+     (2, 2, 4, 4)),
+    ("forward-only child in Add", lambda: nn.Add(nn.Conv2d(2, 2, 3, padding=1), R.Doubler()), (2, 2, 4, 4)),
+    ("forward-only child in Concat", lambda: _concat_with_doubler(), (2, 2, 4, 4)),
+    ("gated tanh (test_recorded_mode)", test_recorded_mode.GatedTanh, (2, 2, 5, 5)),
+    ("twice (test_explain_graph)", lambda: test_explain_graph.Twice().to(np.float32), (2, 1, 6, 6)),
+    ("tiny forward-only CNN (tiny_models)", lambda: tiny_models.forward_only(1, 8, 3, generator=0), (2, 1, 8, 8)),
+    ("number operand", lambda: PlusNumber(), (2, 3)),
+    ("constants and masks", Constants, (3, 4)),
 ]
+
+
+def _concat_with_doubler():
+    conv = nn.Conv2d(2, 2, 3, padding=1)
+    return nn.Concat(conv, R.Doubler(), conv)
+
+
+class ThreeInListOut(nn.Module):
+    """Three inputs (one without a batch axis), a list of three outputs: a comparison between two
+    inputs, an input returned as it is, and one output twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x, y, table):
+        h = self.lin(x) @ table                        # table: (3, 2), the same for every batch
+        z = cg.where(x > y, x, y * 2.0) + cg.where(x == y, 1.0, x)
+        return [h, z, y, h]
+
+
+class Pair(nn.Module):
+    def forward(self, x):
+        return x.relu(), x.tanh()
+
+
+MULTI = [
+    ("one in, two out", Pair, [(2, 4)]),
+    ("two in, two out", R.TwoInTwoOut, [(2, 4), (2, 5)]),
+    ("three in, a list out", ThreeInListOut, [(2, 4), (2, 4), (3, 2)]),
+]
+
+
+@pytest.mark.parametrize("make, shapes", [(m, s) for _, m, s in MULTI], ids=[n for n, _, _ in MULTI])
+def test_several_inputs_and_outputs(make, shapes, tmp_path):
+    """Exported with a batch of 2, run with a batch of 5: every output equals convgrad's."""
+    cg.manual_seed(0)
+    model = make()
+    rng = np.random.default_rng(0)
+
+    def inputs(batch):
+        xs = [rng.standard_normal((batch, *s[1:]) if s[0] == 2 else s).astype(np.float32) for s in shapes]
+        if len(xs) > 1 and xs[1].shape == xs[0].shape:
+            xs[1][:, 1] = xs[0][:, 1]                   # ties for the comparisons
+        return xs
+    xs = inputs(2)
+    names = [f"in{i}" for i in range(len(shapes))]
+    cg.onnx.export(model, tuple(xs), tmp_path / "m.onnx", input_names=names)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == names
+    assert [i.shape[0] for i in session.get_inputs()] == ["N" if s[0] == 2 else s[0] for s in shapes]
+    xb = inputs(5)
+    expected = reference(model, *xb)
+    expected = expected if isinstance(expected, list) else [expected]
+    got = session.run(None, dict(zip(names, xb)))
+    assert len(got) == len(expected) == len(session.get_outputs())
+    for g, e in zip(got, expected):
+        assert g.dtype == e.dtype and rel(g, e) <= TOL
+
+
+def test_output_names(tmp_path):
+    import onnx
+    cg.manual_seed(0)
+    x = np.ones((2, 4), np.float32)
+    cg.onnx.export(R.TwoInTwoOut(), (x, np.ones((2, 5), np.float32)), tmp_path / "m.onnx",
+                   output_names=["sum", "side"])
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    assert [i.name for i in graph.input] == ["input_0", "input_1"]
+    assert [o.name for o in graph.output] == ["sum", "side"]
+    assert [[d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in graph.output] == [["N", 3],
+                                                                                                          ["N", 2]]
+    with pytest.raises(OnnxError, match=r"output_names must be 2 distinct non-empty strings, got \['y'\]"):
+        cg.onnx.export(R.TwoInTwoOut(), (x, np.ones((2, 5), np.float32)), tmp_path / "n.onnx", output_names=["y"])
+    with pytest.raises(OnnxError, match=r"example_input\[1\] must be a float array"):
+        cg.onnx.export(R.TwoInTwoOut(), (x, np.ones((2, 5), int)), tmp_path / "n.onnx")
+    assert not (tmp_path / "n.onnx").exists()
+
+
+def test_every_recorded_test_model_is_covered():
+    """Each Module class defined in tests/test_recorded_models.py is part of an exported model above."""
+    defined = {c for c in vars(R).values() if isinstance(c, type) and issubclass(c, nn.Module)}
+    cg.manual_seed(0)
+    covered = {type(m) for _, make, _ in MODELS + MULTI for m in make().modules()}
+    assert defined <= covered, sorted(c.__name__ for c in defined - covered)
 
 
 @pytest.mark.parametrize("make, shape", [(m, s) for _, m, s in MODELS], ids=[n for n, _, _ in MODELS])
@@ -148,15 +275,24 @@ class ReturnsArray(nn.Module):
         return grad_out
 
 
+class ArrayFromInput(nn.Module):
+    def forward(self, x):
+        return x + np.tanh(x.data)
+
+
 @pytest.mark.parametrize("model, shape, message", [
-    (PlusNumber(), (2, 3), r"PlusNumber, op 0 \(add\): a constant operand given as a number or array is not kept"),
+    (ArrayFromInput(), (2, 3), r"ArrayFromInput, op 0 \(add\): operand 1 changes with the input outside the "
+                               r"recorded graph"),
     (LossInside(), (2, 3), r"LossInside, op 0 \(mse_loss\): the op 'mse_loss' has no ONNX form"),
     (OnlyDetached(), (2, 4), r"OnlyDetached, op 0 \(Linear\): input 0 is a tensor computed from the model's input "
                              r"outside the recorded graph"),
     (NumpyRoundTrip(), (2, 4), r"NumpyRoundTrip, op 0 \(mul\): input 1 is a tensor computed from the model's input"),
-    (nn.Sequential(nn.ReLU(), ReturnsArray()), (2, 4), r"ReturnsArray.forward returned a ndarray, not one recorded "
+    (nn.Sequential(nn.ReLU(), ReturnsArray()), (2, 4), r"ReturnsArray.forward returned a ndarray, not a recorded "
                                                        r"Tensor"),
-    (R.TwoInTwoOut(), (2, 4), r"TwoInTwoOut.forward on one Tensor of shape \(2, 4\) failed \(TypeError"),
+    (R.TwoInTwoOut(), (2, 4), r"TwoInTwoOut.forward on one Tensor of shape \(2, 4\) failed \(TypeError.*a tuple for "
+                              r"several"),
+    (nn.Sequential(nn.ReLU(), Pair()), (2, 4), r"Pair at '1' returns 2 outputs; inside a container a module "
+                                               r"must return one Tensor"),
 ])
 def test_no_onnx_form_is_named(model, shape, message, tmp_path):
     with pytest.raises(OnnxError, match=message):

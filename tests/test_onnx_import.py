@@ -283,3 +283,84 @@ def test_torch_shape_arithmetic_resize_dropout_concat(torch, tmp_path):
         x = torch.randn(batch, 2, 8, 8)
         with torch.no_grad():
             assert rel(ours(x.numpy()), theirs(x).numpy()) <= TOL32
+
+
+# ---- several inputs and outputs ----------------------------------------------------------------------
+def _multi_cases():
+    import test_onnx_export_recorded as ER
+    return ER.MULTI
+
+
+@pytest.mark.parametrize("make, shapes", [(m, s) for _, m, s in _multi_cases()], ids=[n for n, _, _ in _multi_cases()])
+def test_several_inputs_and_outputs_come_back(make, shapes, tmp_path):
+    """convgrad's export of a model of several inputs and outputs, loaded: the same outputs (float32),
+    and in float64 the explicit backward (a tuple of output gradients) gives the original recorded
+    model's input and parameter gradients."""
+    convgrad.manual_seed(0)
+    model = make()
+    rng = np.random.default_rng(0)
+
+    def inputs(batch, dtype):
+        return [rng.standard_normal((batch, *s[1:]) if s[0] == 2 else s).astype(dtype) for s in shapes]
+    convgrad.onnx.export(model, tuple(inputs(2, np.float32)), tmp_path / "m.onnx")
+    back = convgrad.onnx.load(tmp_path / "m.onnx").eval()
+    xs = inputs(4, np.float32)
+    with convgrad.no_grad():
+        expected = [o.data for o in model.eval()(*xs)]
+    got = back(*xs)
+    assert isinstance(got, tuple) and len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert rel(g, e) <= TOL32
+    model.to(np.float64)
+    back.double()
+    xs = inputs(3, np.float64)
+    ts = [convgrad.tensor(x, requires_grad=True) for x in xs]
+    outs = model(*ts)
+    gs = [rng.standard_normal(o.shape) for o in outs]
+    loss = (outs[0] * gs[0]).sum()
+    for o, g in zip(outs[1:], gs[1:]):
+        loss = loss + (o * g).sum()
+    loss.backward()
+    back.zero_grad()
+    for g, o in zip(back(*xs), outs):
+        assert rel(g, o.data) <= TOL64
+    dxs = back.backward(tuple(gs))
+    dxs = dxs if len(xs) > 1 else (dxs,)                 # one input: one array, as every Module
+    for dx, t in zip(dxs, ts):
+        assert rel(dx, t.grad) <= TOL64
+    theirs = dict(model.named_parameters())
+    for name, p in back.named_parameters():
+        assert rel(p.grad, theirs[name].grad) <= TOL64, name
+    with pytest.raises(ValueError, match=rf"m.onnx: backward of a graph of {len(outs)} outputs takes a tuple of "
+                                         rf"{len(outs)} gradients"):
+        back(*[convgrad.tensor(x, requires_grad=True) for x in xs])[0].sum().backward()
+    with pytest.raises(ValueError, match=rf"m.onnx: the graph takes {len(xs)} input\(s\)"):
+        back(*xs, xs[0])
+
+
+def test_torch_two_inputs_two_outputs(torch, tmp_path):
+    T = torch.nn
+
+    class Two(T.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = T.Linear(4, 3), T.Linear(5, 3)
+
+        def forward(self, x, y):
+            h = self.a(x) + self.b(y)
+            return torch.relu(h), torch.where(h > 0, h, x[:, :3])
+
+    torch.manual_seed(4)
+    theirs = Two().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(theirs, (torch.zeros(2, 4), torch.zeros(2, 5)), str(tmp_path / "t.onnx"), dynamo=False,
+                          input_names=["x", "y"], output_names=["p", "q"],
+                          dynamic_axes={n: {0: "N"} for n in ("x", "y", "p", "q")})
+    ours = convgrad.onnx.load(tmp_path / "t.onnx")
+    assert ours.input_names == ["x", "y"] and ours.output_names == ["p", "q"]
+    x, y = torch.randn(6, 4), torch.randn(6, 5)
+    with torch.no_grad():
+        expected = theirs(x, y)
+    for got, e in zip(ours(x.numpy(), y.numpy()), expected):
+        assert rel(got, e.numpy()) <= TOL32

@@ -189,6 +189,50 @@ def test_graph_nodes_lists_the_recorded_calls_in_forward_order():
     assert nodes[0].module is model and nodes[1].inputs[0].grad_fn is nodes[0]
 
 
+def test_constant_operands_are_kept_in_the_node():
+    x = cg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    offset = np.array([1.0, 2.0, 3.0])
+    y = (2.0 - x) * offset
+    sub, mul = graph_nodes(y)
+    assert sub.inputs[0] is None and sub.constants[0].dtype == np.float64 and sub.constants[0] == 2.0
+    assert mul.inputs[1] is None and np.array_equal(mul.constants[1], offset) and 0 not in mul.constants
+    conv = cg.functional.conv2d(cg.tensor(np.ones((1, 1, 3, 3)), requires_grad=True), np.ones((2, 1, 3, 3)))
+    (node,) = graph_nodes(conv)
+    assert node.inputs[1] is None and node.constants[1].shape == (2, 1, 3, 3) and 2 not in node.constants
+
+
+def test_comparisons_are_recorded_without_a_gradient(torch):
+    xv = np.array([[-1.0, 0.0, 2.0], [3.0, -4.0, 0.5]])
+    x = cg.tensor(xv, requires_grad=True)
+    mask = x > 0
+    assert mask.dtype == bool and not mask.requires_grad and mask.is_leaf
+    assert mask.grad_fn.op == "gt" and not mask.grad_fn.differentiable and mask.grad_fn.constants[0 + 1] == 0
+    for op, fn, expected in [("lt", lambda t: t < 0.5, xv < 0.5), ("le", lambda t: t <= 0, xv <= 0),
+                             ("ge", lambda t: t >= xv[0], xv >= xv[0]), ("eq", lambda t: t == 0, xv == 0),
+                             ("ne", lambda t: t != t.abs(), xv != np.abs(xv)), ("gt", lambda t: 1.0 < t, xv > 1)]:
+        m = fn(x)
+        assert m.grad_fn.op == op and np.array_equal(m.data, expected), op
+    y = cg.where(mask, x * 3.0, x.exp())
+    assert [n.op for n in graph_nodes(y)] == ["gt", "mul", "exp", "where"]
+    step = cg.where(mask, np.ones(3), np.zeros(3))      # only a mask recorded: a node without a gradient
+    assert not step.requires_grad and step.grad_fn.op == "where" and not step.grad_fn.differentiable
+    (y * step + y).sum().backward()
+    xt = torch.tensor(xv, requires_grad=True)
+    yt = torch.where(xt > 0, xt * 3.0, xt.exp())
+    (yt * (xt > 0).double() + yt).sum().backward()
+    assert rel(x.grad, xt.grad.numpy()) <= 1e-12
+    with cg.no_grad():
+        assert (x > 0).grad_fn is None
+    assert (cg.tensor(xv) > 0).grad_fn is None                 # nothing recorded reads it
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        mask.backward()
+    step.requires_grad = True                                  # a leaf, as in torch: its .grad fills
+    (step * 2.0).sum().backward()
+    assert np.array_equal(step.grad, np.full((2, 3), 2.0))
+    with pytest.raises(ValueError, match=r"gt: shapes \(2, 3\) and \(2,\) do not broadcast"):
+        x > np.zeros(2)
+
+
 def test_load_state_dict_as_torch(torch):
     model = small_net()
     state = model.state_dict()
@@ -236,16 +280,18 @@ def test_lecture_scalar_example_gradcheck():
     assert np.allclose([float(c.numerical) for c in report.checks], [3.0, 6.0, 2.0], rtol=1e-8)
 
 
+class GatedTanh(nn.Module):
+    """Forward-only: one Tanh object applied twice, gated by a slice of the input."""
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(2, 3, 3), nn.Tanh()
+
+    def forward(self, x):
+        return self.act(self.act(self.conv(x)) * x[:, :1, 1:-1, 1:-1])
+
+
 def test_gradcheck_of_a_forward_only_module():
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv, self.act = nn.Conv2d(2, 3, 3), nn.Tanh()
-
-        def forward(self, x):
-            return self.act(self.act(self.conv(x)) * x[:, :1, 1:-1, 1:-1])
-
-    report = cg.gradcheck(Net(), np.random.default_rng(0).standard_normal((2, 2, 5, 5)))
+    report = cg.gradcheck(GatedTanh(), np.random.default_rng(0).standard_normal((2, 2, 5, 5)))
     assert report.passed, report
     assert [c.name for c in report.checks] == ["input", "conv.weight", "conv.bias"]
 

@@ -24,8 +24,10 @@ def _record(name, forward, backward, grads, arguments):
     if wants:
         inputs = [tensors.get(k) for k in grads]
         attrs = {k: v for k, v in arguments.items() if k not in grads and not isinstance(v, Tensor)}
+        constants = {i: np.asarray(arrays[k]) for i, k in enumerate(grads)
+                     if k not in tensors and arrays.get(k) is not None}
         node = Node(name, _functional_backward, (backward, cache, len(grads)), inputs, np.shape(first),
-                    np.asarray(first).dtype, attrs=attrs)
+                    np.asarray(first).dtype, attrs=attrs, constants=constants)
     return wrap_outputs(out, node)
 
 

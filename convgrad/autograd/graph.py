@@ -25,21 +25,32 @@ class Node:
         module: the Module for a module call, else None.
         attrs: the call's non-tensor arguments (e.g. {"dim": 1}), for exporters and teaching.
         inputs: the Tensors read, one per differentiable argument (None for a constant).
+        constants: {index: ndarray} the value of each argument in `inputs` given as a number or
+            an array rather than a Tensor (the None entries; an argument left out, such as
+            bias=None, has no entry), for exporters.
+        differentiable: False for a node without a backward (a comparison such as x > 0, or an
+            op whose only recorded input is such a mask): its output does not require grad;
+            it is recorded so that exporters see where the mask comes from.
         seq: creation order.
     """
-    __slots__ = ("op", "module", "attrs", "inputs", "seq", "out_shape", "out_dtype", "_backward", "_cache", "__weakref__")
+    __slots__ = ("op", "module", "attrs", "inputs", "constants", "differentiable", "seq", "out_shape", "out_dtype",
+                 "_backward", "_cache", "__weakref__")
 
-    def __init__(self, op, backward, cache, inputs, out_shape, out_dtype, attrs=None, module=None):
+    def __init__(self, op, backward, cache, inputs, out_shape, out_dtype, attrs=None, module=None, constants=None):
         self.op = op
         self.module = module
         self.attrs = attrs or {}
         self.inputs = tuple(inputs)
+        self.constants = constants or {}
+        self.differentiable = backward is not None
         self.seq = next(_sequence)
         self.out_shape, self.out_dtype = out_shape, out_dtype
         self._backward, self._cache = backward, cache
 
     def apply(self, grad_out: np.ndarray, retain: bool):
         """The op's backward: grad_out (the output's shape) -> one gradient per input (or None)."""
+        if not self.differentiable:
+            raise RuntimeError(f"{self.op} has no gradient (its output does not require grad)")
         if self._backward is None:
             raise RuntimeError(f"backward through {self.op} a second time: the graph was freed by the first "
                                f"backward (call backward(retain_graph=True) the first time to keep it)")
@@ -68,7 +79,7 @@ def _check_grad(node: Node, grad, where: str) -> np.ndarray:
 def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate grad (root's shape) from root through every reachable node."""
     node = root.grad_fn
-    if node is None:                      # a leaf: its gradient is grad itself
+    if root.is_leaf:                      # a leaf: its gradient is grad itself
         root._accumulate_grad(grad)
         return
     pending = {node: _check_grad(node, grad, "backward")}
@@ -82,7 +93,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
             if g is None or tensor is None or not tensor.requires_grad:
                 continue
             parent = tensor.grad_fn
-            if parent is None:
+            if tensor.is_leaf:            # no grad_fn, or a mask's node (no backward)
                 tensor._accumulate_grad(g)
                 continue
             g = _check_grad(parent, g, f"{node.op} backward")

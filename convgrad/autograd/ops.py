@@ -290,3 +290,14 @@ def where_backward(dy, cache, needs):
     return (None,
             unbroadcast(np.where(condition, dy, zero), sa) if needs[1] else None,
             unbroadcast(np.where(condition, zero, dy), sb) if needs[2] else None)
+
+
+def _comparison(fn):
+    def forward(a, b):
+        return fn(a, b), None
+    return forward
+
+
+# element-wise comparisons: bool outputs, no backward
+COMPARISONS = {"lt": _comparison(np.less), "le": _comparison(np.less_equal), "gt": _comparison(np.greater),
+               "ge": _comparison(np.greater_equal), "eq": _comparison(np.equal), "ne": _comparison(np.not_equal)}

@@ -33,7 +33,8 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self.grad_fn = _node
         self._requires_grad = False
-        self.requires_grad = requires_grad or _node is not None
+        if requires_grad or (_node is not None and _node.differentiable):
+            self.requires_grad = True
 
     # ---- gradient bookkeeping ---------------------------------------------------------
     @property
@@ -46,14 +47,15 @@ class Tensor:
         value = bool(value)
         if value and not _is_float(self.data.dtype):
             raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.data.dtype}")
-        if not value and self.grad_fn is not None:
+        if not value and not self.is_leaf:
             raise RuntimeError("requires_grad can only be turned off on a leaf tensor; use .detach()")
         self._requires_grad = value
 
     @property
     def is_leaf(self) -> bool:
-        """True for a tensor not made by a recorded op (grad_fn is None)."""
-        return self.grad_fn is None
+        """True for a tensor not made by a differentiable recorded op (grad_fn is None, or a
+        comparison's node, whose output needs no gradient)."""
+        return self.grad_fn is None or not self.grad_fn.differentiable
 
     def _accumulate_grad(self, grad) -> None:
         """grad += g (allocating on first use), as torch accumulates into .grad."""
@@ -157,16 +159,27 @@ class Tensor:
             raise TypeError(f"pow: the exponent must be a Python number, got {type(exponent).__name__}")
         return apply("pow", ops.pow_forward, ops.pow_backward, (self,), exponent=exponent)
 
-    # comparisons give bool tensors without a gradient (for masks and where)
-    def _compare(self, other, fn):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(fn(self.data, other))
+    # comparisons give bool tensors without a gradient (for masks and where), element-wise as
+    # torch's; recorded as non-differentiable nodes (op "lt", "le", "gt", "ge", "eq", "ne") so
+    # that an exporter sees where a mask comes from
+    def _compare(self, other, op):
+        if isinstance(other, numbers.Real) and _is_float(self.dtype):
+            other = np.asarray(other, self.dtype)          # a Python number takes the tensor's dtype
+        elif not isinstance(other, Tensor):
+            other = np.asarray(_from_foreign(other))
+        try:
+            np.broadcast_shapes(self.shape, _shape(other))
+        except ValueError:
+            raise ValueError(f"{op}: shapes {self.shape} and {_shape(other)} do not broadcast") from None
+        return apply(op, ops.COMPARISONS[op], None, (self, other))
 
-    __lt__ = lambda self, o: self._compare(o, np.less)              # noqa: E731
-    __le__ = lambda self, o: self._compare(o, np.less_equal)        # noqa: E731
-    __gt__ = lambda self, o: self._compare(o, np.greater)           # noqa: E731
-    __ge__ = lambda self, o: self._compare(o, np.greater_equal)     # noqa: E731
-    __hash__ = object.__hash__
+    __lt__ = lambda self, o: self._compare(o, "lt")      # noqa: E731
+    __le__ = lambda self, o: self._compare(o, "le")      # noqa: E731
+    __gt__ = lambda self, o: self._compare(o, "gt")      # noqa: E731
+    __ge__ = lambda self, o: self._compare(o, "ge")      # noqa: E731
+    __eq__ = lambda self, o: self._compare(o, "eq")      # noqa: E731
+    __ne__ = lambda self, o: self._compare(o, "ne")      # noqa: E731
+    __hash__ = object.__hash__                           # by identity (== is element-wise)
 
     # ---- element-wise functions -------------------------------------------------------------
     def exp(self):
@@ -312,15 +325,26 @@ def _from_foreign(data):
 
 # ---- recording -------------------------------------------------------------------------------
 def apply(op: str, forward, backward, inputs, **params) -> Tensor:
-    """Run forward on the inputs' arrays and, when a gradient is wanted, record one Node.
-    inputs: Tensors or arrays (constants); params: the op's non-tensor arguments."""
+    """Run forward on the inputs' arrays and, while recording, record one Node: differentiable
+    when an input requires grad and backward is given (None: an op without a gradient, such as
+    a comparison); a node without a backward when an input only comes from such a node (a
+    mask), so the graph still shows where it comes from. inputs: Tensors or arrays (constants,
+    kept in Node.constants); params: the op's non-tensor arguments."""
     arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
     y, cache = forward(*arrays, **params)
     y = y if isinstance(y, np.ndarray) else np.asarray(y)
-    if not (is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in inputs)):
+    tensors = [t for t in inputs if isinstance(t, Tensor)]
+    if not is_grad_enabled():
         return Tensor(y)
+    if not any(t.requires_grad for t in tensors):
+        if not any(t.grad_fn is not None for t in tensors):
+            return Tensor(y)
+        backward = cache = None                 # only masks recorded: no gradient to take
+    elif backward is None:
+        cache = None
+    constants = {i: np.asarray(t) for i, t in enumerate(inputs) if not isinstance(t, Tensor)}
     node = Node(op, backward, cache, [t if isinstance(t, Tensor) else None for t in inputs], y.shape, y.dtype,
-                attrs=params)
+                attrs=params, constants=constants)
     return Tensor(y, _node=node)
 
 
@@ -459,11 +483,15 @@ def chunk(t: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 
 def where(condition, a, b) -> Tensor:
-    """a where condition else b (broadcasting); condition is a bool array or tensor."""
-    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    """a where condition else b (broadcasting); condition is a bool array or tensor (a recorded
+    comparison such as x > 0 stays in the graph)."""
+    cond = condition if isinstance(condition, Tensor) else np.asarray(_from_foreign(condition))
     if cond.dtype != bool:
         raise TypeError(f"where: condition must be boolean, got dtype {cond.dtype}")
-    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(np.asarray(a, float))
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+    if like is None:                       # two constants: a float array keeps its dtype
+        first = np.asarray(_from_foreign(a))
+        like = Tensor(first if _is_float(first.dtype) else first.astype(float))
     a, b = _operand(a, like, "where"), _operand(b, like, "where")
     shapes = [cond.shape, _shape(a), _shape(b)]
     try:

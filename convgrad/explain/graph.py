@@ -70,7 +70,7 @@ def _name(node, names):
 def describe(loss, x, model) -> list:
     """The lines of the listing (see the module docstring)."""
     from ..autograd import graph_nodes
-    nodes = graph_nodes(loss)
+    nodes = [n for n in graph_nodes(loss) if n.differentiable]       # masks (x > 0) have no backward step
     names = {id(m): n or "model" for n, m in model.named_modules()} if hasattr(model, "named_modules") else {}
     if not names:
         names = {id(m): str(i) for i, m in enumerate(model.modules())}
@@ -78,7 +78,7 @@ def describe(loss, x, model) -> list:
     readers = {}                                      # producer (node seq or 'x') -> the nodes reading it
     for n in nodes:
         for t in n.inputs:
-            if t is None:
+            if t is None or not t.requires_grad:
                 continue
             key = "x" if t is x else (t.grad_fn.seq if t.grad_fn is not None else None)
             if key is not None:
@@ -89,7 +89,7 @@ def describe(loss, x, model) -> list:
     for step, n in enumerate(reversed(nodes), start=1):
         targets = []
         for t in n.inputs:
-            if t is None:
+            if t is None or not t.requires_grad:
                 continue
             if t is x:
                 targets.append("the input x")

@@ -164,8 +164,9 @@ def _recorded(module, args, kwargs):
     first = out[0] if isinstance(out, tuple) else out
     y = first if hasattr(first, "shape") else np.asarray(first)
     inputs = [a if isinstance(a, Tensor) else None for a in args]
+    constants = {i: np.asarray(a) for i, a in enumerate(args) if not isinstance(a, Tensor) and a is not None}
     node = Node(type(module).__name__, _module_backward, (module, before, after, len(inputs)), inputs, y.shape,
-                y.dtype, module=module)
+                y.dtype, module=module, constants=constants)
     return wrap_outputs(out, node)
 
 

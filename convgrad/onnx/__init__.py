@@ -8,6 +8,7 @@
     export_recorded.py  any other Module (forward-only or custom): its recorded graph translated
     load.py             OnnxModel: an ONNX graph as a Module (forward, backward, state_dict)
     import_ops.py       each ONNX operator as a forward/backward pair on convgrad's functional ops
+    import_spatial.py   the spatial ones (Conv, ConvTranspose, pools, Resize, Pad) and ONNX's padding rules
 
 The command `convgrad export RUN --format onnx` is convgrad/tools/export.py. onnxruntime is
 not needed by either direction; the tests use it as the oracle.

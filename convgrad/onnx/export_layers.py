@@ -215,6 +215,22 @@ def _upsample(g, m, x, name, path):
     return g.node("ConvTranspose", [name, ones], path, kernel_shape=[1] * len(f), strides=list(f), group=c)
 
 
+def _pad(g, m, x, name, path):
+    """A padding layer (nn/padding.py): Pad of its spatial axes, the fill as the constant_value input."""
+    if m.mode == "circular" and g.opset < 19:
+        _fail(m, path, f"circular padding below opset 19 (asked: {g.opset})")
+    lead = [0] * (x.ndim - len(m.pads))
+    pads = lead + [lo for lo, _ in m.pads] + lead + [hi for _, hi in m.pads]
+    inputs = [name, g.ints(path, pads)]
+    if m.mode == "constant" and m.value != 0:
+        inputs.append(g.constant(f"{path}.value", np.asarray(m.value, x.dtype), x.dtype))
+    return g.node("Pad", inputs, path, mode=_PAD_MODES.get(m.mode, "constant"))
+
+
+def _max_unpool(g, m, x, name, path):
+    _fail(m, path, "max unpooling (it reads MaxPool's indices, a second input export does not write)")
+
+
 def _downsample(g, m, x, name, path):
     f = _tuple(m.factor, x.ndim - 2)
     axes = list(range(2, x.ndim))
@@ -239,4 +255,7 @@ EMITTERS = {
     nn.Softmax: _softmax("Softmax"), nn.LogSoftmax: _softmax("LogSoftmax"),
     nn.Dropout: _identity, nn.Dropout2d: _identity, nn.Identity: _identity,
     nn.Flatten: _flatten, nn.Unflatten: _unflatten, nn.Upsample: _upsample, nn.Downsample: _downsample,
+    **{t: _max_unpool for t in (nn.MaxUnpool1d, nn.MaxUnpool2d, nn.MaxUnpool3d)},
+    **{getattr(nn, f"{kind}Pad{n}d"): _pad for kind in ("Zero", "Constant", "Reflection", "Replication", "Circular")
+       for n in (1, 2, 3)},
 }

@@ -24,39 +24,55 @@ class Named(SimpleNamespace):
     """A tensor of the graph handed to a layer emitter in place of a Parameter: .data, .onnx_name."""
 
 
-def _run(module, x):
-    t = Tensor(x, requires_grad=True)
+def _run(module, xs):
+    """module.forward on Tensors of xs: (input Tensors, output Tensors, whether the forward returned
+    a tuple or list, the recorded nodes reaching any output in creation order)."""
+    ts = [Tensor(x, requires_grad=True) for x in xs]
+    shapes = ", ".join(str(x.shape) for x in xs)
     try:
         with enable_grad():
-            out = module.forward(t)
+            out = module.forward(*ts)
     except (TypeError, ValueError, IndexError) as exc:
-        raise OnnxError(f"convgrad.onnx.export: {type(module).__name__}.forward on one Tensor of shape {x.shape} "
-                        f"failed ({type(exc).__name__}: {exc}); export needs a forward of one input made of "
-                        f"Tensor ops, functional ops and Module calls") from exc
-    if not isinstance(out, Tensor):
-        raise OnnxError(f"convgrad.onnx.export: {type(module).__name__}.forward returned a {type(out).__name__}, "
-                        f"not one recorded Tensor, so it has no ONNX form")
-    return t, out, graph_nodes(out)
+        count = "one Tensor" if len(xs) == 1 else f"{len(xs)} Tensors"
+        raise OnnxError(f"convgrad.onnx.export: {type(module).__name__}.forward on {count} of shape {shapes} "
+                        f"failed ({type(exc).__name__}: {exc}); "
+                        f"export needs a forward of Tensor inputs made of Tensor ops, functional ops and Module "
+                        f"calls (pass one example array per input, a tuple for several)") from exc
+    multi = isinstance(out, (tuple, list))
+    outs = list(out) if multi else [out]
+    for i, o in enumerate(outs):
+        if not isinstance(o, Tensor):
+            what = f"output {i} of {type(module).__name__}.forward" if multi else f"{type(module).__name__}.forward"
+            raise OnnxError(f"convgrad.onnx.export: {what} returned a {type(o).__name__}, not a recorded Tensor, "
+                            f"so it has no ONNX form")
+    if not outs:
+        raise OnnxError(f"convgrad.onnx.export: {type(module).__name__}.forward returned no output")
+    nodes = {n.seq: n for o in outs for n in graph_nodes(o)}
+    return ts, outs, multi, [nodes[k] for k in sorted(nodes)]
 
 
-def _second_input(x):
-    """Another input of x's kind: one more row, other values of a similar scale."""
+def _second_input(x, batch):
+    """Another input of x's kind: one more row when axis 0 is the batch, other values of a similar scale."""
     rng = np.random.default_rng(12345)
     scale = float(np.std(x)) or 1.0
-    return (rng.standard_normal((x.shape[0] + 1, *x.shape[1:])) * scale + float(np.mean(x))).astype(x.dtype)
+    rows = x.shape[0] + 1 if x.ndim and x.shape[0] == batch else None
+    shape = x.shape if rows is None else (rows, *x.shape[1:])
+    return (rng.standard_normal(shape) * scale + float(np.mean(x))).astype(x.dtype)
 
 
-def trace(g, module, x, name: str, path: str):
-    """Emit module(x) from its recorded graph; returns (output value, output name)."""
+def trace(g, module, xs, input_names, path: str):
+    """Emit module(*xs) from its recorded graph (xs: the input arrays, whose graph tensors are
+    input_names); returns (output values, output names, whether forward returned a tuple/list)."""
     where = f"{type(module).__name__} at {path!r}" if path else type(module).__name__
-    t1, out1, nodes1 = _run(module, x)
-    _, out2, nodes2 = _run(module, _second_input(x))
-    if [n.op for n in nodes1] != [n.op for n in nodes2]:
+    batch = xs[0].shape[0]
+    ts1, outs1, multi, nodes1 = _run(module, xs)
+    _, outs2, _, nodes2 = _run(module, [_second_input(x, batch) for x in xs])
+    if [n.op for n in nodes1] != [n.op for n in nodes2] or len(outs1) != len(outs2):
         raise OnnxError(f"convgrad.onnx.export: {where} records a different graph for another input "
                         f"(data-dependent control flow has no ONNX form)")
-    names = {id(t1): name}                 # Tensor identity -> graph tensor name
-    by_node = {}                           # Node -> its output's name
-    arrays = {id(t1.data): name}           # array identity -> name (catches detach(): same data)
+    names = {id(t): n for t, n in zip(ts1, input_names)}        # Tensor identity -> graph tensor name
+    by_node = {}                                                # Node -> its output's name
+    arrays = {id(t.data): n for t, n in zip(ts1, input_names)}  # array identity -> name (catches detach())
     for i, (n1, n2) in enumerate(zip(nodes1, nodes2)):
         here = f"{where}, op {i} ({n1.op})"
         inputs = []
@@ -66,28 +82,36 @@ def trace(g, module, x, name: str, path: str):
         if emit is None:
             raise OnnxError(f"convgrad.onnx.export: {here}: the op {n1.op!r} has no ONNX form")
         by_node[n1] = out_name = emit(g, n1, n2, inputs, f"{path}/{n1.op}_{i}" if path else f"{n1.op}_{i}", here)
-        _register_outputs(n1, out_name, nodes1, out1, arrays)
-    if out1.grad_fn is None:
-        raise OnnxError(f"convgrad.onnx.export: the output of {where} does not depend on its input")
-    return out1.data, by_node[out1.grad_fn]
+        _register_outputs(n1, out_name, nodes1, outs1, arrays)
+    out_names = []
+    for k, o in enumerate(outs1):
+        if o.grad_fn is not None:
+            out_names.append(by_node[o.grad_fn])
+        elif id(o) in names:                                    # an input returned as it is
+            out_names.append(names[id(o)])
+        else:
+            which = f"output {k} of {where}" if multi else f"the output of {where}"
+            raise OnnxError(f"convgrad.onnx.export: {which} does not depend on its input")
+    return [o.data for o in outs1], out_names, multi
 
 
-def _register_outputs(node, out_name, nodes, out, arrays):
-    """Remember the output array of node (from a consumer's input or the final output) by identity."""
+def _register_outputs(node, out_name, nodes, outs, arrays):
+    """Remember the output array of node (from a consumer's input or a final output) by identity."""
     for n in nodes:
         for t in n.inputs:
             if t is not None and t.grad_fn is node:
                 arrays[id(t.data)] = out_name
                 return
-    if out.grad_fn is node:
-        arrays[id(out.data)] = out_name
+    for out in outs:
+        if out.grad_fn is node:
+            arrays[id(out.data)] = out_name
 
 
 def _operand(g, n1, n2, k, a, b, names, by_node, arrays, here, path):
-    """The graph name of input k of node n1 (n2: the same node of the second run), or a Named
-    constant, or None for an absent argument."""
+    """The graph name of input k of node n1 (n2: the same node of the second run): a node's
+    output, an input, a parameter or a constant; None for an argument left out."""
     if a is None:
-        return _raw_constant(g, n1, n2, k, here)
+        return _raw_constant(g, n1, n2, k, here, path)
     if a.grad_fn is not None:
         return by_node[a.grad_fn]
     if id(a) in names:
@@ -102,30 +126,32 @@ def _operand(g, n1, n2, k, a, b, names, by_node, arrays, here, path):
     return g.param(a, f"{path}.const")
 
 
-def _raw_constant(g, n1, n2, k, here):
-    """An argument given as a number or array. The Node does not hold its value; mul and div
-    (operands) and where (condition) keep it in their cache (autograd/ops.py), read here."""
-    if n1.op in ("mul", "div") or (n1.op == "where" and k == 0):
-        v1, v2 = n1._cache[k], n2._cache[k]
-    else:
-        if n1.module is not None or n1.op not in ("add", "sub", "matmul", "where"):
-            return None                         # a functional op's optional argument left out (bias=None)
-        raise OnnxError(f"convgrad.onnx.export: {here}: a constant operand given as a number or array is not kept "
-                        f"by the recorded graph; make it a Tensor (convgrad.tensor(value)) or a buffer")
-    if np.shape(v1) != np.shape(v2) or not np.array_equal(v1, v2):
+def _raw_constant(g, n1, n2, k, here, path):
+    """An argument given as a number or array (kept in Node.constants) as a Constant node of its
+    dtype; None for an argument left out (bias=None)."""
+    if k not in n1.constants:
+        return None
+    v1, v2 = n1.constants[k], n2.constants.get(k)
+    if v2 is None or np.shape(v1) != np.shape(v2) or not np.array_equal(v1, v2):
         raise OnnxError(f"convgrad.onnx.export: {here}: operand {k} changes with the input outside the recorded "
-                        f"graph; it has no ONNX form")
-    return g.constant("const", np.asarray(v1), np.asarray(v1).dtype)
+                        f"graph (.detach(), .numpy(), .data); it has no ONNX form")
+    return g.constant(f"{path}.const" if path else "const", v1, v1.dtype)
+
+
+def _value(n, i):
+    """The array of input i of node n: a Tensor's data or a constant (None when left out)."""
+    t = n.inputs[i] if i < len(n.inputs) else None
+    return t.data if t is not None else n.constants.get(i)
 
 
 # ---- node translators: (g, node, node of the second run, input names, path, where) -> output name ----
 def _module_call(g, n1, n2, inputs, path, here):
     from .export import walk
     if len(n1.inputs) != 1 or inputs[0] is None:
-        raise OnnxError(f"convgrad.onnx.export: {here}: a module called with {len(n1.inputs)} tensors "
-                        f"has no ONNX form here")
+        raise OnnxError(f"convgrad.onnx.export: {here}: a module called with {len(n1.inputs)} inputs "
+                        f"has no ONNX form here (a Module with its own backward takes one)")
     module_path = g.module_paths.get(id(n1.module), path)
-    return walk(g, n1.module, n1.inputs[0].data, inputs[0], module_path)[1]
+    return walk(g, n1.module, _value(n1, 0), inputs[0], module_path)[1]
 
 
 def _simple(op):
@@ -134,13 +160,13 @@ def _simple(op):
 
 def _named(n, inputs, i):
     """Input i of node n as a Parameter-like object for a layer emitter (None when absent)."""
-    t = n.inputs[i] if i < len(n.inputs) else None
-    return None if t is None else Named(data=t.data, onnx_name=inputs[i])
+    data = _value(n, i)
+    return None if data is None else Named(data=data, onnx_name=inputs[i])
 
 
 def _reshape(g, n1, n2, inputs, path, here):
     s1, s2 = list(n1.attrs["shape"]), list(n2.attrs["shape"])
-    batch1 = n1.inputs[0].shape[0] if n1.inputs[0].ndim else None
+    batch1 = _value(n1, 0).shape[0] if _value(n1, 0).ndim else None
     target = []
     for i, (a, b) in enumerate(zip(s1, s2)):
         if a == b:
@@ -174,7 +200,7 @@ def _getitem(g, n1, n2, inputs, path, here):
     if not all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts):
         raise OnnxError(f"convgrad.onnx.export: {here}: indexing with {index!r} (arrays or masks) has no ONNX form; "
                         f"use slices and integers")
-    ndim = n1.inputs[0].ndim
+    ndim = _value(n1, 0).ndim
     if Ellipsis in parts:
         e = parts.index(Ellipsis)
         fill = ndim - sum(p is not None and p is not Ellipsis for p in parts)
@@ -215,20 +241,20 @@ def _getitem(g, n1, n2, inputs, path, here):
 
 
 def _clamp(g, n1, n2, inputs, path, here):
-    dtype = n1.inputs[0].dtype
+    dtype = _value(n1, 0).dtype
     bounds = ["" if v is None else g.constant(f"{path}.bound", np.asarray(v, dtype))
               for v in (n1.attrs.get("min"), n1.attrs.get("max"))]
     return g.node("Clip", [inputs[0], *bounds], path)
 
 
 def _pow(g, n1, n2, inputs, path, here):
-    exponent = g.constant(f"{path}.exponent", np.asarray(n1.attrs["exponent"], n1.inputs[0].dtype))
+    exponent = g.constant(f"{path}.exponent", np.asarray(n1.attrs["exponent"], _value(n1, 0).dtype))
     return g.node("Pow", [inputs[0], exponent], path)
 
 
 def _softmax(op):
     def translate(g, n1, n2, inputs, path, here):
-        return L._softmax(op)(g, SimpleNamespace(dim=n1.attrs.get("dim")), n1.inputs[0].data, inputs[0], path)
+        return L._softmax(op)(g, SimpleNamespace(dim=n1.attrs.get("dim")), _value(n1, 0), inputs[0], path)
     return translate
 
 
@@ -248,16 +274,16 @@ def _batch_norm(g, n1, n2, inputs, path, here):
         raise OnnxError(f"convgrad.onnx.export: {here}: batch_norm with batch statistics (training=True) has no "
                         f"ONNX form; export the model in eval mode")
     layer = SimpleNamespace(running_mean=a.get("running_mean"), running_var=a.get("running_var"),
-                            num_features=n1.inputs[0].shape[1], eps=a.get("eps", 1e-5), momentum=a.get("momentum"),
+                            num_features=_value(n1, 0).shape[1], eps=a.get("eps", 1e-5), momentum=a.get("momentum"),
                             weight=_named(n1, inputs, 1), bias=_named(n1, inputs, 2))
-    return L._batch_norm(g, layer, n1.inputs[0].data, inputs[0], path)
+    return L._batch_norm(g, layer, _value(n1, 0), inputs[0], path)
 
 
 def _group_norm(g, n1, n2, inputs, path, here):
     a = n1.attrs
-    layer = SimpleNamespace(eps=a.get("eps", 1e-5), num_groups=a["num_groups"], num_channels=n1.inputs[0].shape[1],
+    layer = SimpleNamespace(eps=a.get("eps", 1e-5), num_groups=a["num_groups"], num_channels=_value(n1, 0).shape[1],
                             weight=_named(n1, inputs, 1), bias=_named(n1, inputs, 2))
-    return L._group_norm(g, layer, n1.inputs[0].data, inputs[0], path)
+    return L._group_norm(g, layer, _value(n1, 0), inputs[0], path)
 
 
 def _layer_norm(g, n1, n2, inputs, path, here):
@@ -266,23 +292,17 @@ def _layer_norm(g, n1, n2, inputs, path, here):
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     layer = SimpleNamespace(eps=a.get("eps", 1e-5), normalized_shape=shape,
                             weight=_named(n1, inputs, 1), bias=_named(n1, inputs, 2))
-    return L._layer_norm(g, layer, n1.inputs[0].data, inputs[0], path)
+    return L._layer_norm(g, layer, _value(n1, 0), inputs[0], path)
 
 
 def _linear(g, n1, n2, inputs, path, here):
-    if n1.inputs[1] is None:
-        raise OnnxError(f"convgrad.onnx.export: {here}: a weight given as a plain array is not kept by the "
-                        f"recorded graph; pass a Parameter or Tensor")
     layer = SimpleNamespace(weight=_named(n1, inputs, 1), bias=_named(n1, inputs, 2))
-    return L._linear(g, layer, n1.inputs[0].data, inputs[0], path)
+    return L._linear(g, layer, _value(n1, 0), inputs[0], path)
 
 
 def _conv(transposed):
     def translate(g, n1, n2, inputs, path, here):
-        a, w = n1.attrs, n1.inputs[1]
-        if w is None:
-            raise OnnxError(f"convgrad.onnx.export: {here}: a weight given as a plain array is not kept by the "
-                            f"recorded graph; pass a Parameter or Tensor")
+        a, w = n1.attrs, _value(n1, 1)
         n = w.ndim - 2
 
         def tup(v):
@@ -293,7 +313,7 @@ def _conv(transposed):
                                 padding=padding if isinstance(padding, str) else tup(padding),
                                 padding_mode=a.get("padding_mode", "zeros"), output_padding=tup(a.get("output_padding", 0)),
                                 weight=_named(n1, inputs, 1), bias=_named(n1, inputs, 2))
-        return (L._conv_transpose if transposed else L._conv)(g, layer, n1.inputs[0].data, inputs[0], path)
+        return (L._conv_transpose if transposed else L._conv)(g, layer, _value(n1, 0), inputs[0], path)
     return translate
 
 
@@ -302,27 +322,40 @@ def _pool(emit, n_dims, **defaults):
         fields = {**defaults, **n1.attrs}
         if "kernel_size" in fields and fields.get("stride") in (None, ()):
             fields["stride"] = fields["kernel_size"]
-        return emit(g, SimpleNamespace(n_dims=n_dims, **fields), n1.inputs[0].data, inputs[0], path)
+        return emit(g, SimpleNamespace(n_dims=n_dims, **fields), _value(n1, 0), inputs[0], path)
     return translate
 
 
 def _activation(emit, **fields):
     def translate(g, n1, n2, inputs, path, here):
         layer = SimpleNamespace(**{k: n1.attrs.get(k, default) for k, default in fields.items()})
-        return emit(g, layer, n1.inputs[0].data, inputs[0], path)
+        return emit(g, layer, _value(n1, 0), inputs[0], path)
     return translate
 
 
 def _resample(emit, field):
     def translate(g, n1, n2, inputs, path, here):
         layer = SimpleNamespace(**{field: n1.attrs["factor"]}, mode="nearest" if emit is L._upsample else None)
-        return emit(g, layer, n1.inputs[0].data, inputs[0], path)
+        return emit(g, layer, _value(n1, 0), inputs[0], path)
     return translate
 
 
 def _upsample_zeros(g, n1, n2, inputs, path, here):
     layer = SimpleNamespace(scale_factor=n1.attrs["factor"], mode="zeros")
-    return L._upsample(g, layer, n1.inputs[0].data, inputs[0], path)
+    return L._upsample(g, layer, _value(n1, 0), inputs[0], path)
+
+
+def _compare(op, negate=False):
+    """A comparison: both operands in one dtype (NumPy's promotion, as convgrad computed it)."""
+    def translate(g, n1, n2, inputs, path, here):
+        values = [_value(n1, 0), _value(n1, 1)]
+        common = np.result_type(*values)
+        cast = [name if v.dtype == common else
+                g.node("Cast", [name], path, to=g.onnx.helper.np_dtype_to_tensor_dtype(common))
+                for name, v in zip(inputs, values)]
+        y = g.node(op, cast, path)
+        return g.node("Not", [y], path) if negate else y
+    return translate
 
 
 def _identity(g, n1, n2, inputs, path, here):
@@ -340,6 +373,8 @@ RECORDED_OPS = {
                                                             perm=[int(d) for d in n1.attrs["dims"]]),
     "getitem": _getitem, "sum": _reduce("ReduceSum"), "mean": _reduce("ReduceMean"), "amax": _reduce("ReduceMax"),
     "max": _reduce("ReduceMax"), "cat": _cat, "stack": _stack, "where": _simple("Where"),
+    "gt": _compare("Greater"), "lt": _compare("Less"), "ge": _compare("GreaterOrEqual"),
+    "le": _compare("LessOrEqual"), "eq": _compare("Equal"), "ne": _compare("Equal", negate=True),
     # functional ops (convgrad.functional called with Tensors)
     "leaky_relu": _activation(L.EMITTERS[nn.LeakyReLU], negative_slope=0.01),
     "elu": _activation(L.EMITTERS[nn.ELU], alpha=1.0), "gelu": _activation(L._gelu, approximate="none"),

@@ -1,4 +1,5 @@
-"""Each ONNX operator convgrad imports, as a forward/backward pair on convgrad's functional ops.
+"""Each ONNX operator convgrad imports, as a forward/backward pair on convgrad's functional ops
+(the spatial ones — convolutions, pools, Resize, Pad — are in import_spatial.py).
 
 OPS maps an op_type to a class built with the node's attributes (a dict); `forward(inputs,
 training)` gets the input arrays (None for an omitted optional input) and returns the output
@@ -13,11 +14,7 @@ import math
 import numpy as np
 
 from ..functional import activation as A
-from ..functional import convolution as C
 from ..functional import normalization as N
-from ..functional import padding as PD
-from ..functional import pooling as P
-from ..functional import resample as R
 from ._proto import OnnxError
 
 
@@ -50,121 +47,22 @@ class Op:
         raise OnnxError(f"{self.where}: has no gradient")
 
 
-def _symmetric_pads(op: Op, spatial: int):
-    pads = list(op.get("pads", [0] * 2 * spatial))
-    if pads[:spatial] != pads[spatial:]:
-        raise OnnxError(f"{op.where}: asymmetric pads {pads} are not supported")
-    if op.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or (op.get("auto_pad") == "VALID" and any(pads)):
-        raise OnnxError(f"{op.where}: auto_pad={op.get('auto_pad')!r} is not supported")
-    return tuple(pads[:spatial])
-
-
-# ---- convolution ------------------------------------------------------------------------------
-class Conv(Op):
-    allowed = {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": None,
-               "auto_pad": ("NOTSET", "VALID")}
-
-    def forward(self, inputs, training):
-        x, w, b = (inputs + [None])[:3]
-        n = w.ndim - 2
-        pads = list(self.get("pads", [0] * 2 * n))
-        self.crop = None
-        if pads[:n] != pads[n:]:                 # asymmetric: pad explicitly, crop in backward
-            x = np.pad(x, [(0, 0), (0, 0)] + list(zip(pads[:n], pads[n:])))
-            self.crop = tuple(slice(p, p + s) for p, s in zip(pads[:n], inputs[0].shape[2:]))
-            pads = [0] * 2 * n
-        y, self.cache = C.conv_forward(x, w, b, tuple(self.get("strides", [1] * n)), tuple(pads[:n]),
-                                       tuple(self.get("dilations", [1] * n)), self.get("group", 1))
-        return y
-
-    def backward(self, dy):
-        dx, dw, db = C.conv_backward(dy, self.cache)
-        if self.crop is not None:
-            dx = np.ascontiguousarray(dx[(slice(None), slice(None)) + self.crop])
-        return [dx, dw, db]
-
-
-class ConvTranspose(Op):
-    allowed = {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": None,
-               "output_padding": None, "auto_pad": ("NOTSET",)}
-
-    def forward(self, inputs, training):
-        x, w, b = (inputs + [None])[:3]
-        n = w.ndim - 2
-        y, self.cache = C.conv_transpose_forward(
-            x, w, b, tuple(self.get("strides", [1] * n)), _symmetric_pads(self, n),
-            tuple(self.get("output_padding", [0] * n)), self.get("group", 1), tuple(self.get("dilations", [1] * n)))
-        return y
-
-    def backward(self, dy):
-        return list(C.conv_transpose_backward(dy, self.cache))
-
-
-# ---- pooling ------------------------------------------------------------------------------------
-class MaxPool(Op):
-    allowed = {"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "ceil_mode": (0, 1),
-               "auto_pad": ("NOTSET", "VALID"), "storage_order": (0,)}
-
-    def forward(self, inputs, training):
-        x = inputs[0]
-        n = x.ndim - 2
-        y, self.cache = P.max_pool_forward(x, tuple(self.attrs["kernel_shape"]), tuple(self.get("strides", [1] * n)),
-                                           _symmetric_pads(self, n), tuple(self.get("dilations", [1] * n)),
-                                           bool(self.get("ceil_mode", 0)), n_dims=n, where=self.where)
-        return y
-
-    def backward(self, dy):
-        return [P.max_pool_backward(dy, self.cache)]
-
-
-class AveragePool(Op):
-    allowed = {"kernel_shape": None, "strides": None, "pads": None, "ceil_mode": (0, 1),
-               "count_include_pad": (0, 1), "auto_pad": ("NOTSET", "VALID"), "dilations": None}
-
-    def forward(self, inputs, training):
-        x = inputs[0]
-        n = x.ndim - 2
-        if any(d != 1 for d in self.get("dilations", [1] * n)):
-            raise OnnxError(f"{self.where}: dilations {self.get('dilations', None)} are not supported")
-        y, self.cache = P.avg_pool_forward(x, tuple(self.attrs["kernel_shape"]), tuple(self.get("strides", [1] * n)),
-                                           _symmetric_pads(self, n), bool(self.get("ceil_mode", 0)),
-                                           bool(self.get("count_include_pad", 0)), n_dims=n, where=self.where)
-        return y
-
-    def backward(self, dy):
-        return [P.avg_pool_backward(dy, self.cache)]
-
-
-class GlobalAveragePool(Op):
-    def forward(self, inputs, training):
-        x = inputs[0]
-        y, self.cache = P.adaptive_avg_pool_forward(x, (1,) * (x.ndim - 2), n_dims=x.ndim - 2, where=self.where)
-        return y
-
-    def backward(self, dy):
-        return [P.adaptive_avg_pool_backward(dy, self.cache)]
-
-
-class GlobalMaxPool(Op):
-    def forward(self, inputs, training):
-        x = inputs[0]
-        y, self.cache = P.adaptive_max_pool_forward(x, (1,) * (x.ndim - 2), n_dims=x.ndim - 2, where=self.where)
-        return y
-
-    def backward(self, dy):
-        return [P.adaptive_max_pool_backward(dy, self.cache)]
-
-
 # ---- normalisation ------------------------------------------------------------------------------
 class BatchNormalization(Op):
     """Inference form (stored statistics); in training mode (the Module's .train()) batch
-    statistics, the stored ones updated with momentum 1 - ONNX's momentum, as torch does."""
-    allowed = {"epsilon": None, "momentum": None, "training_mode": (0,), "spatial": (1,)}
+    statistics, the stored ones updated with momentum 1 - ONNX's momentum, as torch does.
+    training_mode=1 (a graph exported in training mode): batch statistics always; the stored
+    ones are updated only while the Module trains (the node's running-statistics outputs are
+    not computed)."""
+    allowed = {"epsilon": None, "momentum": None, "training_mode": (0, 1), "spatial": (1,)}
 
     def forward(self, inputs, training):
         x, scale, bias, mean, var = inputs
-        y, self.cache = N.batch_norm_forward(x, mean, var, scale, bias, training, 1.0 - self.get("momentum", 0.9),
-                                             self.get("epsilon", 1e-5))
+        batch_statistics = training or bool(self.get("training_mode", 0))
+        if batch_statistics and not training:          # statistics read, not updated
+            mean, var = mean.copy(), var.copy()
+        y, self.cache = N.batch_norm_forward(x, mean, var, scale, bias, batch_statistics,
+                                             1.0 - self.get("momentum", 0.9), self.get("epsilon", 1e-5))
         return y
 
     def backward(self, dy):
@@ -468,44 +366,46 @@ class Shape(Op):
 
 
 class Gather(Op):
+    """np.take along axis (negative indices count from the end); on float data the gradient
+    adds dy into the gathered positions (repeated indices add)."""
     allowed = {"axis": None}
 
     def forward(self, inputs, training):
         data, indices = inputs
-        if _floating(data):
-            raise OnnxError(f"{self.where}: Gather on float data is not supported (only on shapes)")
-        return np.take(data, indices, axis=self.get("axis", 0))
+        indices = np.asarray(indices)
+        axis = self.get("axis", 0) % max(np.ndim(data), 1)
+        size = np.shape(data)[axis]
+        if indices.size and (indices.min() < -size or indices.max() >= size):
+            raise OnnxError(f"{self.where}: indices {indices.min()}..{indices.max()} out of range for axis {axis} "
+                            f"of size {size}")
+        self.cache = (np.shape(data), np.asarray(data).dtype, axis, indices % size if size else indices)
+        return np.take(data, indices, axis=axis)
+
+    def backward(self, dy):
+        shape, dtype, axis, indices = self.cache
+        if not np.issubdtype(dtype, np.floating):
+            return [None, None]
+        moved = np.zeros((shape[axis],) + shape[:axis] + shape[axis + 1:], dtype)
+        k = indices.ndim
+        np.add.at(moved, indices, np.moveaxis(dy, list(range(axis, axis + k)), list(range(k))))
+        return [np.ascontiguousarray(np.moveaxis(moved, 0, axis)), None]
 
 
 class Cast(Op):
+    """A dtype change; the gradient flows back (cast to the input's dtype) between float types only."""
     allowed = {"to": None, "saturate": None}
 
     def forward(self, inputs, training):
         from ._proto import onnx_package
         dtype = onnx_package().helper.tensor_dtype_to_np_dtype(self.attrs["to"])
-        if _floating(inputs[0]) or np.issubdtype(dtype, np.floating):
-            raise OnnxError(f"{self.where}: Cast of float tensors is not supported (only of shapes)")
-        return inputs[0].astype(dtype)
-
-
-class Resize(Op):
-    """Nearest up-sampling by integer scales (torch's nn.Upsample(mode='nearest'))."""
-    allowed = {"mode": ("nearest",), "coordinate_transformation_mode": ("asymmetric",),
-               "nearest_mode": ("floor",), "cubic_coeff_a": None, "exclude_outside": (0,),
-               "extrapolation_value": None}
-
-    def forward(self, inputs, training):
-        x = inputs[0]
-        scales = inputs[2] if len(inputs) > 2 and inputs[2] is not None and np.size(inputs[2]) else None
-        if scales is None and len(inputs) > 3 and inputs[3] is not None:
-            scales = np.asarray(inputs[3], np.float64) / np.asarray(x.shape, np.float64)
-        if scales is None or any(s != int(s) or s < 1 for s in scales) or any(s != 1 for s in scales[:2]):
-            raise OnnxError(f"{self.where}: only integer up-scaling of the spatial axes is supported, got {scales}")
-        self.factor = tuple(int(s) for s in scales[2:])
-        return R.upsample_nearest(x, self.factor)
+        if _floating(inputs[0]) and not np.issubdtype(dtype, np.floating) and dtype != bool:
+            raise OnnxError(f"{self.where}: Cast of a float tensor to {np.dtype(dtype)} (rounding) is not supported")
+        self.cache = (np.asarray(inputs[0]).dtype, np.issubdtype(dtype, np.floating))
+        return np.asarray(inputs[0]).astype(dtype)
 
     def backward(self, dy):
-        return [R.upsample_nearest_backward(dy, self.factor), None, None, None]
+        source, to_float = self.cache
+        return [dy.astype(source) if to_float and np.issubdtype(source, np.floating) else None]
 
 
 class Neg(Op):
@@ -578,9 +478,37 @@ class Clip(Op):
         return [dy * inside, None, None]
 
 
-class Greater(Op):
+class _Comparison(Op):
+    """A bool mask: no gradient flows through it."""
     def forward(self, inputs, training):
-        return inputs[0] > inputs[1]
+        return self.fn(*inputs)
+
+    def backward(self, dy):
+        return [None] * 2
+
+
+class Greater(_Comparison):
+    fn = staticmethod(np.greater)
+
+
+class GreaterOrEqual(_Comparison):
+    fn = staticmethod(np.greater_equal)
+
+
+class Less(_Comparison):
+    fn = staticmethod(np.less)
+
+
+class LessOrEqual(_Comparison):
+    fn = staticmethod(np.less_equal)
+
+
+class Equal(_Comparison):
+    fn = staticmethod(np.equal)
+
+
+class Not(_Comparison):
+    fn = staticmethod(np.logical_not)
 
 
 class Where(Op):
@@ -634,40 +562,12 @@ class ReduceMax(_Reduce):
         return winners * (dy / winners.sum(axis=axes, keepdims=True).astype(x.dtype))
 
 
-class Pad(Op):
-    """Constant (zero), reflect and edge padding of the spatial axes (N and C unpadded)."""
-    allowed = {"mode": ("constant", "reflect", "edge", "wrap")}
-    _MODES = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}
-
-    def forward(self, inputs, training):
-        x, pads = inputs[0], [int(p) for p in inputs[1]]
-        value = inputs[2] if len(inputs) > 2 else None
-        if len(inputs) > 3 and inputs[3] is not None:
-            raise OnnxError(f"{self.where}: the axes input is not supported")
-        n = x.ndim
-        lo, hi = pads[:n], pads[n:]
-        if any(lo[:2]) or any(hi[:2]) or min(pads) < 0 or (value is not None and np.any(value != 0)):
-            raise OnnxError(f"{self.where}: only non-negative zero/reflect/edge padding of the spatial axes is "
-                            f"supported, got pads {pads}")
-        self.cache = (x.shape, list(zip(lo[2:], hi[2:])), self.get("mode", "constant"))
-        if self.cache[2] == "constant":
-            return np.pad(x, list(zip(lo, hi)))
-        return PD.pad(x, self.cache[1], self._MODES[self.cache[2]], self.where)
-
-    def backward(self, dy):
-        shape, pads, mode = self.cache
-        if mode == "constant":
-            index = (slice(None), slice(None)) + tuple(slice(a, a + s) for (a, _), s in zip(pads, shape[2:]))
-            return [np.ascontiguousarray(dy[index]), None, None, None]
-        return [PD.pad_backward(dy, pads, self._MODES[mode], shape), None, None, None]
-
-
 OPS = {cls.__name__: cls for cls in (
-    Neg, Exp, Log, Sqrt, Abs, Pow, Clip, Greater, Where, ReduceSum, ReduceMean, ReduceMax, Pad,
-    Conv, ConvTranspose, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization,
+    Neg, Exp, Log, Sqrt, Abs, Pow, Clip, Greater, GreaterOrEqual, Less, LessOrEqual, Equal, Not, Where,
+    ReduceSum, ReduceMean, ReduceMax, BatchNormalization,
     LayerNormalization, InstanceNormalization, Gemm, MatMul, Add, Sub, Mul, Div, Relu, Sigmoid, Tanh, LeakyRelu, Elu,
     Gelu, Softmax, LogSoftmax, Softplus, Erf, Reshape, Flatten, Squeeze, Unsqueeze, Identity, Transpose, Concat,
-    Slice, Shape, Gather, Cast, Resize)}
+    Slice, Shape, Gather, Cast)}
 OPS["Dropout"] = Identity
 # inputs that are settings, not values to train: a float initializer used only here is a constant
 CONSTANT_INPUTS = {"Resize": {1, 2, 3}, "Clip": {1, 2}, "Pow": {1}, "Pad": {1, 2, 3}}

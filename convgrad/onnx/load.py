@@ -15,14 +15,21 @@ import numpy as np
 
 from ..nn.module import Module, Parameter
 from ._proto import OnnxError, onnx_package
-from .import_ops import CONSTANT_INPUTS, OPS
+from . import import_ops, import_spatial
+from .import_ops import CONSTANT_INPUTS
+
+OPS = {**import_ops.OPS, **import_spatial.OPS}       # op_type -> its import_ops.Op class
 
 MIN_OPSET = 13      # Softmax/LogSoftmax along one axis, Slice/Squeeze/Unsqueeze with tensor inputs
 
 
 class OnnxModel(Module):
-    """A convgrad Module running an ONNX graph: input (the graph's one input shape, batch
-    free) -> output (the graph's one output). `source` names the file in error messages."""
+    """A convgrad Module running an ONNX graph: input (the graph input's shape, batch free) ->
+    output. A graph of several inputs takes them positionally, forward(x1, x2, ...), in the
+    file's order; one of several outputs returns a tuple, and its backward takes a tuple of
+    gradients (None for an output that gets none). `source` names the file in error messages.
+    (In recorded mode a module call differentiates its first output only: a graph of several
+    outputs is trained in explicit mode.)"""
 
     def __init__(self, proto, source: str = "<ONNX model>"):
         super().__init__()
@@ -34,12 +41,15 @@ class OnnxModel(Module):
             raise OnnxError(f"{source}: opset {opset} is older than the {MIN_OPSET} convgrad reads")
         initializers = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
         inputs = [v for v in graph.input if v.name not in initializers]
-        if len(inputs) != 1 or len(graph.output) != 1:
-            raise OnnxError(f"{source}: expected a graph with one input and one output, got inputs "
+        if not inputs or not graph.output:
+            raise OnnxError(f"{source}: expected a graph with inputs and outputs, got inputs "
                             f"{[v.name for v in inputs]} and outputs {[v.name for v in graph.output]}")
-        self.input_name, self.output_name = inputs[0].name, graph.output[0].name
-        self.input_shape = tuple(d.dim_value if d.HasField("dim_value") else None
-                                 for d in inputs[0].type.tensor_type.shape.dim)
+        self.input_names = [v.name for v in inputs]
+        self.output_names = [v.name for v in graph.output]
+        self.input_shapes = [tuple(d.dim_value if d.HasField("dim_value") else None
+                                   for d in v.type.tensor_type.shape.dim) for v in inputs]
+        self.input_name, self.output_name, self.input_shape = (self.input_names[0], self.output_names[0],
+                                                               self.input_shapes[0])
         statistics = {n.input[i] for n in graph.node if n.op_type == "BatchNormalization" for i in (3, 4)
                       if len(n.input) > i}
         as_value = {name for n in graph.node for i, name in enumerate(n.input)
@@ -68,11 +78,11 @@ class OnnxModel(Module):
                                 [o for o in node.output[1:] if o]))
         object.__setattr__(self, "_constants", constants)
         self._check_outputs_used(graph)
-        self._order = None
+        self._input_shapes_seen = None
 
     def _check_outputs_used(self, graph) -> None:
         """Extra outputs (MaxPool's indices, Dropout's mask, BatchNorm's training statistics) are not computed."""
-        used = {n for node in graph.node for n in node.input} | {self.output_name}
+        used = {n for node in graph.node for n in node.input} | set(self.output_names)
         for op, _, _, extra in self._nodes:
             for name in extra:
                 if name in used:
@@ -90,14 +100,19 @@ class OnnxModel(Module):
             return self._parameters[name].data
         raise OnnxError(f"{self.source}: tensor {name!r} is used before any node produces it")
 
-    def forward(self, x):
-        """x of the graph input's shape (any batch size) -> the graph output."""
-        x = np.asarray(x)
-        expected = self.input_shape
-        if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected, x.shape)):
-            shown = tuple("N" if e is None else e for e in expected)
-            raise ValueError(f"{self.source}: input {self.input_name!r} expects shape {shown}, got {x.shape}")
-        values = {self.input_name: x}
+    def forward(self, *xs):
+        """One array per graph input, each of its shape (any batch size) -> the graph output (a
+        tuple of them for several)."""
+        if len(xs) != len(self.input_names):
+            raise ValueError(f"{self.source}: the graph takes {len(self.input_names)} input(s) {self.input_names}, "
+                             f"got {len(xs)}")
+        values = {}
+        for name, expected, x in zip(self.input_names, self.input_shapes, xs):
+            x = np.asarray(x)
+            if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected, x.shape)):
+                shown = tuple("N" if e is None else e for e in expected)
+                raise ValueError(f"{self.source}: input {name!r} expects shape {shown}, got {x.shape}")
+            values[name] = x
         for op, inputs, output, _ in self._nodes:
             args = [self._value(values, n) for n in inputs]
             try:
@@ -107,13 +122,24 @@ class OnnxModel(Module):
             except (ValueError, TypeError, IndexError) as exc:
                 shapes = [None if a is None else np.shape(a) for a in args]
                 raise OnnxError(f"{op.where} on inputs {inputs} of shapes {shapes}: {exc}") from exc
-        self._order = True
-        return values[self.output_name]
+        self._input_shapes_seen = [np.shape(values[n]) for n in self.input_names]
+        outs = tuple(values[n] for n in self.output_names)
+        return outs if len(outs) > 1 else outs[0]
 
     def backward(self, grad_out):
-        """grad_out (the output's shape) -> the input's gradient; adds the Parameters' gradients."""
-        self._cached(self._order)
-        grads = {self.output_name: np.asarray(grad_out)}
+        """grad_out (the output's shape; a tuple of them for several outputs, None for one without
+        a gradient) -> the input's gradient (a tuple for several inputs); adds the Parameters'
+        gradients."""
+        self._cached(self._input_shapes_seen)
+        several = len(self.output_names) > 1
+        if several and (not isinstance(grad_out, (tuple, list)) or len(grad_out) != len(self.output_names)):
+            raise ValueError(f"{self.source}: backward of a graph of {len(self.output_names)} outputs takes a tuple "
+                             f"of {len(self.output_names)} gradients (None for an output without one), got "
+                             f"{type(grad_out).__name__}")
+        grads = {}
+        for name, g in zip(self.output_names, grad_out if several else (grad_out,)):
+            if g is not None:
+                grads[name] = np.asarray(g) if name not in grads else grads[name] + np.asarray(g)
         for op, inputs, output, _ in reversed(self._nodes):
             dy = grads.pop(output, None)
             if dy is None:
@@ -125,12 +151,10 @@ class OnnxModel(Module):
         for name, p in self._parameters.items():
             if name in grads:
                 p.accumulate(grads.pop(name))
-        dx = grads.get(self.input_name)
-        return dx if dx is not None else np.zeros(self._input_shape_of(grad_out), grad_out.dtype)
-
-    def _input_shape_of(self, grad_out):
-        """The input's shape for an output gradient: its batch size, then the graph's input shape."""
-        return tuple(np.shape(grad_out)[:1]) + tuple(self.input_shape[1:])
+        dtype = next(np.asarray(g).dtype for g in (grad_out if several else (grad_out,)) if g is not None)
+        dxs = tuple(grads[n] if n in grads else np.zeros(shape, dtype) for n, shape in zip(self.input_names,
+                                                                                           self._input_shapes_seen))
+        return dxs if len(dxs) > 1 else dxs[0]
 
     def to(self, dtype) -> "OnnxModel":
         """Parameters, statistics and float constants to dtype."""
@@ -141,7 +165,8 @@ class OnnxModel(Module):
         return self
 
     def extra_repr(self) -> str:
-        return f"{self.source}, {len(self._nodes)} nodes, input {self.input_name!r} {self.input_shape}"
+        ins = ", ".join(f"{n!r} {s}" for n, s in zip(self.input_names, self.input_shapes))
+        return f"{self.source}, {len(self._nodes)} nodes, input{'s' if len(self.input_names) > 1 else ''} {ins}"
 
 
 def opset_of_ai_onnx(proto) -> int:
