@@ -10,7 +10,8 @@ DataLoader feeds both): SGD momentum 0.9, lr 0.01, standardised inputs, float32,
 torch's intra-op threads, convgrad's DataParallel (each batch split in two halves, one per
 thread, as `convgrad train` runs; BatchNorm and Dropout see the whole batch through
 batch_parts.py; --threads 1 times convgrad unsplit, its BLAS still on 2 threads). Each side
-runs in its own subprocess so its peak memory (ru_maxrss) is its own. --allocator retain (the
+runs in its own subprocess so its peak memory (ru_maxrss) is its own. convgrad keeps patch
+matrices for the backward as `convgrad train` does (set_kept_budget(cli.KEPT_PATCHES)). --allocator retain (the
 default, as `convgrad train` runs) applies convgrad.memory.retain_freed_memory() to both
 sides; --allocator default applies it to neither. The convgrad and torch runs alternate
 (--repeats). Reports training seconds per epoch (median), the ratio convgrad/torch with its
@@ -48,8 +49,11 @@ def _loaders(limit_train, batch_size):
 
 def run_convgrad(args):
     from convgrad import models, nn, optim
+    from convgrad.cli import KEPT_PATCHES
+    from convgrad.functional.convolution import set_kept_budget
     from convgrad.parallel import DataParallel
     from convgrad.train import evaluate
+    set_kept_budget(KEPT_PATCHES)       # as `convgrad train` runs (convgrad's own memory-for-speed setting)
     epochs, limit_train, init_path, threads = args.epochs, args.limit_train, args.init, args.threads
     model = models.build(args.model, generator=0)
     runner = DataParallel(model, threads)

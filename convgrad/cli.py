@@ -286,6 +286,7 @@ def _add_eval(sub):
 
 
 # ---- predict ------------------------------------------------------------------------------------
+KEPT_PATCHES = 256 * 1024 * 1024    # bytes of patch matrices the layers may keep for their backward (speed for memory)
 INVERSE_BACKGROUND = 0.5      # |image background - training background| (in [0, 1]) that earns a hint
 
 
@@ -391,6 +392,7 @@ def _terminate_as_interrupt():
 def main(argv=None) -> int:
     """Run the `convgrad` command on argv (default sys.argv[1:]); returns the exit status."""
     from .explain import normalise_argv
+    from .functional.convolution import set_kept_budget
     from .memory import retain_freed_memory
     argv = normalise_argv(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -405,6 +407,7 @@ def main(argv=None) -> int:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     retain_freed_memory()           # an application may make this process-wide choice; see memory.py
+    set_kept_budget(KEPT_PATCHES)   # so may it trade memory for speed: kept patch matrices (workspace.py)
     restore_sigterm = _terminate_as_interrupt()
     try:
         return args.func(args)

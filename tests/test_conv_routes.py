@@ -114,8 +114,8 @@ def test_flip_swap_is_rot180_with_channels_swapped(rng):
 
 def test_kept_patch_matrices_stay_within_the_process_budget(rng, monkeypatch):
     """A layer keeps its whole-batch patch matrix for the backward only while all kept ones fit
-    KEPT_BUDGET; kept or rebuilt, the gradients are the same, and the count falls back when
-    the layers are freed."""
+    the kept budget (default 0: none); kept or rebuilt, the gradients are the same, and the
+    count falls back when the layers are freed."""
     import gc
 
     from convgrad import nn
@@ -123,8 +123,10 @@ def test_kept_patch_matrices_stay_within_the_process_budget(rng, monkeypatch):
     x = rng.standard_normal((4, 8, 10, 10))          # 8 x 3 x 3 taps: the channel-major route
     dy = rng.standard_normal((4, 5, 10, 10))
     results = []
-    for budget in (workspace.KEPT_BUDGET, 0):
-        monkeypatch.setattr(workspace, "KEPT_BUDGET", budget)
+    assert C.kept_budget() == 0
+    monkeypatch.setitem(workspace._kept, "budget", 0)            # restored after the test
+    for budget in (256 * 2**20, 0):
+        C.set_kept_budget(budget)
         before = workspace.kept_bytes()
         conv = nn.Conv2d(8, 5, 3, padding=1, generator=0).to(np.float64)
         y = conv(x)

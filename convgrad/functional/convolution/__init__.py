@@ -17,7 +17,7 @@ from .geometry import ConvGeometry, conv_geometry, conv_output_shape, flip_swap
 from .lectures import conv_input_grad_by_conv, conv_weight_grad_by_conv
 from .routes import ROUTES, Route, choose_route, conv_route
 from .transposed import conv_transpose, conv_transpose_backward, conv_transpose_forward, conv_transpose_geometry
-from .workspace import ConvCache, budget, set_workspace_budget, workspace_budget
+from .workspace import ConvCache, budget, kept_budget, set_kept_budget, set_workspace_budget, workspace_budget
 from . import channel_major as _cm
 
 

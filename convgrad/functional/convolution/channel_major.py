@@ -15,7 +15,8 @@ one chunk fit in the workspace budget (workspace.py); the buffers come from the 
 scratch pool and the cache keeps only x: backward rebuilds each chunk's patch matrix. A layer's
 whole-batch patch matrix that fits the budget is instead built once in the layer's workspace
 and kept for the backward (small images: rebuilding would cost ~10% of a training step), as
-long as all layers' kept patch matrices stay within KEPT_BUDGET (memory at large images).
+long as all layers' kept patch matrices stay within the kept budget (set_kept_budget; 0, none,
+unless the application opts in).
 """
 from __future__ import annotations
 
@@ -153,8 +154,8 @@ def grads(dy, x, w, geo: ConvGeometry, input_grad: bool = True, weight_grad: boo
 def forward(x, w, b, geo: ConvGeometry, ws):
     """-> (y, saved): with a workspace, a whole-batch patch matrix within the workspace budget
     is built in the workspace and saved for the backward while the process's kept patch
-    matrices stay within KEPT_BUDGET; else saved is None and the backward rebuilds the patch
-    matrix chunk by chunk from the x the cache keeps."""
+    matrices stay within the kept budget; else saved is None and the backward rebuilds the
+    patch matrix chunk by chunk from the x the cache keeps."""
     n, c = x.shape[:2]
     shape = (c, math.prod(geo.kernel), n, *geo.out)
     keep = None
