@@ -392,7 +392,7 @@ def _terminate_as_interrupt():
 def main(argv=None) -> int:
     """Run the `convgrad` command on argv (default sys.argv[1:]); returns the exit status."""
     from .explain import normalise_argv
-    from .functional.convolution import set_kept_budget
+    from .functional.convolution import kept_budget, set_kept_budget
     from .memory import retain_freed_memory
     argv = normalise_argv(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -407,7 +407,8 @@ def main(argv=None) -> int:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     retain_freed_memory()           # an application may make this process-wide choice; see memory.py
-    set_kept_budget(KEPT_PATCHES)   # so may it trade memory for speed: kept patch matrices (workspace.py)
+    kept_before = kept_budget()
+    set_kept_budget(KEPT_PATCHES)   # so may it trade memory for speed while it runs: kept patch matrices (workspace.py)
     restore_sigterm = _terminate_as_interrupt()
     try:
         return args.func(args)
@@ -430,6 +431,7 @@ def main(argv=None) -> int:
         return EXIT_ERROR
     finally:
         restore_sigterm()
+        set_kept_budget(kept_before)
 
 
 if __name__ == "__main__":
