@@ -341,13 +341,7 @@ def main(argv=None):
             if r.get("breakdown"):
                 print(f"batch {r['batch']} ({r['allocator']}): convgrad memory held after forward (MiB): "
                       + ", ".join(f"{k} {v:.0f}" for k, v in r["breakdown"].items()))
-    if load.other is not None:
-        print(f"Other processes used {100 * load.other:.0f}% of the CPUs during the run (machine shared).")
-    if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump({"machine": machine_info(), "threads": args.threads, "results": results,
-                       "other_load": load.other}, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+    _finish(args, load, {"results": results})
 
 
 def _main_interleaved(args):
@@ -368,12 +362,17 @@ def _main_interleaved(args):
           f"process, {args.steps} alternating rounds (time only)")
     print(markdown_table(["batch", "allocator", "convgrad s/step", "torch s/step", "ratio of medians",
                           "per-round ratios"], rows))
+    _finish(args, load, {"interleaved": results})
+
+
+def _finish(args, load, payload: dict):
+    """The load line, and --json: machine, threads, payload and load, written atomically."""
     if load.other is not None:
         print(f"Other processes used {100 * load.other:.0f}% of the CPUs during the run (machine shared).")
     if args.json:
         with open(args.json + ".tmp", "w") as f:
-            json.dump({"machine": machine_info(), "threads": args.threads, "interleaved": results,
-                       "other_load": load.other}, f, indent=2)
+            json.dump({"machine": machine_info(), "threads": args.threads, **payload, "other_load": load.other},
+                      f, indent=2)
         os.replace(args.json + ".tmp", args.json)
 
 

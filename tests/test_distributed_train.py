@@ -35,6 +35,13 @@ def _metrics(out):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
 
 
+def _wait_for(path: str, seconds: float = 120) -> None:
+    """Poll until the running job has written path (or the time is up)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and not os.path.exists(path):
+        time.sleep(0.02)
+
+
 def _rank_pid(rank: int, marker: str):
     """The pid of the MPI rank whose command line contains marker (from /proc), or None."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -79,10 +86,7 @@ def test_a_dying_rank_ends_the_job_and_resume_gives_the_uninterrupted_metrics(da
     killed = str(tmp_path / "killed")
     job = subprocess.Popen(mpi_command(2, *CONVGRAD, *_args(data_root, killed)), env=mpi_env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = os.path.join(killed, "metrics.csv")
-    deadline = time.time() + 120
-    while time.time() < deadline and not os.path.exists(metrics):
-        time.sleep(0.02)
+    _wait_for(os.path.join(killed, "metrics.csv"))
     victim = _rank_pid(1, killed)
     assert victim is not None, "rank 1 not found"
     os.kill(victim, signal.SIGKILL)
@@ -143,10 +147,7 @@ def test_ctrl_c_on_rank_0_stops_every_rank_at_one_step_and_resume_continues_mid_
     job = subprocess.Popen(mpi_command(2, *CONVGRAD, *_args(data_root, stopped, *extra, model="lenet",
                                                              epochs=30)),
                            env=mpi_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    steps = os.path.join(stopped, "steps.csv")
-    deadline = time.time() + 120
-    while time.time() < deadline and not os.path.exists(steps):
-        time.sleep(0.02)
+    _wait_for(os.path.join(stopped, "steps.csv"))
     leader = _rank_pid(0, stopped)
     assert leader is not None, "rank 0 not found"
     os.kill(leader, signal.SIGINT)
