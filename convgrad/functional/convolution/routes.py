@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from . import channel_major, depthwise, per_sample
+from . import channel_major, depthwise, per_sample, winograd
 from .geometry import ConvGeometry
 
 PER_SAMPLE_MAX_PATCH = 64  # C_in/g * K up to which N small GEMMs beat one wide GEMM (measured)
@@ -39,7 +39,7 @@ class Route:
 
 
 ROUTES = {m.NAME: Route(m.NAME, m.applies, m.forward, m.backward, m.rebuild, getattr(m, "FINITE_ONLY", False))
-          for m in (channel_major, per_sample, depthwise)}
+          for m in (channel_major, per_sample, depthwise, winograd)}
 _forced = {"name": None}
 
 
