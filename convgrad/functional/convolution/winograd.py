@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from ..im2col import pad_channels_first
+from ... import _threads
 from ..padding import vjp_padding
 from . import channel_major
 from .geometry import ConvGeometry, conv_geometry, flip_swap
@@ -40,6 +40,7 @@ from .workspace import ConvCache, chunk_size, scratch
 
 NAME = "winograd"
 FINITE_ONLY = True
+MIN_PART_CHANNELS = 8      # channels per thread below which the transforms run on one thread
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
@@ -63,54 +64,104 @@ def _tiles(geo: ConvGeometry) -> tuple[int, int]:
 
 
 def _bytes_per_sample(geo: ConvGeometry, itemsize: int) -> int:
-    """Scratch per sample: padded input, row-transformed input, V, M and the output tiles."""
+    """Scratch per sample: the parity-split input, its row transform, V and M."""
     c_in, c_out = geo.in_shape[1], geo.w_shape[0]
     th, tw = _tiles(geo)
-    rows, cols = 2 * th + 2, 2 * tw + 2
-    return itemsize * (c_in * rows * cols + 4 * c_in * th * cols + 16 * (c_in + c_out) * th * tw
-                       + 4 * c_out * th * tw)
+    return itemsize * (4 * c_in * (th + 1) * (tw + 1) + 8 * c_in * th * (tw + 1) + 16 * (c_in + c_out) * th * (tw + 1))
 
 
-def _pair(v: np.ndarray, axis: int, n: int):
-    """The four stride-2 windows d0..d3 of length n along `axis` (tile rows or columns 0..3)."""
-    lead = (slice(None),) * (axis % v.ndim)
-    return [v[(*lead, slice(r, r + 2 * n - 1, 2))] for r in range(4)]
+def _parity_slices(lo: int, hi: int, size: int, parity: int, half: int) -> tuple[slice, slice]:
+    """Along one axis of the padded input (x[i] at lo + i; padding lo, hi, either may crop),
+    the elements at padded positions 2a + parity, a < half: (slice of x, slice of a)."""
+    i_lo = max(0, -lo)
+    i_hi = min(size, size + hi, 2 * (half - 1) + parity - lo + 1)
+    i0 = i_lo + (parity - lo - i_lo) % 2
+    if i0 >= i_hi:
+        return slice(0, 0), slice(0, 0)
+    count = (i_hi - i0 + 1) // 2
+    a0 = (i0 + lo - parity) // 2
+    return slice(i0, i_hi, 2), slice(a0, a0 + count)
+
+
+def _in_parts(fn, channels: int) -> None:
+    """fn(slice of channels) over all channels, split across convgrad's threads when worth it
+    (the transforms are NumPy element-wise loops, one core each; the GEMMs use BLAS's threads)."""
+    split = _threads.parts(channels, MIN_PART_CHANNELS)
+    if split is None:
+        fn(slice(None))
+    else:
+        _threads.run_parts(fn, split)
 
 
 def _input_transform(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """V = B^T d B over every tile: x (nb, C, H, W) -> (4, 4, C, nb, th, tw) in scratch."""
-    nb, c = x.shape[:2]
+    """V = B^T d B over every tile: x (nb, C, H, W) -> V (4, 4, C, nb, th, tw + 1) in scratch.
+    Tile column tw is junk (M's column tw is dropped): with it every operand below is one
+    contiguous run per channel. Three steps, each per slice of channels:
+      xq[pr, pc, :, :, a, b] = xpad[2a + pr, 2b + pc]  the padded input split by row and column parity
+      rows[i] = (B^T d)[i]                             from the row-parity planes, rows 2a + 0..3
+      V[i, j] = (B^T d B)[i, j]                        from each row's (even, odd) column planes,
+                                                       flat, and the same shifted by one tile"""
+    nb, c, h, w = x.shape
     th, tw = _tiles(geo)
     (plo, phi), (qlo, qhi) = geo.pads
-    pads = ((plo, phi + 2 * th + 2 - geo.padded[0]), (qlo, qhi + 2 * tw + 2 - geo.padded[1]))
-    xp = pad_channels_first(x, pads, out=scratch("wg_xp", (c, nb, 2 * th + 2, 2 * tw + 2), x.dtype))
-    rows = scratch("wg_rows", (4, c, nb, th, 2 * tw + 2), x.dtype)
-    d0, d1, d2, d3 = _pair(xp, 2, th)
-    np.subtract(d0, d2, out=rows[0])
-    np.add(d1, d2, out=rows[1])
-    np.subtract(d2, d1, out=rows[2])
-    np.subtract(d1, d3, out=rows[3])
-    v = scratch("wg_v", (4, 4, c, nb, th, tw), x.dtype)
-    e0, e1, e2, e3 = _pair(rows, -1, tw)
-    np.subtract(e0, e2, out=v[:, 0])
-    np.add(e1, e2, out=v[:, 1])
-    np.subtract(e2, e1, out=v[:, 2])
-    np.subtract(e1, e3, out=v[:, 3])
+    xq = scratch("wg_xq", (2, 2, c, nb, th + 1, tw + 1), x.dtype)
+    block = scratch("wg_rows", (8 * c * nb * th * (tw + 1) + 1,), x.dtype)
+    block[-1] = 0                                        # read only by the junk column
+    rows = block[:-1].reshape(4, 2, c, nb, th, tw + 1)
+    flat, shifted = block[:-1].reshape(4, 2, c, -1), block[1:].reshape(4, 2, c, -1)
+    v = scratch("wg_v", (4, 4, c, nb, th, tw + 1), x.dtype)
+    vf = v.reshape(4, 4, c, -1)
+    xt = x.swapaxes(0, 1)
+    places = [[(_parity_slices(plo, phi, h, pr, th + 1), _parity_slices(qlo, qhi, w, pc, tw + 1))
+               for pc in range(2)] for pr in range(2)]
+
+    def part(ch: slice) -> None:
+        xq[:, :, ch] = 0
+        for pr in range(2):
+            for pc in range(2):
+                (src_r, dst_r), (src_c, dst_c) = places[pr][pc]
+                xq[pr, pc, ch, :, dst_r, dst_c] = xt[ch, :, src_r, src_c]
+        d0, d1, d2, d3 = (xq[r % 2, :, ch, :, r // 2:r // 2 + th] for r in range(4))   # (2, c, nb, th, tw + 1)
+        np.subtract(d0, d2, out=rows[0][:, ch])
+        np.add(d1, d2, out=rows[1][:, ch])
+        np.subtract(d2, d1, out=rows[2][:, ch])
+        np.subtract(d1, d3, out=rows[3][:, ch])
+        e0, e1, e2, e3 = flat[:, 0, ch], flat[:, 1, ch], shifted[:, 0, ch], shifted[:, 1, ch]  # columns 2b + 0..3
+        np.subtract(e0, e2, out=vf[:, 0, ch])
+        np.add(e1, e2, out=vf[:, 1, ch])
+        np.subtract(e2, e1, out=vf[:, 2, ch])
+        np.subtract(e1, e3, out=vf[:, 3, ch])
+
+    _in_parts(part, c)
     return v
 
 
-def _output_transform(m: np.ndarray, out: np.ndarray) -> None:
-    """y = A^T M A, in place in m: m (4, 4, C_out, nb, th, tw) -> out (2, 2, C_out, nb, th, tw)
-    (out[r, c] = output pixel (2*ty + r, 2*tx + c))."""
-    np.subtract(m[1], m[3], out=m[3])
-    np.add(m[1], m[2], out=m[1])
-    np.subtract(m[3], m[2], out=m[3])              # row 1 of A^T M: m1 - m2 - m3
-    np.add(m[0], m[1], out=m[0])                   # row 0: m0 + m1 + m2
-    s = m[0::3]                                    # (2, 4, ...): the two rows
-    np.subtract(s[:, 1], s[:, 3], out=s[:, 3])
-    np.add(s[:, 1], s[:, 2], out=s[:, 1])
-    np.subtract(s[:, 3], s[:, 2], out=out[:, 1])
-    np.add(s[:, 0], s[:, 1], out=out[:, 0])
+def _output_transform(m: np.ndarray, b, y: np.ndarray) -> None:
+    """y = A^T M A (+ b): m (4, 4, C_out, nb, th, tw + 1) -> y (nb, C_out, Ho, Wo), m overwritten.
+    Both rows of A^T M A are formed in place in m (contiguous runs; m's junk column tw is
+    dropped), then copied to the pixels (2*ty + r, 2*tx + c) of y, cropped to Ho x Wo. The
+    bias joins M[1, 1], which reaches all four outputs of a tile with coefficient 1."""
+    ho, wo = y.shape[2:]
+
+    def part(ch: slice) -> None:
+        mc = m[:, :, ch]
+        if b is not None:
+            mc[1, 1] += b[ch, None, None, None]
+        np.subtract(mc[1], mc[3], out=mc[3])
+        np.add(mc[1], mc[2], out=mc[1])
+        np.subtract(mc[3], mc[2], out=mc[3])         # row 1 of A^T M: m1 - m2 - m3
+        np.add(mc[0], mc[1], out=mc[0])              # row 0: m0 + m1 + m2
+        s = mc[0::3]                                 # (2, 4, ...): the two rows
+        np.subtract(s[:, 1], s[:, 3], out=s[:, 3])
+        np.add(s[:, 1], s[:, 2], out=s[:, 1])
+        np.subtract(s[:, 3], s[:, 2], out=s[:, 3])   # column 1: s1 - s2 - s3
+        np.add(s[:, 0], s[:, 1], out=s[:, 0])        # column 0: s0 + s1 + s2
+        for r in range(2):
+            for c, col in ((0, 0), (1, 3)):
+                dst = y[:, ch, r::2, c::2]
+                dst[...] = s[r, col, :, :, :dst.shape[2], :dst.shape[3]].swapaxes(0, 1)
+
+    _in_parts(part, m.shape[2])
 
 
 def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry) -> np.ndarray:
@@ -118,24 +169,16 @@ def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry) -> np.ndarray:
     x (N, C_in, H, W) -> y (N, C_out, Ho, Wo). The pads of geo may be negative (they crop)."""
     n, c_in = x.shape[:2]
     c_out = u.shape[1]
-    ho, wo = geo.out
     th, tw = _tiles(geo)
-    y = np.empty((n, c_out, ho, wo), dtype=x.dtype)
+    y = np.empty((n, c_out, *geo.out), dtype=x.dtype)
     step = chunk_size(n, _bytes_per_sample(geo, x.dtype.itemsize))
     for n0 in range(0, n, step):
         sl = slice(n0, min(n, n0 + step))
         nb = sl.stop - sl.start
         v = _input_transform(x[sl], geo)
-        m = scratch("wg_m", (4, 4, c_out, nb, th, tw), x.dtype)
+        m = scratch("wg_m", (4, 4, c_out, nb, th, tw + 1), x.dtype)
         np.matmul(u, v.reshape(16, c_in, -1), out=m.reshape(16, c_out, -1))
-        if b is not None:
-            m[1, 1] += b[:, None, None, None]
-        if ho % 2 == 0 and wo % 2 == 0:              # straight into y, (nb, C_out, Ho, Wo) as (r, c, C_out, nb, th, tw)
-            _output_transform(m, y[sl].reshape(nb, c_out, th, 2, tw, 2).transpose(3, 5, 1, 0, 2, 4))
-        else:
-            full = scratch("wg_y", (c_out, nb, th, 2, tw, 2), x.dtype)
-            _output_transform(m, full.transpose(3, 5, 0, 1, 2, 4))
-            y[sl] = full.reshape(c_out, nb, 2 * th, 2 * tw)[:, :, :ho, :wo].swapaxes(0, 1)
+        _output_transform(m, b, y[sl])
     return y
 
 
