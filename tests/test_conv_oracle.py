@@ -7,6 +7,7 @@ import pytest
 
 from conftest import rel_err
 from convgrad import nn
+from convgrad.functional.convolution import ROUTES
 
 torch = pytest.importorskip("torch")
 TOL = 1e-10
@@ -104,7 +105,7 @@ def test_configuration_coverage():
     assert any(any((sz - 1) % s for sz, s in zip(c["size"], c["stride"])) for c in cfgs)
 
 
-@pytest.mark.parametrize("route", ["channel-major", "per-sample", "depthwise"])
+@pytest.mark.parametrize("route", list(ROUTES))
 @pytest.mark.parametrize("seed", range(0, 260, 3))
 def test_every_route_matches_torch(seed, route):
     """The same configurations forced through every route (conv_route); where the route
@@ -145,7 +146,10 @@ def test_every_route_is_forced_somewhere():
                             cfg["dilation"], cfg["groups"])
         for name, route in ROUTES.items():
             ran[name] += route.applies(geo)
-    assert min(ran.values()) >= 3, ran          # depthwise also has its own sweep below
+    # winograd (2-d 3x3 stride 1 only) is rarely if ever drawn here (it refuses the others, above):
+    # test_conv_winograd.py is its sweep; depthwise also has its own sweep below
+    ran.pop("winograd")
+    assert min(ran.values()) >= 3, ran
 
 
 @pytest.mark.parametrize("route", ["channel-major", "per-sample"])

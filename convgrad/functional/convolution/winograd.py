@@ -21,7 +21,8 @@ tile with coefficient 1. The batch is worked in chunks whose buffers fit the wor
 
 Backward: dx at stride 1 is the convolution of dy (padded by 2 - p) with rot180(w) with in
 and out channels swapped, run through the same forward (a padding above 2 crops dy instead);
-dw is the channel-major route's GEMM (dY @ cols^T). The cache keeps only x.
+dw = G^T dU G with dU[xi] = dM[xi] @ V[xi]^T, dM = A dy A^T per tile (the transforms'
+adjoints; the tiles are the GEMMs' inner dimension). The cache keeps only x.
 
 FINITE_ONLY: an inf becomes inf - inf = NaN inside a transform (and a large finite value can
 overflow in one), so a non-finite result is redone on the channel-major route by the dispatch.
@@ -34,7 +35,6 @@ import numpy as np
 
 from ... import _threads
 from ..padding import vjp_padding
-from . import channel_major
 from .geometry import ConvGeometry, conv_geometry, flip_swap
 from .workspace import ConvCache, chunk_size, scratch
 
@@ -63,11 +63,13 @@ def _tiles(geo: ConvGeometry) -> tuple[int, int]:
     return (geo.out[0] + 1) // 2, (geo.out[1] + 1) // 2
 
 
-def _bytes_per_sample(geo: ConvGeometry, itemsize: int) -> int:
-    """Scratch per sample: the parity-split input, its row transform, V and M."""
+def _bytes_per_sample(geo: ConvGeometry, itemsize: int, weight_grad: bool = False) -> int:
+    """Scratch per sample: the parity-split input, its row transform, V and M (the weight
+    gradient: also dy's parity planes and row transform)."""
     c_in, c_out = geo.in_shape[1], geo.w_shape[0]
     th, tw = _tiles(geo)
-    return itemsize * (4 * c_in * (th + 1) * (tw + 1) + 8 * c_in * th * (tw + 1) + 16 * (c_in + c_out) * th * (tw + 1))
+    per_tile = 4 * c_in * (th + 1) * (tw + 1) + (8 * c_in + 16 * (c_in + c_out)) * th * (tw + 1)
+    return itemsize * (per_tile + (12 * c_out * th * (tw + 1) if weight_grad else 0))
 
 
 def _parity_slices(lo: int, hi: int, size: int, parity: int, half: int) -> tuple[slice, slice]:
@@ -83,14 +85,35 @@ def _parity_slices(lo: int, hi: int, size: int, parity: int, half: int) -> tuple
     return slice(i0, i_hi, 2), slice(a0, a0 + count)
 
 
+def _parity_places(pads, size, halves):
+    """[pr][pc] -> ((x rows, xq rows), (x columns, xq columns)) for _parity_slices on both axes."""
+    (plo, phi), (qlo, qhi) = pads
+    return [[(_parity_slices(plo, phi, size[0], pr, halves[0]), _parity_slices(qlo, qhi, size[1], pc, halves[1]))
+             for pc in range(2)] for pr in range(2)]
+
+
+def _split_parities(xq: np.ndarray, xt: np.ndarray, places, ch: slice) -> None:
+    """xq[pr, pc, ch] = the (pr, pc) parity plane of the zero-padded xt[ch] (C, nb, H, W)."""
+    xq[:, :, ch] = 0
+    for pr in range(2):
+        for pc in range(2):
+            (src_r, dst_r), (src_c, dst_c) = places[pr][pc]
+            xq[pr, pc, ch, :, dst_r, dst_c] = xt[ch, :, src_r, src_c]
+
+
 def _in_parts(fn, channels: int) -> None:
     """fn(slice of channels) over all channels, split across convgrad's threads when worth it
-    (the transforms are NumPy element-wise loops, one core each; the GEMMs use BLAS's threads)."""
+    (the transforms are NumPy element-wise loops, one core each; the GEMMs use BLAS's threads).
+    inf - inf in a transform is not reported: FINITE_ONLY redoes such a result on channel-major."""
+    def quiet(ch: slice) -> None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            fn(ch)
+
     split = _threads.parts(channels, MIN_PART_CHANNELS)
     if split is None:
-        fn(slice(None))
+        quiet(slice(None))
     else:
-        _threads.run_parts(fn, split)
+        _threads.run_parts(quiet, split)
 
 
 def _input_transform(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
@@ -103,7 +126,6 @@ def _input_transform(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
                                                        flat, and the same shifted by one tile"""
     nb, c, h, w = x.shape
     th, tw = _tiles(geo)
-    (plo, phi), (qlo, qhi) = geo.pads
     xq = scratch("wg_xq", (2, 2, c, nb, th + 1, tw + 1), x.dtype)
     block = scratch("wg_rows", (8 * c * nb * th * (tw + 1) + 1,), x.dtype)
     block[-1] = 0                                        # read only by the junk column
@@ -111,16 +133,10 @@ def _input_transform(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     flat, shifted = block[:-1].reshape(4, 2, c, -1), block[1:].reshape(4, 2, c, -1)
     v = scratch("wg_v", (4, 4, c, nb, th, tw + 1), x.dtype)
     vf = v.reshape(4, 4, c, -1)
-    xt = x.swapaxes(0, 1)
-    places = [[(_parity_slices(plo, phi, h, pr, th + 1), _parity_slices(qlo, qhi, w, pc, tw + 1))
-               for pc in range(2)] for pr in range(2)]
+    xt, places = x.swapaxes(0, 1), _parity_places(geo.pads, (h, w), (th + 1, tw + 1))
 
     def part(ch: slice) -> None:
-        xq[:, :, ch] = 0
-        for pr in range(2):
-            for pc in range(2):
-                (src_r, dst_r), (src_c, dst_c) = places[pr][pc]
-                xq[pr, pc, ch, :, dst_r, dst_c] = xt[ch, :, src_r, src_c]
+        _split_parities(xq, xt, places, ch)
         d0, d1, d2, d3 = (xq[r % 2, :, ch, :, r // 2:r // 2 + th] for r in range(4))   # (2, c, nb, th, tw + 1)
         np.subtract(d0, d2, out=rows[0][:, ch])
         np.add(d1, d2, out=rows[1][:, ch])
@@ -199,10 +215,53 @@ def input_gradient(dy: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarr
     return conv(dy, filter_transform(flip_swap(w, 1)), None, geo_dx)
 
 
+def _grad_output_transform(dy: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """dM = A dy A^T over every tile (the adjoint of the output transform):
+    dy (nb, C_out, Ho, Wo) -> dM (4, 4, C_out, nb, th, tw + 1) in scratch, zero in the junk
+    column and beyond Ho x Wo. With A = [[1, 0], [1, 1], [1, -1], [0, -1]], per axis
+    (q0, q1) -> (q0, q0 + q1, q0 - q1, -q1), rows first, then columns."""
+    nb, c = dy.shape[:2]
+    th, tw = _tiles(geo)
+    q = scratch("wg_dyq", (2, 2, c, nb, th, tw + 1), dy.dtype)
+    rows = scratch("wg_drows", (4, 2, c, nb, th, tw + 1), dy.dtype)
+    dm = scratch("wg_m", (4, 4, c, nb, th, tw + 1), dy.dtype)
+    dyt, places = dy.swapaxes(0, 1), _parity_places(((0, 0), (0, 0)), geo.out, (th, tw + 1))
+
+    def part(ch: slice) -> None:
+        _split_parities(q, dyt, places, ch)
+        stages = (((q[0, :, ch], q[1, :, ch]), [rows[i][:, ch] for i in range(4)]),            # rows
+                  ((rows[:, 0, ch], rows[:, 1, ch]), [dm[:, j, ch] for j in range(4)]))        # columns
+        for (s0, s1), d in stages:
+            d[0][...] = s0
+            np.add(s0, s1, out=d[1])
+            np.subtract(s0, s1, out=d[2])
+            np.negative(s1, out=d[3])
+
+    _in_parts(part, c)
+    return dm
+
+
+def weight_gradient(dy: np.ndarray, x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """dw = G^T dU G, dU[xi] = sum over chunks of dM[xi] @ V[xi]^T (16 GEMMs with the tiles as
+    the inner dimension): dy (N, C_out, Ho, Wo), x (N, C_in, H, W) -> (C_out, C_in, 3, 3)."""
+    n, c_in = x.shape[:2]
+    c_out = dy.shape[1]
+    du = np.zeros((16, c_out, c_in), dtype=dy.dtype)
+    step = chunk_size(n, _bytes_per_sample(geo, x.dtype.itemsize, weight_grad=True))
+    for n0 in range(0, n, step):
+        sl = slice(n0, min(n, n0 + step))
+        v = _input_transform(x[sl], geo).reshape(16, c_in, -1)
+        dm = _grad_output_transform(dy[sl], geo).reshape(16, c_out, -1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            du += np.matmul(dm, v.transpose(0, 2, 1))
+    g = _G.astype(dy.dtype)
+    return g.T @ du.reshape(4, 4, c_out, c_in).transpose(2, 3, 0, 1) @ g
+
+
 def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
-    """(dx, dw, db): dx by the Winograd forward, dw by the channel-major GEMM."""
+    """(dx, dw, db): dx by the Winograd forward, dw by the Winograd weight gradient."""
     geo = cache.geo
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     dx = input_gradient(dy, cache.w, geo) if input_grad else None
-    dw = channel_major.grads(dy, cache.x, None, geo, input_grad=False, weight_grad=True)[1] if weight_grad else None
+    dw = weight_gradient(dy, cache.x, geo) if weight_grad else None
     return dx, dw, db
