@@ -1,11 +1,13 @@
 """The Winograd route against the channel-major route and torch, 3x3 stride-1 convolutions,
 float32, side by side in one run.
 
-    python benchmarks/bench_winograd.py [--reps R] [--only SUBSTR] [--pass fwd|fwd+bwd]
+    python benchmarks/bench_winograd.py [--reps R] [--only SUBSTR] [--pass fwd|fwd+bwd|both] [--threads T]
 
 Every shape is timed through one nn.Conv2d per convgrad contender (its workspace reused),
 the route forced with conv_route, and torch's Conv2d with the same weights
-(torch.set_num_threads(2); NumPy's BLAS on its own threads). The contenders run
+(torch.set_num_threads(2); convgrad.set_num_threads(2); NumPy's BLAS on its own threads).
+"other" is the route choose_route takes without Winograd (per-sample for C_in <= 7, else
+channel-major). The contenders run
 interleaved (common.interleaved_samples); each ratio is median(convgrad) / median(torch),
 with the ratios of the 25th and 75th percentiles as its spread.
 """
@@ -24,7 +26,9 @@ from common import geomean, interleaved_samples  # noqa: E402
 import torch  # noqa: E402  (benchmark oracle only)
 
 from convgrad import nn  # noqa: E402
+import convgrad  # noqa: E402
 from convgrad.functional import conv_route  # noqa: E402
+from convgrad.functional.convolution.routes import PER_SAMPLE_MAX_PATCH  # noqa: E402
 
 # (name, N, C_in, side, C_out, pad)
 SHAPES = [
@@ -42,7 +46,12 @@ SHAPES = [
     ("bench 64->64 32x32", 64, 64, 32, 64, 1),
     ("bench 128->128 16x16", 32, 128, 16, 128, 1),
 ]
-ROUTES = ("winograd", "channel-major")
+ROUTES = ("winograd", "other")       # other: the route choose_route takes without Winograd
+
+
+def other_route(c_in: int) -> str:
+    """The route a 3x3 convolution takes when Winograd is not chosen (routes.choose_route's rule)."""
+    return "per-sample" if c_in * 9 <= PER_SAMPLE_MAX_PATCH else "channel-major"
 
 
 def contenders(n, c_in, side, c_out, pad, passes):
@@ -57,7 +66,7 @@ def contenders(n, c_in, side, c_out, pad, passes):
         layer = nn.Conv2d(c_in, c_out, 3, padding=pad)
         layer.load_state_dict({k: v.detach().numpy() for k, v in th.state_dict().items()})
 
-        def run(layer=layer, route=route):
+        def run(layer=layer, route=route if route == "winograd" else other_route(c_in)):
             with conv_route(route):
                 layer.forward(x)
                 if passes == "fwd+bwd":
@@ -76,10 +85,12 @@ def contenders(n, c_in, side, c_out, pad, passes):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2, help="convgrad.set_num_threads (torch keeps 2)")
     ap.add_argument("--only", metavar="SUBSTR")
     ap.add_argument("--pass", dest="passes", choices=("fwd", "fwd+bwd", "both"), default="both")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    convgrad.set_num_threads(args.threads)     # the Winograd transforms split their channels across them
     passes = ("fwd", "fwd+bwd") if args.passes == "both" else (args.passes,)
     ratios = {(p, r): [] for p in passes for r in ROUTES}
     print(f"{'shape':36s} {'pass':8s} {'torch ms':>9s}  " + "  ".join(f"{r + ' / torch (IQR)':>28s}" for r in ROUTES))

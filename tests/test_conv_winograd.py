@@ -1,7 +1,6 @@
 """The Winograd route (2-d, groups 1, 3x3, stride 1) against torch, forced with conv_route:
 float64 to 1e-10 (forward, dx, dweight, dbias) over odd and even sizes, paddings 0..3 (also
-unequal per axis), batches 0, 1 and more, the batch in chunks, the transforms split across
-threads, non-contiguous inputs; NaN and inf where torch puts them; float32 to float32 accuracy;
+unequal per axis), batches 0, 1 and more, the batch in chunks, non-contiguous inputs; NaN and inf where torch puts them; float32 to float32 accuracy;
 the geometries it refuses. (test_conv_oracle's random mix never draws a 3x3 stride-1 2-d
 convolution, so this is the route's oracle sweep.)"""
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 from conftest import rel_err
 from convgrad import gradcheck, nn
 from convgrad.functional import conv_route
-from convgrad.functional.convolution import budget, winograd
+from convgrad.functional.convolution import budget
 
 torch = pytest.importorskip("torch")
 TOL = 1e-10
@@ -76,13 +75,8 @@ def test_winograd_sweep_covers_the_cases():
 
 
 @pytest.mark.parametrize("nbytes", [1, 20_000])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_winograd_in_chunks_and_threads_matches_torch(nbytes, threads, monkeypatch):
-    """A budget too small for one sample (chunks of one) or for a few; the transforms' channels
-    split across two threads."""
-    from convgrad import _threads
-    monkeypatch.setitem(_threads._state, "threads", threads)
-    monkeypatch.setattr(winograd, "MIN_PART_CHANNELS", 1)
+def test_winograd_in_chunks_matches_torch(nbytes):
+    """A workspace budget too small for one sample (chunks of one) or for a few."""
     ours, theirs = _pair(5, 3, (1, 2), True)
     x = np.random.default_rng(3).standard_normal((5, 5, 9, 8))
     with budget(nbytes):

@@ -19,9 +19,9 @@ input is first split by row and column parity (xpad[2a + r, 2b + c]), so that ev
 is a contiguous run per channel: stride-2 views would make NumPy's inner loops a tile row
 long, ~4x slower here. A junk tile column (index tw, dropped from M) keeps the runs whole.
 An odd output size is padded by one zero row or column of input and cropped. The bias joins
-M[1, 1], which reaches all four outputs of a tile with coefficient 1. The transforms split
-their channels across convgrad's threads (they are NumPy loops, one core each). The batch is
-worked in chunks whose buffers fit the workspace budget, in the scratch pool under the
+M[1, 1], which reaches all four outputs of a tile with coefficient 1. The transforms run on
+one thread (split across convgrad's threads by channel, they measured slower: BLAS's threads
+spin between the 16 GEMMs and took the second core). The batch is worked in chunks whose buffers fit the workspace budget, in the scratch pool under the
 channel-major route's names (xp, cols, y_cf): the two routes share that memory.
 
 Backward: dx at stride 1 is the convolution of dy (padded by 2 - p) with rot180(w) with in
@@ -36,14 +36,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import _threads
 from ..padding import vjp_padding
 from .geometry import ConvGeometry, conv_geometry, flip_swap
 from .workspace import ConvCache, chunk_size, scratch
 
 NAME = "winograd"
 FINITE_ONLY = True
-MIN_PART_CHANNELS = 8      # channels per thread below which the transforms run on one thread
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
@@ -95,34 +93,19 @@ def _parity_places(pads, size, halves):
              for pc in range(2)] for pr in range(2)]
 
 
-def _split_parities(xq: np.ndarray, xt: np.ndarray, places, ch: slice) -> None:
-    """xq[pr, pc, ch] = the (pr, pc) parity plane of the zero-padded xt[ch] (C, nb, H, W)."""
-    xq[:, :, ch] = 0
+def _split_parities(xq: np.ndarray, xt: np.ndarray, places) -> None:
+    """xq[pr, pc] = the (pr, pc) parity plane of the zero-padded xt (C, nb, H, W)."""
+    xq[...] = 0
     for pr in range(2):
         for pc in range(2):
             (src_r, dst_r), (src_c, dst_c) = places[pr][pc]
-            xq[pr, pc, ch, :, dst_r, dst_c] = xt[ch, :, src_r, src_c]
-
-
-def _in_parts(fn, channels: int) -> None:
-    """fn(slice of channels) over all channels, split across convgrad's threads when worth it
-    (the transforms are NumPy element-wise loops, one core each; the GEMMs use BLAS's threads).
-    inf - inf in a transform is not reported: FINITE_ONLY redoes such a result on channel-major."""
-    def quiet(ch: slice) -> None:
-        with np.errstate(invalid="ignore", over="ignore"):
-            fn(ch)
-
-    split = _threads.parts(channels, MIN_PART_CHANNELS)
-    if split is None:
-        quiet(slice(None))
-    else:
-        _threads.run_parts(quiet, split)
+            xq[pr, pc, :, :, dst_r, dst_c] = xt[:, :, src_r, src_c]
 
 
 def _input_transform(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     """V = B^T d B over every tile: x (nb, C, H, W) -> V (4, 4, C, nb, th, tw + 1) in scratch.
     Tile column tw is junk (M's column tw is dropped): with it every operand below is one
-    contiguous run per channel. Three steps, each per slice of channels:
+    contiguous run per channel. Three steps:
       xq[pr, pc, :, :, a, b] = xpad[2a + pr, 2b + pc]  the padded input split by row and column parity
       rows[i] = (B^T d)[i]                             from the row-parity planes, rows 2a + 0..3
       V[i, j] = (B^T d B)[i, j]                        from each row's (even, odd) column planes,
@@ -130,28 +113,23 @@ def _input_transform(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     nb, c, h, w = x.shape
     th, tw = _tiles(geo)
     xq = scratch("xp", (2, 2, c, nb, th + 1, tw + 1), x.dtype)
+    _split_parities(xq, x.swapaxes(0, 1), _parity_places(geo.pads, (h, w), (th + 1, tw + 1)))
     block = scratch("wg_rows", (8 * c * nb * th * (tw + 1) + 1,), x.dtype)
     block[-1] = 0                                        # read only by the junk column
     rows = block[:-1].reshape(4, 2, c, nb, th, tw + 1)
-    flat, shifted = block[:-1].reshape(4, 2, c, -1), block[1:].reshape(4, 2, c, -1)
+    d0, d1, d2, d3 = (xq[r % 2, :, :, :, r // 2:r // 2 + th] for r in range(4))   # (2, C, nb, th, tw + 1)
+    np.subtract(d0, d2, out=rows[0])
+    np.add(d1, d2, out=rows[1])
+    np.subtract(d2, d1, out=rows[2])
+    np.subtract(d1, d3, out=rows[3])
+    flat, shifted = block[:-1].reshape(4, 2, -1), block[1:].reshape(4, 2, -1)
+    e0, e1, e2, e3 = flat[:, 0], flat[:, 1], shifted[:, 0], shifted[:, 1]        # columns 2b + 0..3
     v = scratch("cols", (4, 4, c, nb, th, tw + 1), x.dtype)
-    vf = v.reshape(4, 4, c, -1)
-    xt, places = x.swapaxes(0, 1), _parity_places(geo.pads, (h, w), (th + 1, tw + 1))
-
-    def part(ch: slice) -> None:
-        _split_parities(xq, xt, places, ch)
-        d0, d1, d2, d3 = (xq[r % 2, :, ch, :, r // 2:r // 2 + th] for r in range(4))   # (2, c, nb, th, tw + 1)
-        np.subtract(d0, d2, out=rows[0][:, ch])
-        np.add(d1, d2, out=rows[1][:, ch])
-        np.subtract(d2, d1, out=rows[2][:, ch])
-        np.subtract(d1, d3, out=rows[3][:, ch])
-        e0, e1, e2, e3 = flat[:, 0, ch], flat[:, 1, ch], shifted[:, 0, ch], shifted[:, 1, ch]  # columns 2b + 0..3
-        np.subtract(e0, e2, out=vf[:, 0, ch])
-        np.add(e1, e2, out=vf[:, 1, ch])
-        np.subtract(e2, e1, out=vf[:, 2, ch])
-        np.subtract(e1, e3, out=vf[:, 3, ch])
-
-    _in_parts(part, c)
+    vf = v.reshape(4, 4, -1)
+    np.subtract(e0, e2, out=vf[:, 0])
+    np.add(e1, e2, out=vf[:, 1])
+    np.subtract(e2, e1, out=vf[:, 2])
+    np.subtract(e1, e3, out=vf[:, 3])
     return v
 
 
@@ -160,27 +138,21 @@ def _output_transform(m: np.ndarray, b, y: np.ndarray) -> None:
     Both rows of A^T M A are formed in place in m (contiguous runs; m's junk column tw is
     dropped), then copied to the pixels (2*ty + r, 2*tx + c) of y, cropped to Ho x Wo. The
     bias joins M[1, 1], which reaches all four outputs of a tile with coefficient 1."""
-    ho, wo = y.shape[2:]
-
-    def part(ch: slice) -> None:
-        mc = m[:, :, ch]
-        if b is not None:
-            mc[1, 1] += b[ch, None, None, None]
-        np.subtract(mc[1], mc[3], out=mc[3])
-        np.add(mc[1], mc[2], out=mc[1])
-        np.subtract(mc[3], mc[2], out=mc[3])         # row 1 of A^T M: m1 - m2 - m3
-        np.add(mc[0], mc[1], out=mc[0])              # row 0: m0 + m1 + m2
-        s = mc[0::3]                                 # (2, 4, ...): the two rows
-        np.subtract(s[:, 1], s[:, 3], out=s[:, 3])
-        np.add(s[:, 1], s[:, 2], out=s[:, 1])
-        np.subtract(s[:, 3], s[:, 2], out=s[:, 3])   # column 1: s1 - s2 - s3
-        np.add(s[:, 0], s[:, 1], out=s[:, 0])        # column 0: s0 + s1 + s2
-        for r in range(2):
-            for c, col in ((0, 0), (1, 3)):
-                dst = y[:, ch, r::2, c::2]
-                dst[...] = s[r, col, :, :, :dst.shape[2], :dst.shape[3]].swapaxes(0, 1)
-
-    _in_parts(part, m.shape[2])
+    if b is not None:
+        m[1, 1] += b[:, None, None, None]
+    np.subtract(m[1], m[3], out=m[3])
+    np.add(m[1], m[2], out=m[1])
+    np.subtract(m[3], m[2], out=m[3])         # row 1 of A^T M: m1 - m2 - m3
+    np.add(m[0], m[1], out=m[0])              # row 0: m0 + m1 + m2
+    s = m[0::3]                               # (2, 4, ...): the two rows
+    np.subtract(s[:, 1], s[:, 3], out=s[:, 3])
+    np.add(s[:, 1], s[:, 2], out=s[:, 1])
+    np.subtract(s[:, 3], s[:, 2], out=s[:, 3])   # column 1: s1 - s2 - s3
+    np.add(s[:, 0], s[:, 1], out=s[:, 0])        # column 0: s0 + s1 + s2
+    for r in range(2):
+        for c, col in ((0, 0), (1, 3)):
+            dst = y[:, :, r::2, c::2]
+            dst[...] = s[r, col, :, :, :dst.shape[2], :dst.shape[3]].swapaxes(0, 1)
 
 
 def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry) -> np.ndarray:
@@ -194,10 +166,11 @@ def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry) -> np.ndarray:
     for n0 in range(0, n, step):
         sl = slice(n0, min(n, n0 + step))
         nb = sl.stop - sl.start
-        v = _input_transform(x[sl], geo)
-        m = scratch("y_cf", (4, 4, c_out, nb, th, tw + 1), x.dtype)
-        np.matmul(u, v.reshape(16, c_in, -1), out=m.reshape(16, c_out, -1))
-        _output_transform(m, b, y[sl])
+        with np.errstate(invalid="ignore", over="ignore"):      # inf - inf: FINITE_ONLY redoes it
+            v = _input_transform(x[sl], geo)
+            m = scratch("y_cf", (4, 4, c_out, nb, th, tw + 1), x.dtype)
+            np.matmul(u, v.reshape(16, c_in, -1), out=m.reshape(16, c_out, -1))
+            _output_transform(m, b, y[sl])
     return y
 
 
@@ -230,17 +203,13 @@ def _grad_output_transform(dy: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     dm = scratch("y_cf", (4, 4, c, nb, th, tw + 1), dy.dtype)
     dyt, places = dy.swapaxes(0, 1), _parity_places(((0, 0), (0, 0)), geo.out, (th, tw + 1))
 
-    def part(ch: slice) -> None:
-        _split_parities(q, dyt, places, ch)
-        stages = (((q[0, :, ch], q[1, :, ch]), [rows[i][:, ch] for i in range(4)]),            # rows
-                  ((rows[:, 0, ch], rows[:, 1, ch]), [dm[:, j, ch] for j in range(4)]))        # columns
-        for (s0, s1), d in stages:
-            d[0][...] = s0
-            np.add(s0, s1, out=d[1])
-            np.subtract(s0, s1, out=d[2])
-            np.negative(s1, out=d[3])
-
-    _in_parts(part, c)
+    _split_parities(q, dyt, places)
+    stages = (((q[0], q[1]), rows), ((rows[:, 0], rows[:, 1]), dm.swapaxes(0, 1)))   # rows, then columns
+    for (s0, s1), d in stages:
+        d[0] = s0
+        np.add(s0, s1, out=d[1])
+        np.subtract(s0, s1, out=d[2])
+        np.negative(s1, out=d[3])
     return dm
 
 
@@ -253,9 +222,9 @@ def weight_gradient(dy: np.ndarray, x: np.ndarray, geo: ConvGeometry) -> np.ndar
     step = chunk_size(n, _bytes_per_sample(geo, x.dtype.itemsize, weight_grad=True))
     for n0 in range(0, n, step):
         sl = slice(n0, min(n, n0 + step))
-        v = _input_transform(x[sl], geo).reshape(16, c_in, -1)
-        dm = _grad_output_transform(dy[sl], geo).reshape(16, c_out, -1)
-        with np.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):      # inf - inf: FINITE_ONLY redoes it
+            v = _input_transform(x[sl], geo).reshape(16, c_in, -1)
+            dm = _grad_output_transform(dy[sl], geo).reshape(16, c_out, -1)
             du += np.matmul(dm, v.transpose(0, 2, 1))
     g = _G.astype(dy.dtype)
     return g.T @ du.reshape(4, 4, c_out, c_in).transpose(2, 3, 0, 1) @ g
