@@ -9,7 +9,8 @@ the route forced with conv_route, and torch's Conv2d with the same weights
 "other" is the route choose_route takes without Winograd (per-sample for C_in <= 7, else
 channel-major). The contenders run
 interleaved (common.interleaved_samples); each ratio is median(convgrad) / median(torch),
-with the ratios of the 25th and 75th percentiles as its spread.
+with the ratios of the 25th and 75th percentiles as its spread, and min / min (the least
+disturbed rounds of a shared machine).
 """
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def main():
     convgrad.set_num_threads(args.threads)     # the Winograd transforms split their channels across them
     passes = ("fwd", "fwd+bwd") if args.passes == "both" else (args.passes,)
     ratios = {(p, r): [] for p in passes for r in ROUTES}
-    print(f"{'shape':36s} {'pass':8s} {'torch ms':>9s}  " + "  ".join(f"{r + ' / torch (IQR)':>28s}" for r in ROUTES))
+    print(f"{'shape':36s} {'pass':8s} {'torch ms':>9s}  " + "  ".join(f"{r + ' / torch (IQR) min':>32s}" for r in ROUTES))
     for name, n, c_in, side, c_out, pad in SHAPES:
         if args.only and args.only not in name:
             continue
@@ -106,8 +107,8 @@ def main():
                 q = statistics.quantiles(s[r], n=4)
                 ratio = statistics.median(s[r]) / t
                 ratios[(p, r)].append(ratio)
-                cells.append(f"{ratio:6.2f} ({q[0] / tq[0]:.2f}-{q[2] / tq[2]:.2f})")
-            print(f"{name:36s} {p:8s} {t * 1e3:9.2f}  " + "  ".join(f"{c:>28s}" for c in cells), flush=True)
+                cells.append(f"{ratio:5.2f} ({q[0] / tq[0]:.2f}-{q[2] / tq[2]:.2f}) min {min(s[r]) / min(s['torch']):.2f}")
+            print(f"{name:36s} {p:8s} {t * 1e3:9.2f}  " + "  ".join(f"{c:>32s}" for c in cells), flush=True)
     for p in passes:
         print(f"geomean {p:8s} " + "  ".join(f"{r} {geomean(ratios[(p, r)]):.2f}" for r in ROUTES if ratios[(p, r)]))
 
