@@ -1,7 +1,7 @@
 """The Winograd route against the channel-major route and torch, 3x3 stride-1 convolutions,
 float32, side by side in one run.
 
-    python benchmarks/bench_winograd.py [--reps R] [--only SUBSTR] [--pass fwd|fwd+bwd|both] [--threads T]
+    python benchmarks/bench_winograd.py [--reps R] [--only SUBSTR] [--pass fwd|fwd+bwd|both] [--threads T] [--split]
 
 Every shape is timed through one nn.Conv2d per convgrad contender (its workspace reused),
 the route forced with conv_route, and torch's Conv2d with the same weights
@@ -29,6 +29,7 @@ import torch  # noqa: E402  (benchmark oracle only)
 from convgrad import nn  # noqa: E402
 import convgrad  # noqa: E402
 from convgrad.functional import conv_route  # noqa: E402
+from convgrad.parallel import DataParallel  # noqa: E402
 from convgrad.functional.convolution.routes import PER_SAMPLE_MAX_PATCH  # noqa: E402
 
 # (name, N, C_in, side, C_out, pad)
@@ -55,7 +56,7 @@ def other_route(c_in: int) -> str:
     return "per-sample" if c_in * 9 <= PER_SAMPLE_MAX_PATCH else "channel-major"
 
 
-def contenders(n, c_in, side, c_out, pad, passes):
+def contenders(n, c_in, side, c_out, pad, passes, split=False):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c_in, side, side), dtype=np.float32)
     th = torch.nn.Conv2d(c_in, c_out, 3, padding=pad)
@@ -66,6 +67,8 @@ def contenders(n, c_in, side, c_out, pad, passes):
     for route in ROUTES:
         layer = nn.Conv2d(c_in, c_out, 3, padding=pad)
         layer.load_state_dict({k: v.detach().numpy() for k, v in th.state_dict().items()})
+        if split:
+            layer = DataParallel(layer, 2)
 
         def run(layer=layer, route=route if route == "winograd" else other_route(c_in)):
             with conv_route(route):
@@ -87,6 +90,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2, help="convgrad.set_num_threads (torch keeps 2)")
+    ap.add_argument("--split", action="store_true",
+                    help="convgrad through DataParallel(layer, 2) (the batch in two halves, one per thread, as "
+                         "`convgrad train` and bench_resnet --split run)")
     ap.add_argument("--only", metavar="SUBSTR")
     ap.add_argument("--pass", dest="passes", choices=("fwd", "fwd+bwd", "both"), default="both")
     args = ap.parse_args()
@@ -99,7 +105,7 @@ def main():
         if args.only and args.only not in name:
             continue
         for p in passes:
-            s = interleaved_samples(contenders(n, c_in, side, c_out, pad, p), reps=args.reps, warmup=2)
+            s = interleaved_samples(contenders(n, c_in, side, c_out, pad, p, args.split), reps=args.reps, warmup=2)
             t = statistics.median(s["torch"])
             tq = statistics.quantiles(s["torch"], n=4)
             cells = []
