@@ -154,3 +154,40 @@ def test_winograd_refuses_what_it_cannot_compute(kw, shape):
         layer = getattr(nn, f"Conv{n_sp}d")(2, 2, 3, generator=0, dtype=np.float64)
         with conv_route("winograd"), pytest.raises(ValueError, match="forced route 'winograd' cannot compute"):
             layer(np.zeros((1, 2) + (6,) * n_sp))
+
+
+def test_choose_route_takes_winograd_where_it_suits():
+    """Inside a DataParallel part (BLAS on one thread) for C_in, C_out >= 32 and outputs >= 14 x 14;
+    elsewhere the route it replaces."""
+    from convgrad import _threads
+    from convgrad.functional.convolution import choose_route, conv_geometry
+    big = conv_geometry((2, 32, 14, 15), (32, 32, 3, 3), 1, 1)
+    assert choose_route(big).name == "channel-major"
+    with _threads.parallel_region():
+        assert choose_route(big).name == "winograd"
+        for x_shape, w_shape, kw in [((2, 32, 7, 7), (64, 32, 3, 3), dict(padding=1)),       # 7x7 output
+                                     ((2, 16, 28, 28), (32, 16, 3, 3), dict(padding=1)),     # C_in 16
+                                     ((2, 32, 28, 28), (32, 32, 3, 3), dict(stride=2)),
+                                     ((2, 32, 28, 28), (32, 32, 1, 1), {})]:
+            assert choose_route(conv_geometry(x_shape, w_shape, **kw)).name != "winograd", (x_shape, w_shape, kw)
+
+
+def test_data_parallel_conv_on_the_winograd_route_matches_torch():
+    """A layer in DataParallel's parts takes the Winograd route by itself (float64 against torch)."""
+    pytest.importorskip("threadpoolctl")
+    from convgrad.parallel import DataParallel
+    ours, theirs = _pair(32, 32, 1, True)
+    dp = DataParallel(ours, 2)
+    x = np.random.default_rng(0).standard_normal((8, 32, 14, 14))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = theirs(tx)
+    y = dp.forward(x)
+    routes = [ours._cache.route] + [r._cache.route for r in dp._replicas]
+    assert routes == ["winograd", "winograd"], routes
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    dx = dp.backward(dy)
+    ty.backward(torch.from_numpy(dy))
+    errors = {"forward": rel_err(y, ty.detach().numpy()), "dx": rel_err(dx, tx.grad.numpy()),
+              "dweight": rel_err(ours.weight.grad, theirs.weight.grad.numpy()),
+              "dbias": rel_err(ours.bias.grad, theirs.bias.grad.numpy())}
+    assert max(errors.values()) < TOL, errors

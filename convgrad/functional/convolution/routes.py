@@ -1,10 +1,14 @@
 """The routes a convolution can take, by name, and the choice between them.
 
-Every route computes the same identity, y = W @ patches(x), laid out to suit the shape:
+Every route computes the same identity, y = W @ patches(x), laid out to suit the shape
+(Winograd factors the same sums per 2x2 block of outputs):
 
     channel-major   one GEMM per group over a chunk of the batch; any convolution
     per-sample      a batch of N GEMMs in N, C order; groups == 1 (chosen for a short patch)
     depthwise       banded matrices per (sample, channel); 2-d, groups == C_in == C_out
+    winograd        F(2x2, 3x3): 16 GEMMs on transformed 4x4 tiles (2.25x fewer products);
+                    2-d, groups == 1, 3x3, stride 1, dilation 1 (chosen inside DataParallel
+                    parts for C_in, C_out >= 32 and outputs >= 14 x 14: winograd.suits)
 
 choose_route(geo) picks the fastest that applies; `with conv_route("per-sample"):` forces
 one, process-wide (tests run every oracle check through every route this way), and a forward whose
@@ -44,8 +48,8 @@ _forced = {"name": None}
 
 
 def choose_route(geo: ConvGeometry) -> Route:
-    """The forced route (conv_route) if any, else 'depthwise' where it suits, 'per-sample'
-    for groups == 1 with a short patch (1x1 or tiny C_in), else 'channel-major'."""
+    """The forced route (conv_route) if any, else 'depthwise' or 'winograd' where it suits,
+    'per-sample' for groups == 1 with a short patch (1x1 or tiny C_in), else 'channel-major'."""
     name = _forced["name"]
     if name is not None:
         route = ROUTES[name]
@@ -56,6 +60,8 @@ def choose_route(geo: ConvGeometry) -> Route:
         return route
     if depthwise.suits(geo):
         return ROUTES["depthwise"]
+    if winograd.suits(geo):
+        return ROUTES["winograd"]
     if per_sample.applies(geo) and geo.w_shape[1] * math.prod(geo.kernel) <= PER_SAMPLE_MAX_PATCH:
         return ROUTES["per-sample"]
     return ROUTES["channel-major"]

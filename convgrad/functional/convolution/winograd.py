@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import _threads
 from ..padding import vjp_padding
 from .geometry import ConvGeometry, conv_geometry, flip_swap
 from .workspace import ConvCache, chunk_size, scratch
 
 NAME = "winograd"
 FINITE_ONLY = True
+MIN_CHANNELS, MIN_SIDE = 32, 14     # suits(): the measured region where it is the faster route
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 _GG = np.kron(_G, _G)          # (16, 9): U[4i + j] = sum over taps 3k + l of G[i, k] G[j, l] g[k, l]
 
@@ -51,6 +53,22 @@ def applies(geo: ConvGeometry) -> bool:
     return (len(geo.out) == 2 and geo.groups == 1 and geo.kernel == (3, 3) and geo.stride == (1, 1)
             and geo.dilation == (1, 1) and geo.lhs_dilation == (1, 1)
             and all(p >= 0 for pair in geo.pads for p in pair))
+
+
+def suits(geo: ConvGeometry) -> bool:
+    """Where it measured faster than the route taken without it: inside a DataParallel part
+    (BLAS held to one thread: `convgrad train`, bench_resnet --split), C_in and C_out >= 32,
+    output at least 14 x 14. Measured (benchmarks/bench_winograd.py --split, fwd+bwd, float32,
+    median ratio to torch, winograd vs channel-major, shared 2-core machine): ResNet-18 b32
+    64ch 56x56 0.77 vs 1.00, 128ch 28x28 0.85 vs 1.57, 256ch 14x14 0.62 vs 0.87; cnn b64
+    32->32 28x28 0.60 vs 0.74, 32->64 14x14 0.30 vs 0.38, 64->64 14x14 0.68 vs 0.84; 64->64
+    32x32 0.74 vs 0.84; 128->128 16x16 0.47 vs 0.63. Not chosen: 512ch 7x7 (0.86 vs 0.76: the
+    tiles and the junk column waste 63% of a 7x7 map), 32->64 13x13 valid (1.20 vs 1.21), and
+    outside DataParallel, where BLAS's two threads meet at each of the 16 GEMMs per chunk:
+    there it measured 1.3-2.3x slower than channel-major while the machine was shared (64ch
+    56x56 2.30 vs 1.30) and ~0.85x of it only when the machine was quiet."""
+    return (applies(geo) and _threads.in_parallel_region() and min(geo.in_shape[1], geo.w_shape[0]) >= MIN_CHANNELS
+            and min(geo.out) >= MIN_SIDE)
 
 
 def filter_transform(w: np.ndarray) -> np.ndarray:
