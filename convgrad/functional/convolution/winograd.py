@@ -93,12 +93,13 @@ def _tiles(geo: ConvGeometry) -> tuple[int, int]:
 
 
 def _bytes_per_sample(geo: ConvGeometry, itemsize: int, weight_grad: bool = False) -> int:
-    """Scratch per sample: the parity-split input, its row transform, V and M (the weight
-    gradient: also dy's parity planes and row transform)."""
+    """Scratch per sample: the parity-split input (xp), its row transform (wg_rows), V (cols)
+    and M (y_cf); the weight gradient then puts dy's parity planes and row transform in the
+    first two."""
     c_in, c_out = geo.in_shape[1], geo.w_shape[0]
     th, tw = _tiles(geo)
-    per_tile = 4 * c_in * (th + 1) * (tw + 1) + (8 * c_in + 16 * (c_in + c_out)) * th * (tw + 1)
-    return itemsize * (per_tile + (12 * c_out * th * (tw + 1) if weight_grad else 0))
+    c = max(c_in, c_out) if weight_grad else c_in
+    return itemsize * (4 * c * (th + 1) + (8 * c + 16 * (c_in + c_out)) * th) * (tw + 1)
 
 
 def _parity_slices(lo: int, hi: int, size: int, parity: int, half: int) -> tuple[slice, slice]:
@@ -226,8 +227,8 @@ def _grad_output_transform(dy: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     (q0, q1) -> (q0, q0 + q1, q0 - q1, -q1), rows first, then columns."""
     nb, c = dy.shape[:2]
     th, tw = _tiles(geo)
-    q = scratch("wg_dyq", (2, 2, c, nb, th, tw + 1), dy.dtype)
-    rows = scratch("wg_drows", (4, 2, c, nb, th, tw + 1), dy.dtype)
+    q = scratch("xp", (2, 2, c, nb, th, tw + 1), dy.dtype)       # the input transform is done with them
+    rows = scratch("wg_rows", (4, 2, c, nb, th, tw + 1), dy.dtype)
     dm = scratch("y_cf", (4, 4, c, nb, th, tw + 1), dy.dtype)
     dyt, places = dy.swapaxes(0, 1), _parity_places(((0, 0), (0, 0)), geo.out, (th, tw + 1))
 
