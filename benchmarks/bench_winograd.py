@@ -1,11 +1,11 @@
 """The Winograd route against the channel-major route and torch, 3x3 stride-1 convolutions,
 float32, side by side in one run.
 
-    python benchmarks/bench_winograd.py [--reps R] [--only SUBSTR] [--pass fwd|fwd+bwd|both] [--threads T] [--split]
+    python benchmarks/bench_winograd.py [--reps R] [--only SUBSTR] [--pass fwd|fwd+bwd|both] [--split]
 
 Every shape is timed through one nn.Conv2d per convgrad contender (its workspace reused),
 the route forced with conv_route, and torch's Conv2d with the same weights
-(torch.set_num_threads(2); convgrad.set_num_threads(2); NumPy's BLAS on its own threads).
+(torch.set_num_threads(2); NumPy's BLAS on its own threads).
 "other" is the route choose_route takes without Winograd (per-sample for C_in <= 7, else
 channel-major). The contenders run
 interleaved (common.interleaved_samples); each ratio is median(convgrad) / median(torch),
@@ -27,7 +27,6 @@ from common import geomean, interleaved_samples  # noqa: E402
 import torch  # noqa: E402  (benchmark oracle only)
 
 from convgrad import nn  # noqa: E402
-import convgrad  # noqa: E402
 from convgrad.functional import conv_route  # noqa: E402
 from convgrad.parallel import DataParallel  # noqa: E402
 from convgrad.functional.convolution.routes import PER_SAMPLE_MAX_PATCH  # noqa: E402
@@ -89,7 +88,6 @@ def contenders(n, c_in, side, c_out, pad, passes, split=False):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=2, help="convgrad.set_num_threads (torch keeps 2)")
     ap.add_argument("--split", action="store_true",
                     help="convgrad through DataParallel(layer, 2) (the batch in two halves, one per thread, as "
                          "`convgrad train` and bench_resnet --split run)")
@@ -97,10 +95,10 @@ def main():
     ap.add_argument("--pass", dest="passes", choices=("fwd", "fwd+bwd", "both"), default="both")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    convgrad.set_num_threads(args.threads)     # the Winograd transforms split their channels across them
     passes = ("fwd", "fwd+bwd") if args.passes == "both" else (args.passes,)
     ratios = {(p, r): [] for p in passes for r in ROUTES}
-    print(f"{'shape':36s} {'pass':8s} {'torch ms':>9s}  " + "  ".join(f"{r + ' / torch (IQR) min':>32s}" for r in ROUTES))
+    heads = "  ".join(f"{r + ' / torch (IQR) min':>32s}" for r in ROUTES)
+    print(f"{'shape':36s} {'pass':8s} {'torch ms':>9s}  {heads}")
     for name, n, c_in, side, c_out, pad in SHAPES:
         if args.only and args.only not in name:
             continue
@@ -113,7 +111,8 @@ def main():
                 q = statistics.quantiles(s[r], n=4)
                 ratio = statistics.median(s[r]) / t
                 ratios[(p, r)].append(ratio)
-                cells.append(f"{ratio:5.2f} ({q[0] / tq[0]:.2f}-{q[2] / tq[2]:.2f}) min {min(s[r]) / min(s['torch']):.2f}")
+                low = min(s[r]) / min(s["torch"])
+                cells.append(f"{ratio:5.2f} ({q[0] / tq[0]:.2f}-{q[2] / tq[2]:.2f}) min {low:.2f}")
             print(f"{name:36s} {p:8s} {t * 1e3:9.2f}  " + "  ".join(f"{c:>32s}" for c in cells), flush=True)
     for p in passes:
         print(f"geomean {p:8s} " + "  ".join(f"{r} {geomean(ratios[(p, r)]):.2f}" for r in ROUTES if ratios[(p, r)]))

@@ -1,8 +1,9 @@
 """The Winograd route (2-d, groups 1, 3x3, stride 1) against torch, forced with conv_route:
 float64 to 1e-10 (forward, dx, dweight, dbias) over odd and even sizes, paddings 0..3 (also
 unequal per axis), batches 0, 1 and more, the batch in chunks, non-contiguous inputs; NaN
-and inf where torch puts them; float32 to float32 accuracy; the geometries it refuses. (test_conv_oracle's random mix never draws a 3x3 stride-1 2-d
-convolution, so this is the route's oracle sweep.)"""
+and inf where torch puts them; float32 to float32 accuracy; the geometries it refuses; the
+choice (inside DataParallel parts). test_conv_oracle's random mix does not draw a 3x3
+stride-1 2-d convolution, so this is the route's oracle sweep."""
 import numpy as np
 import pytest
 

@@ -20,9 +20,10 @@ is a contiguous run per channel: stride-2 views would make NumPy's inner loops a
 long, ~4x slower here. A junk tile column (index tw, dropped from M) keeps the runs whole.
 An odd output size is padded by one zero row or column of input and cropped. The bias joins
 M[1, 1], which reaches all four outputs of a tile with coefficient 1. The transforms run on
-one thread (split across convgrad's threads by channel, they measured slower: BLAS's threads
-spin between the 16 GEMMs and took the second core). The batch is worked in chunks whose buffers fit the workspace budget, in the scratch pool under the
-channel-major route's names (xp, cols, y_cf): the two routes share that memory.
+one thread (split across convgrad's threads by channel they measured slower: BLAS's threads
+spin between the 16 GEMMs and took the second core). The batch is worked in chunks whose
+buffers fit the workspace budget, in the scratch pool under the channel-major route's names
+(xp, cols, y_cf): the two routes share that memory.
 
 Backward: dx at stride 1 is the convolution of dy (padded by 2 - p) with rot180(w) with in
 and out channels swapped, run through the same forward (a padding above 2 crops dy instead);
@@ -65,10 +66,13 @@ def suits(geo: ConvGeometry) -> bool:
     32x32 0.74 vs 0.84; 128->128 16x16 0.47 vs 0.63. Not chosen: 512ch 7x7 (0.86 vs 0.76: the
     tiles and the junk column waste 63% of a 7x7 map), 32->64 13x13 valid (1.20 vs 1.21), and
     outside DataParallel, where BLAS's two threads meet at each of the 16 GEMMs per chunk:
-    there it measured 1.3-2.3x slower than channel-major while the machine was shared (64ch
-    56x56 2.30 vs 1.30) and ~0.85x of it only when the machine was quiet."""
-    return (applies(geo) and _threads.in_parallel_region() and min(geo.in_shape[1], geo.w_shape[0]) >= MIN_CHANNELS
-            and min(geo.out) >= MIN_SIDE)
+    there it measured 1.3-2.3x slower than channel-major while other processes kept the cores
+    busy (64ch 56x56 2.30 vs 1.30, 128ch 28x28 2.33 vs 1.26), though 0.8-0.93x of it for
+    C >= 64 on the quiet machine (128ch 28x28 0.92 vs 1.08, 256ch 14x14 0.68 vs 0.88).
+    ResNet-18 b32, bench_resnet --interleaved --split: a training step 1.15-1.16x torch
+    without this route, 0.96-1.00x with it."""
+    return (applies(geo) and _threads.in_parallel_region()
+            and min(geo.in_shape[1], geo.w_shape[0]) >= MIN_CHANNELS and min(geo.out) >= MIN_SIDE)
 
 
 def filter_transform(w: np.ndarray) -> np.ndarray:
