@@ -198,3 +198,39 @@ def test_depthwise_route_matches_torch(seed, threads, monkeypatch):
     assert max(errors.values()) < TOL, (args, errors)
     split = any(isinstance(k, tuple) for k in ours._workspace)
     assert split == (threads > 1 and depthwise.is_stride1(ours._cache.geo)), (args, threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("samples", [1, 2])
+@pytest.mark.parametrize("seed", range(8))
+def test_depthwise_in_batch_chunks_matches_torch(seed, samples, threads, monkeypatch):
+    """Stride 1 works the batch in chunks of its row stack (at most STACK_CHUNK_BYTES): chunks
+    of one sample, or of a few with a shorter last one. The layer then runs again on another
+    batch size, reusing its buffers (their padding zeros are written once per geometry)."""
+    from convgrad import _threads
+    from convgrad.functional.convolution import depthwise
+    from convgrad.functional.convolution.geometry import conv_geometry
+    monkeypatch.setitem(_threads._state, "threads", threads)
+    monkeypatch.setattr(depthwise, "MIN_CHANNELS", 2)
+    rng = np.random.default_rng(30_000 + seed)
+    c = int(rng.integers(4, 9))
+    kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
+    dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
+    padding = "same" if seed % 4 == 0 else tuple(int(rng.integers(0, d * (k - 1) + 1)) for k, d in zip(kernel, dilation))
+    size = tuple(int(d * (k - 1) + 1 + rng.integers(0, 7)) for k, d in zip(kernel, dilation))
+    args = (c, c, kernel, 1, padding, dilation, c, bool(seed % 2))
+    ours, theirs = nn.Conv2d(*args), torch.nn.Conv2d(*args, dtype=torch.float64)
+    geo = conv_geometry((1, c, *size), (c, 1, *kernel), 1, padding, dilation, c)
+    stack_bytes = c * kernel[1] * geo.padded[0] * geo.out[1] * 8          # the forward's, one sample
+    monkeypatch.setattr(depthwise, "STACK_CHUNK_BYTES", samples * stack_bytes)
+    for batch in (5, 3):
+        x = rng.standard_normal((batch, c, *size))
+        ours.zero_grad()
+        theirs.zero_grad()
+        errors = _compare(ours, theirs, x, rng)
+        assert ours._cache.route == "depthwise" and depthwise.is_stride1(ours._cache.geo)
+        assert max(errors.values()) < TOL, (args, batch, errors)
+        workspaces = [ws for key, ws in ours._workspace.items() if isinstance(key, tuple)] or [ours._workspace]
+        assert len(workspaces) == threads
+        chunks = [ws["stack_taps"].shape[0] for ws in workspaces] + [ws["stack_t"].shape[0] for ws in workspaces]
+        assert batch < 5 or max(chunks) < batch, chunks       # several chunks (the forward's and backward's)

@@ -116,6 +116,30 @@ def taps_weight_grad(x: np.ndarray, dy_stack: np.ndarray, kernel_h: int, dilatio
     return dw[:, None, ::-1, ::-1]
 
 
+def tap_sum(stack: np.ndarray, taps: np.ndarray, kernel_h: int, stride_h: int, dilation_h: int,
+            out: np.ndarray) -> np.ndarray:
+    """The convolution of a taps-first row stack S (N, C, kw, Hs, Wo), filter taps (C, kh, kw):
+        out[n, c, i, j] = sum_{a,b} taps[c, a, b] S[n, c, b, i*sh + a*dh, j]      out (N, C, Ho, Wo)
+    One einsum over a strided view of S (no copy), whose inner loop multiplies one tap into a
+    whole output plane and adds it there: each plane stays in cache while its kh*kw taps are
+    added. (At sh == 1 the plane is one axis of Ho*Wo; were rows and columns two axes, the
+    einsum would loop over the taps inside the rows.) A sum over each output's own window: a
+    NaN or inf reaches only the outputs whose window holds it."""
+    n, c, kernel_w, _, out_w = stack.shape
+    out_h = out.shape[2]
+    s_n, s_c, s_b, s_h, s_w = stack.strides
+    o_n, o_c, o_h, o_w = out.strides
+    if stride_h == 1 and s_h == out_w * s_w and o_h == out_w * o_w:
+        view = np.lib.stride_tricks.as_strided(stack, (n, c, kernel_h, kernel_w, out_h * out_w),
+                                               (s_n, s_c, dilation_h * s_h, s_b, s_w), writeable=False)
+        planes = np.lib.stride_tricks.as_strided(out, (n, c, out_h * out_w), (o_n, o_c, o_w))
+        np.einsum("ncabp,cab->ncp", view, taps, out=planes)
+        return out
+    view = np.lib.stride_tricks.as_strided(stack, (n, c, kernel_h, kernel_w, out_h, out_w),
+                                           (s_n, s_c, dilation_h * s_h, s_b, stride_h * s_h, s_w), writeable=False)
+    return np.einsum("ncabij,cab->ncij", view, taps, out=out)
+
+
 def stack_blocks(stack: np.ndarray, first_row: int, blocks: int, rows: int, stride_h: int, span: int) -> np.ndarray:
     """Overlapping row blocks of S (N, C, Hs, kw, Wo), no copy: -> (N, C, blocks, span*kw, Wo),
     block q holding stack rows [first_row + q*rows*sh, ... + span)."""
