@@ -234,3 +234,23 @@ def test_depthwise_in_batch_chunks_matches_torch(seed, samples, threads, monkeyp
         assert len(workspaces) == threads
         chunks = [ws["stack_taps"].shape[0] for ws in workspaces] + [ws["stack_t"].shape[0] for ws in workspaces]
         assert batch < 5 or max(chunks) < batch, chunks       # several chunks (the forward's and backward's)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_backward_without_input_grad(threads, monkeypatch):
+    """input_grad=False skips the stride-1 input gradient (also split across threads): dx is
+    None, dw and db are those of the full backward."""
+    from convgrad import _threads
+    from convgrad.functional import conv_backward, conv_forward
+    from convgrad.functional.convolution import depthwise
+    monkeypatch.setitem(_threads._state, "threads", threads)
+    monkeypatch.setattr(depthwise, "MIN_CHANNELS", 2)
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((3, 6, 7, 8)), rng.standard_normal((6, 1, 3, 3)), rng.standard_normal(6)
+    dy = rng.standard_normal((3, 6, 7, 8))
+    _, cache = conv_forward(x, w, b, 1, 1, 1, 6, workspace={})
+    assert cache.route == "depthwise"
+    dx, dw, db = conv_backward(dy, cache)
+    none, dw2, db2 = conv_backward(dy, cache, input_grad=False)
+    assert none is None and dx.shape == x.shape
+    assert np.array_equal(dw, dw2) and np.array_equal(db, db2)

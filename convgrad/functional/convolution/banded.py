@@ -1,20 +1,24 @@
-"""Depthwise 2-D convolution as banded matrices (groups == C_in == C_out): the matrix forms
-the depthwise route (depthwise.py) multiplies.
+"""Depthwise 2-D convolution (groups == C_in == C_out) on a row stack: the tap sums and the
+banded matrices the depthwise route (depthwise.py) computes.
 
 A depthwise filter touches one channel, so im2col would build K copies of the input for a
 matrix-vector product per channel. Instead stack the kw column-shifted copies of each padded
-input plane ("row stack") and multiply blocks of Bh output rows by a small banded matrix that
-holds the filter taps, one small GEMM per (sample, channel, row block), all in N, C order
-(no transposes):
+input plane ("row stack"):
 
     S[n, c, h, b, j] = xpad[n, c, h, j*sw + b*dw]                      (N, C, Hp, kw, Wo)
+                                                         taps first:   (N, C, kw, Hp, Wo)
+
+Stride 1 sums the taps over a strided view of the taps-first stack (tap_sum, one einsum):
+y[n, c, i] = sum_{a,b} w[c, a, b] S[n, c, b, i + a*dh]. Strided, multiply blocks of Bh output
+rows by a small banded matrix that holds the filter taps, one small GEMM per (sample, channel,
+row block), all in N, C order (no transposes):
+
     B[c, i, r, b]    = w[c, 0, a, b]  if r == i*sh + a*dh else 0        (C, Bh, R, kw)
     y[n, c, q*Bh + i] = sum_{r,b} B[c, i, r, b] S[n, c, q*Bh*sh + r, b]  R = (Bh-1)*sh + dh*(kh-1) + 1
 
 The band is the same for every block (a convolution is translation invariant). Backward:
 dw is the band of dY_block @ S_block^T summed (band_matrix_adjoint); dS = B^T @ dY is
-scattered back by row_stack_adjoint. The band wastes R/kh of the multiply-adds on zeros,
-which small BLAS calls still do faster than NumPy's single-threaded elementwise products.
+scattered back by row_stack_adjoint. The band wastes R/kh of the multiply-adds on zeros.
 """
 from __future__ import annotations
 

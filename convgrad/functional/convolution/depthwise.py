@@ -1,13 +1,24 @@
-"""Depthwise route (2-d, groups == C_in == C_out): banded filter matrices (see banded.py).
+"""Depthwise route (2-d, groups == C_in == C_out): tap sums at stride 1, banded matrices otherwise.
 
-Forward: y[n, c, block] = B[c] @ S[n, c, block rows], blocks of BLOCK_ROWS output rows.
-Backward, stride 1: the lectures' full convolution dx = conv(pad(dy, d(k-1) - p), rot180(w))
-as one banded GEMM per (sample, channel) on dy's row stack, and dw from the same stack.
-Backward, stride > 1: dw from the saved stack (blocked), dx = row_stack_adjoint(B^T @ dY).
+Stride 1 (the common case): per chunk of the batch, build the taps-first row stack S (kw
+column-shifted copies of each padded input plane, banded.row_stack) and sum the taps into whole
+output planes with one einsum over a strided view of S (banded.tap_sum):
 
-Threads: depthwise channels are independent, and this route is many small BLAS calls and
-copies that NumPy runs on one core, so the stride-1 case splits its channels into one part
-per thread (convgrad._threads), each part writing its slice of y, dx and dw.
+    y[n, c] = sum_{a,b} w[c, 0, a, b] * S[n, c, b, rows a*dh .. a*dh + Ho)          y (N, C, Ho, Wo)
+
+exactly kh*kw multiply-adds an output, each plane in cache while its taps are added (a
+chunk's stack is at most STACK_CHUNK_BYTES). Backward: the lectures' full convolution
+dx = conv(pad(dy, d(k-1) - p), rot180(w)) is the same tap sum on dy's row stack, and that
+stack gives dw (taps_weight_grad), chunk by chunk. (Measured on 64x64 32x32 3x3: about half
+the time of N*C*row-blocks small banded GEMMs, whose per-call cost dominated.)
+
+Stride > 1: banded filter matrices, y[n, c, block] = B[c] @ S[n, c, block rows] (banded.py);
+dw from the saved stack (blocked), dx = row_stack_adjoint(B^T @ dY). (Tap sums there run
+over rows of Wo elements and measured 1.4-3x slower.)
+
+Threads: depthwise channels are independent, and this route is many short NumPy loops that
+run on one core, so the stride-1 case splits its channels into one part per thread
+(convgrad._threads), each part writing its slice of y, dx and dw.
 """
 from __future__ import annotations
 
@@ -24,7 +35,8 @@ from .._buffers import buffer
 from .workspace import ConvCache, chunk_size, release_saved, take_saved
 
 NAME = "depthwise"
-FINITE_ONLY = True      # a band's zeros times a NaN/inf are NaN: the dispatch redoes those on channel-major
+FINITE_ONLY = True      # a band's zeros times a NaN/inf are NaN, and the stride-1 dw multiplies x outside a
+                        # tap's reach by dy's padding zeros: the dispatch redoes those on channel-major
 MAX_ROWS = 64           # strided depthwise: its input gradient uses one band of Ho rows
 
 
@@ -151,16 +163,20 @@ def _reuse_memory(arr: np.ndarray | None, shape, dtype) -> np.ndarray | None:
     return arr.reshape(-1)[:size].reshape(shape)
 
 
-def _backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads, dx_out=None, weight_grad=True):
+def _backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads, dx_out=None, input_grad=True, weight_grad=True):
     """Stride 1: the lectures' full convolution, dx = conv(pad(dy, d(k-1) - p), rot180(w)), as
     tap sums (tap_sum) over the taps-first row stack of dy, chunk by chunk of the batch; the
-    same stack gives the chunk's part of dw (taps_weight_grad). -> (dx, dw)."""
+    same stack gives the chunk's part of dw (taps_weight_grad). -> (dx, dw), None for a
+    gradient not asked for."""
     (kh, kw), (dh, dw_) = geo.kernel, geo.dilation
-    dx = np.empty(geo.in_shape, dtype=dy.dtype) if dx_out is None else dx_out
+    dx = None
+    if input_grad:
+        dx = np.empty(geo.in_shape, dtype=dy.dtype) if dx_out is None else dx_out
     flipped = w[:, 0, ::-1, ::-1]
     d_weight = np.zeros(w.shape, dtype=w.dtype) if weight_grad else None
     for rows, dy_stack in _stacks(dy, flipped_pads, kw, 1, dw_, geo.in_shape[3], ws, "stack_t"):
-        tap_sum(dy_stack, flipped, kh, 1, dh, out=dx[rows])
+        if input_grad:
+            tap_sum(dy_stack, flipped, kh, 1, dh, out=dx[rows])
         if weight_grad:
             d_weight += taps_weight_grad(x[rows], dy_stack, kh, dh)
     return dx, d_weight
@@ -191,16 +207,16 @@ def is_stride1(geo: ConvGeometry) -> bool:
 
 
 def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
-    """(dx, dw, db). Stride 1: both from dy's row stack. Otherwise dw from the saved stack
-    (blocked), then dx in the stack's memory. (dx is always computed: at stride 1 it comes
-    with dw from the same stack.)"""
+    """(dx, dw, db). Stride 1: both from dy's row stack (each only when asked for). Otherwise
+    dw from the saved stack (blocked), then dx in the stack's memory (always computed)."""
     geo, w, ws = cache.geo, cache.w, cache.workspace
     split = _threads.parts(geo.in_shape[1], MIN_CHANNELS) if is_stride1(geo) else None
     if split is not None:
-        return _backward_threads(dy, cache, split, weight_grad)
+        return _backward_threads(dy, cache, split, input_grad, weight_grad)
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     if is_stride1(geo):
-        return (*_backward_stride1(dy, cache.x, w, geo, ws, _flipped_pads(geo), weight_grad=weight_grad), db)
+        return (*_backward_stride1(dy, cache.x, w, geo, ws, _flipped_pads(geo), input_grad=input_grad,
+                                   weight_grad=weight_grad), db)
     if weight_grad:
         stack, scratch = take_saved(cache, rebuild)
         dw = _weight_grad(dy, stack, geo, ws)
@@ -243,9 +259,9 @@ def forward(x, w, b, geo: ConvGeometry, ws):
     return y, None
 
 
-def _backward_threads(dy, cache: ConvCache, split, weight_grad: bool = True):
+def _backward_threads(dy, cache: ConvCache, split, input_grad: bool = True, weight_grad: bool = True):
     geo, w = cache.geo, cache.w
-    dx = np.empty(geo.in_shape, dtype=dy.dtype)
+    dx = np.empty(geo.in_shape, dtype=dy.dtype) if input_grad else None
     dw = np.empty(w.shape, dtype=w.dtype) if weight_grad else None
     db = np.empty(w.shape[0], dtype=dy.dtype) if cache.has_bias else None
     flipped = _flipped_pads(geo)
@@ -254,7 +270,8 @@ def _backward_threads(dy, cache: ConvCache, split, weight_grad: bool = True):
         t, sl = item
         g = dy[:, sl]
         _, dw_part = _backward_stride1(g, cache.x[:, sl], w[sl], _part(geo, sl.stop - sl.start),
-                                       _part_workspace(cache.workspace, t), flipped, dx_out=dx[:, sl],
+                                       _part_workspace(cache.workspace, t), flipped,
+                                       dx_out=None if dx is None else dx[:, sl], input_grad=input_grad,
                                        weight_grad=weight_grad)
         if dw is not None:
             dw[sl] = dw_part
