@@ -103,7 +103,7 @@ def _forward(x, w, b, geo: ConvGeometry, ws, stack_out=None, y=None):
     return y, stack
 
 
-STACK_CHUNK_BYTES = 1 << 20   # row stack per chunk of the batch: small enough to stay in cache (measured)
+STACK_CHUNK_BYTES = 2 << 20   # row stack per chunk of the batch: stays in cache (2-4 MiB measured alike, 0.5-1 MiB slower)
 
 
 def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, ws, key: str):
