@@ -43,13 +43,13 @@ def linear_forward(x, w, b=None, *, where="linear", keep=True):
     keep=False: no backward will follow; no copy of x is taken and the cache is None."""
     _check_linear(x, w, b, where)
     x2 = x.reshape(math.prod(x.shape[:-1]), w.shape[1])
-    y2 = x2 @ w.T
+    if keep and np.may_share_memory(x2, x):
+        x2 = x2.copy()         # the weight gradient must not see later writes into the caller's x
+    y2 = x2 @ w.T              # (from the copy, while it is in cache)
     if b is not None:
         y2 += b
     if not keep:
         return y2.reshape(*x.shape[:-1], w.shape[0]), None
-    if np.may_share_memory(x2, x):
-        x2 = x2.copy()         # the weight gradient must not see later writes into the caller's x
     return y2.reshape(*x.shape[:-1], w.shape[0]), (x2, w, b is not None, x.shape, where)
 
 
