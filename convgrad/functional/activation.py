@@ -165,6 +165,8 @@ def _erf_chunk(x: np.ndarray, complement: bool) -> np.ndarray:
 def _erf_chunked(x, complement: bool) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{'erfc' if complement else 'erf'}: expected real numbers, got an array of dtype {x.dtype}")
         x = x.astype(np.float64)
     flat = x.reshape(-1)
     if flat.size <= _CHUNK:
