@@ -216,7 +216,8 @@ def test_depthwise_in_batch_chunks_matches_torch(seed, samples, threads, monkeyp
     c = int(rng.integers(4, 9))
     kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
     dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
-    padding = "same" if seed % 4 == 0 else tuple(int(rng.integers(0, d * (k - 1) + 1)) for k, d in zip(kernel, dilation))
+    reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    padding = "same" if seed % 4 == 0 else tuple(int(rng.integers(0, r + 1)) for r in reach)
     size = tuple(int(d * (k - 1) + 1 + rng.integers(0, 7)) for k, d in zip(kernel, dilation))
     args = (c, c, kernel, 1, padding, dilation, c, bool(seed % 2))
     ours, theirs = nn.Conv2d(*args), torch.nn.Conv2d(*args, dtype=torch.float64)
