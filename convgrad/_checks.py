@@ -25,6 +25,13 @@ def as_tuple(value, n: int, name: str, where: str, minimum: int = 1) -> tuple[in
     return tuple(int(v) for v in values)
 
 
+def check_shape(where: str, name: str, value) -> tuple[int, ...]:
+    """A shape: a tuple or list of non-negative ints (a numpy shape is one) -> tuple."""
+    if not isinstance(value, (tuple, list)) or not all(_is_int(v) and v >= 0 for v in value):
+        raise TypeError(f"{where}: expected {name} as a tuple of non-negative ints, got {value!r}")
+    return tuple(int(v) for v in value)
+
+
 def check_float_array(x, where: str, name: str = "input") -> np.ndarray:
     """Require a float32/float64 NumPy array (no silent casts of ints or objects)."""
     if not isinstance(x, np.ndarray):

@@ -180,6 +180,13 @@ def load(path: str) -> dict:
     """Inverse of save(). Raises CheckpointError for a missing, truncated or foreign file."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not magic:
+        raise CheckpointError(f"checkpoint {path!r} is empty (0 bytes): truncated or never written")
+    if magic != b"PK\x03\x04":          # every .npz is a zip archive
+        raise CheckpointError(f"{path!r} is not a convgrad checkpoint: corrupt or another kind of file "
+                              f"(expected an .npz archive, the file starts with {magic!r})")
     try:
         with np.load(path, allow_pickle=False) as data:
             if _META not in data.files:

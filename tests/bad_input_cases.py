@@ -400,6 +400,15 @@ _X4 = _x((2, 3, 6, 6))
 _W4 = _x((4, 3, 3, 3))
 
 
+_GRAD_BAD = [("list", [[1.0]], TypeError), ("none", None, TypeError), ("int", np.ones((2, 3, 4, 4), int), TypeError),
+             ("complex", np.ones((2, 3, 4, 4), complex), TypeError)]
+_DY_BAD = _GRAD_BAD + [("float64", _x((2, 4, 4, 4), np.float64), TypeError), ("wrong_shape", _x((2, 4, 4, 5)), ValueError)]
+_SHAPE_BAD = [("int", 3, TypeError), ("none", None, TypeError), ("str", "abc", TypeError),
+              ("float_in_tuple", (2.0, 3, 4, 6), TypeError), ("negative", (2, 3, -4, 6), TypeError)]
+_PADS_BAD = [("int", 1, TypeError), ("odd", (1, 2, 3), ValueError), ("mixed", ((1, 2), 3), TypeError),
+             ("float", (1.5, 2), TypeError), ("str", "ab", TypeError), ("too_many", ((1, 1),) * 5, ValueError)]
+
+
 def functional_cases() -> list[Case]:
     ops = {  # name -> (callable(value), argument kind or list, owner, regexes)
         "leaky_relu.negative_slope": (lambda v: F.leaky_relu(_X4, v), "real", "mine", ("leaky_relu", "negative_slope")),
@@ -466,6 +475,45 @@ def functional_cases() -> list[Case]:
                                             ("output_size",)),
         "upsample_nearest.factor": (lambda v: F.upsample_nearest(_X4, v), [v for v in BAD["pos_int"] if v[0] != "list1"],
                                     "engine", ("factor",)),
+        # the stand-alone gradient functions and helpers: arrays, shapes and pads checked, each error naming the op
+        "pad.pads": (lambda v: F.pad(_X4, v), _PADS_BAD, "mine", (r"pad: expected pads",)),
+        "pad_backward.grad": (lambda v: F.pad_backward(v, ((1, 1),), "zeros", _X4.shape), _GRAD_BAD + [
+            ("wrong_shape", _x((2, 3, 4, 6)), ValueError)], "mine", ("pad_backward",)),
+        "pad_backward.pads": (lambda v: F.pad_backward(_x((2, 3, 4, 8)), v, "zeros", _X4.shape), _PADS_BAD, "mine",
+                              ("pad_backward", "pads")),
+        "pad_backward.mode": (lambda v: F.pad_backward(_x((2, 3, 4, 8)), ((1, 1),), v, _X4.shape), "choice", "mine",
+                              ("pad_backward", "mode")),
+        "pad_backward.x_shape": (lambda v: F.pad_backward(_x((2, 3, 4, 8)), ((1, 1),), "zeros", v), _SHAPE_BAD,
+                                 "mine", ("pad_backward", "x_shape")),
+        "conv_input_grad.dy": (lambda v: F.conv_input_grad(v, _W4, _X4.shape), _DY_BAD, "engine",
+                               ("conv_input_grad", "dy")),
+        "conv_input_grad.x_shape": (lambda v: F.conv_input_grad(_x((2, 4, 2, 4)), _W4, v), _SHAPE_BAD, "engine",
+                                    ("conv_input_grad", "x_shape|input")),
+        "conv_input_grad_by_conv.dy": (lambda v: F.conv_input_grad_by_conv(v, _W4, _X4.shape), _DY_BAD, "engine",
+                                       ("conv_input_grad_by_conv", "dy")),
+        "conv_weight_grad.dy": (lambda v: F.conv_weight_grad(_X4, v, _W4.shape), _DY_BAD, "engine",
+                                ("conv_weight_grad", "dy")),
+        "conv_weight_grad.w_shape": (lambda v: F.conv_weight_grad(_X4, _x((2, 4, 2, 4)), v), _SHAPE_BAD, "engine",
+                                     ("conv_weight_grad", "w_shape|weight")),
+        "conv_weight_grad_by_conv.dy": (lambda v: F.conv_weight_grad_by_conv(_X4, v, _W4.shape), _DY_BAD,
+                                        "engine", ("conv_weight_grad_by_conv", "dy")),
+        "conv_output_shape.input_shape": (lambda v: F.conv_output_shape(v, _W4.shape), _SHAPE_BAD, "engine",
+                                          ("conv_output_shape", "input")),
+        "flip_swap.weight": (lambda v: F.flip_swap(v, 1), _GRAD_BAD[:4] + [("vector", _x((3,)), ValueError)], "engine",
+                             ("flip_swap", "weight")),
+        "flip_swap.groups": (lambda v: F.flip_swap(_W4, v), BAD["pos_int"][:-1] + [("not_dividing", 3, ValueError)],
+                             "engine", ("flip_swap", "groups")),
+        "downsample_backward.grad": (lambda v: F.downsample_backward(v, 2, (4, 6)), _GRAD_BAD + [
+            ("wrong_shape", _x((2, 3, 3, 3)), ValueError)], "engine", ("downsample_backward",)),
+        "downsample_backward.in_spatial": (lambda v: F.downsample_backward(_x((2, 3, 2, 3)), 2, v), _SHAPE_BAD
+                                           + [("mismatch", (8, 8), ValueError)], "engine",
+                                           ("downsample_backward", "in_spatial|spatial")),
+        "upsample_nearest_backward.grad": (lambda v: F.upsample_nearest_backward(v, 2), _GRAD_BAD + [
+            ("not_multiple", _x((2, 3, 4, 5)), ValueError)], "engine", ("upsample_nearest_backward",)),
+        "upsample_zeros_backward.grad": (lambda v: F.upsample_zeros_backward(v, 2), _GRAD_BAD, "engine",
+                                         ("upsample_zeros_backward",)),
+        "erf.x": (lambda v: F.erf(v), [("str", "a", TypeError), ("object", np.array([None]), TypeError)], "mine",
+                  ("erf",)),
     }
     cases = []
     for name, (call, kind, owner, names) in ops.items():

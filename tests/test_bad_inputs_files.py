@@ -153,8 +153,8 @@ def _weights(value):
 
 CHECKPOINT_CASES = {
     # label: (file bytes, or (meta, arrays); regexes the message must contain)
-    "text_file": (b"hello, not a zip", ("corrupt|truncated",)),
-    "empty_file": (b"", ("corrupt|truncated",)),
+    "text_file": (b"hello, not a zip", ("not a convgrad checkpoint", "an .npz archive")),
+    "empty_file": (b"", ("empty", "truncated")),
     "truncated": ("truncated", ("corrupt|truncated",)),
     "zip_without_meta": ((None, {"x": np.ones(2)}), ("__meta__",)),
     "meta_not_utf8": ((b"\xff\xfe\x00", None), ("corrupt",)),

@@ -74,7 +74,7 @@ CASES = [
     (["eval", "{run}", "--batch-size", "-2"], 2, "--batch-size must be an integer >= 1"),
     (["eval", "{run}", "--data-root", ""], 2, "--data-root must not be empty"),
     (["eval", "{run}", "--data", "nowhere-data"], 2, "is neither a dataset"),
-    (["eval", "{run}"], 1, "is corrupt or truncated"),
+    (["eval", "{run}"], 1, "checkpoint.npz' is empty (0 bytes)"),
     # predict
     (["predict", "{run}"], 2, "the following arguments are required: images"),
     (["predict", "{run}", "{tmp}/missing.png"], 2, "IMAGES: '"),

@@ -202,3 +202,60 @@ def test_depthwise_route_matches_torch(seed, threads, monkeypatch):
     assert max(errors.values()) < TOL, (args, errors)
     split = any(isinstance(k, tuple) for k in ours._workspace)
     assert split == (threads > 1 and depthwise.is_stride1(ours._cache.geo)), (args, threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("samples", [1, 2])
+@pytest.mark.parametrize("seed", range(8))
+def test_depthwise_in_batch_chunks_matches_torch(seed, samples, threads, monkeypatch):
+    """Stride 1 works the batch in chunks of its row stack (at most STACK_CHUNK_BYTES): chunks
+    of one sample, or of a few with a shorter last one. The layer then runs again on another
+    batch size, reusing its buffers (their padding zeros are written once per geometry)."""
+    from convgrad import _threads
+    from convgrad.functional.convolution import depthwise
+    from convgrad.functional.convolution.geometry import conv_geometry
+    monkeypatch.setitem(_threads._state, "threads", threads)
+    monkeypatch.setattr(depthwise, "MIN_CHANNELS", 2)
+    rng = np.random.default_rng(30_000 + seed)
+    c = int(rng.integers(4, 9))
+    kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
+    dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
+    reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    padding = "same" if seed % 4 == 0 else tuple(int(rng.integers(0, r + 1)) for r in reach)
+    size = tuple(int(d * (k - 1) + 1 + rng.integers(0, 7)) for k, d in zip(kernel, dilation))
+    args = (c, c, kernel, 1, padding, dilation, c, bool(seed % 2))
+    ours, theirs = nn.Conv2d(*args), torch.nn.Conv2d(*args, dtype=torch.float64)
+    geo = conv_geometry((1, c, *size), (c, 1, *kernel), 1, padding, dilation, c)
+    stack_bytes = c * kernel[1] * geo.padded[0] * geo.out[1] * 8          # the forward's, one sample
+    monkeypatch.setattr(depthwise, "STACK_CHUNK_BYTES", samples * stack_bytes)
+    for batch in (5, 3):
+        x = rng.standard_normal((batch, c, *size))
+        ours.zero_grad()
+        theirs.zero_grad()
+        errors = _compare(ours, theirs, x, rng)
+        assert ours._cache.route == "depthwise" and depthwise.is_stride1(ours._cache.geo)
+        assert max(errors.values()) < TOL, (args, batch, errors)
+        workspaces = [ws for key, ws in ours._workspace.items() if isinstance(key, tuple)] or [ours._workspace]
+        assert len(workspaces) == threads
+        chunks = [ws["stack_taps"].shape[0] for ws in workspaces] + [ws["stack_t"].shape[0] for ws in workspaces]
+        assert batch < 5 or max(chunks) < batch, chunks       # several chunks (the forward's and backward's)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_backward_without_input_grad(threads, monkeypatch):
+    """input_grad=False skips the stride-1 input gradient (also split across threads): dx is
+    None, dw and db are those of the full backward."""
+    from convgrad import _threads
+    from convgrad.functional import conv_backward, conv_forward
+    from convgrad.functional.convolution import depthwise
+    monkeypatch.setitem(_threads._state, "threads", threads)
+    monkeypatch.setattr(depthwise, "MIN_CHANNELS", 2)
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((3, 6, 7, 8)), rng.standard_normal((6, 1, 3, 3)), rng.standard_normal(6)
+    dy = rng.standard_normal((3, 6, 7, 8))
+    _, cache = conv_forward(x, w, b, 1, 1, 1, 6, workspace={})
+    assert cache.route == "depthwise"
+    dx, dw, db = conv_backward(dy, cache)
+    none, dw2, db2 = conv_backward(dy, cache, input_grad=False)
+    assert none is None and dx.shape == x.shape
+    assert np.array_equal(dw, dw2) and np.array_equal(db, db2)

@@ -78,3 +78,21 @@ def test_vjp_padding_is_the_lectures_full_padding_at_stride_1():
     assert vjp_padding((9,), (3,), (1,), (2,), ((0, 0),), (5,)) == ((4, 4),)
     # stride 2 on 6 inputs, k = 3, no padding: windows at 0, 2 -> rows 5 never reached: one extra on the high side
     assert vjp_padding((6,), (3,), (2,), (1,), ((0, 0),), (2,)) == ((2, 3),)
+
+
+def test_functional_pad_takes_torch_flat_pads_too():
+    x = np.arange(24.0).reshape(1, 2, 3, 4)
+    for pads in ((1, 2), (1, 2, 0, 1), (0, 1, 2, 0, 1, 1)):
+        np.testing.assert_array_equal(pad(x, pads, "zeros"),
+                                      torch.nn.functional.pad(torch.tensor(x), pads).numpy())
+    for mode in ("reflect", "replicate", "circular"):
+        np.testing.assert_array_equal(pad(x, (1, 2, 0, 1), mode),
+                                      torch.nn.functional.pad(torch.tensor(x), (1, 2, 0, 1), mode).numpy())
+
+
+@pytest.mark.parametrize("pads, error", [(1, TypeError), ((1,), ValueError), ((1, 2, 3), ValueError),
+                                         (((1, 2), 3), TypeError), ("ab", TypeError), ((1.5, 2), TypeError),
+                                         (((1, 2),) * 5, ValueError), ((True, 1), TypeError)])
+def test_functional_pad_bad_pads_is_a_clear_error(pads, error):
+    with pytest.raises(error, match=r"pad: expected pads as \(\(lo, hi\), \.\.\.\) pairs"):
+        pad(np.zeros((1, 2, 3, 4)), pads)

@@ -165,6 +165,8 @@ def _erf_chunk(x: np.ndarray, complement: bool) -> np.ndarray:
 def _erf_chunked(x, complement: bool) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{'erfc' if complement else 'erf'}: expected real numbers, got an array of dtype {x.dtype}")
         x = x.astype(np.float64)
     flat = x.reshape(-1)
     if flat.size <= _CHUNK:
@@ -303,8 +305,13 @@ def gelu_backward(dy, cache):
 # ---------------------------------------------------------------------------------------
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """1/(1 + exp(-x)) with exp only of -|x|: no overflow for any x."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+    e = np.abs(x, out=np.empty_like(x))      # the same operations as exp(-|x|), in place in one array
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    y = np.where(x >= 0, 1.0, e)
+    e += 1.0
+    y /= e
+    return y
 
 
 def sigmoid_forward(x, *, where="sigmoid"):
@@ -318,7 +325,10 @@ def sigmoid_backward(dy, cache):
     """dx = dy * y * (1 - y)."""
     y, where = cache
     dy = _check_grad(dy, y, where)
-    return dy * (1.0 - y) * y
+    dx = np.subtract(1.0, y, out=np.empty_like(y))   # one array, updated in place: dy * (1 - y) * y
+    dx *= dy
+    dx *= y
+    return dx
 
 
 def tanh_forward(x, *, where="tanh"):
@@ -332,7 +342,10 @@ def tanh_backward(dy, cache):
     """dx = dy * (1 - y^2)."""
     y, where = cache
     dy = _check_grad(dy, y, where)
-    return dy * (1.0 - y * y)
+    dx = np.multiply(y, y, out=np.empty_like(y))     # one array, updated in place
+    np.subtract(1.0, dx, out=dx)
+    dx *= dy
+    return dx
 
 
 def softplus_forward(x, beta=1.0, threshold=20.0, *, where="softplus"):

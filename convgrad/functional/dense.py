@@ -37,16 +37,19 @@ def _check_linear(x, w, b, where):
             raise ValueError(f"{where}: expected bias of shape ({w.shape[0]},) (out_features), got {b.shape}")
 
 
-def linear_forward(x, w, b=None, *, where="linear"):
+def linear_forward(x, w, b=None, *, where="linear", keep=True):
     """y = x @ w^T + b over the last axis. x (*, in), w (out, in), b (out,) or None
-    -> y (*, out), cache. Leading axes are flattened into one matrix multiply."""
+    -> y (*, out), cache. Leading axes are flattened into one matrix multiply.
+    keep=False: no backward will follow; no copy of x is taken and the cache is None."""
     _check_linear(x, w, b, where)
     x2 = x.reshape(math.prod(x.shape[:-1]), w.shape[1])
-    y2 = x2 @ w.T
+    if keep and np.may_share_memory(x2, x):
+        x2 = x2.copy()         # the weight gradient must not see later writes into the caller's x
+    y2 = x2 @ w.T              # (from the copy, while it is in cache)
     if b is not None:
         y2 += b
-    if np.may_share_memory(x2, x):
-        x2 = x2.copy()         # the weight gradient must not see later writes into the caller's x
+    if not keep:
+        return y2.reshape(*x.shape[:-1], w.shape[0]), None
     return y2.reshape(*x.shape[:-1], w.shape[0]), (x2, w, b is not None, x.shape, where)
 
 
@@ -62,7 +65,7 @@ def linear_backward(dy, cache):
 
 def linear(x, w, b=None):
     """torch.nn.functional.linear: x (*, in), w (out, in), b (out,) -> (*, out)."""
-    return linear_forward(x, w, b)[0]
+    return linear_forward(x, w, b, keep=False)[0]
 
 
 # ---------------------------------------------------------------------------------------

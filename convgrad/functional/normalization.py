@@ -24,8 +24,12 @@ Speed: these layers are memory-bound, and NumPy is ~3x slower at broadcasting a 
 column over (N, C, L) than at a contiguous operand. So the arrays are walked in blocks of
 about _BLOCK elements (256 KiB of float32) that stay in L2, with per-channel vectors
 expanded once to contiguous (channels, L) "planes" shared by all blocks; every big array
-is read or written once per pass, and the caches hold a copy of the input (one pass, so that
-a caller writing into x before backward cannot change the gradients), not normalised copies.
+is read or written once per pass, and the caches hold arrays of their own, so that a caller
+writing into x before backward cannot change the gradients: batch norm keeps x - mean (written
+by the pass that computes the variance from it; its backward would otherwise subtract the
+mean itself), layer and
+group norm the normalised xhat (y = xhat * weight + bias is computed from it, so keeping it
+costs nothing when there is a weight).
 NaN and inf propagate as in torch: a non-finite value makes its own set's statistics (a batch
 norm channel, a layer norm row, a group) non-finite and nothing else.
 Measured forward + backward on 4M float32 values against whole-array expressions: batch
@@ -104,7 +108,7 @@ class BatchNormCache:
     (training), so dx has the paths through mean and var; otherwise they were fixed."""
     shape: tuple                 # the input's shape (N, C, *spatial)
     batch_stats: bool
-    x: np.ndarray                # a copy of the input as (N, C, L)
+    centred: np.ndarray          # x - mean as (N, C, L), in x's dtype (backward's own array)
     mean: np.ndarray             # (C,) float64
     inv_std: np.ndarray          # (C,) float64
     weight: np.ndarray | None    # (C,)
@@ -160,8 +164,9 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{where}: give both running_mean and running_var, or neither")
     m = n * l
+    centred = np.empty(x3.shape, x.dtype) if keep else None   # backward's own array: x - mean
     if training:
-        mean, var, m = _batch_statistics(x, x3, workspace, where, reduce)
+        mean, var, m = _batch_statistics(x, x3, workspace, where, reduce, centred_out=centred)
         if running_mean is not None and m:            # an empty batch leaves them, as torch
             running_mean *= 1.0 - momentum
             running_mean += momentum * mean
@@ -176,23 +181,25 @@ def batch_norm_forward(x, running_mean=None, running_var=None, weight=None, bias
     alpha = inv_std if weight is None else inv_std * weight
     beta = -mean * alpha if bias is None else bias - mean * alpha
     y = np.empty(x3.shape, x.dtype)
-    saved = np.empty(x3.shape, x.dtype) if keep else None     # backward's own copy, taken while each block is in cache
-    for index, (alpha_plane, beta_plane) in _channel_blocks(x3.shape, (alpha, beta), x.dtype):
+    centre_here = keep and not training           # (training: the statistics pass wrote it)
+    vectors = (alpha, beta, mean) if centre_here else (alpha, beta)
+    for index, (alpha_plane, beta_plane, *mean_plane) in _channel_blocks(x3.shape, vectors, x.dtype):
         block = x3[index]
-        if keep:
-            np.copyto(saved[index], block)
+        if centre_here:
+            np.subtract(block, mean_plane[0], out=centred[index])
         out = np.multiply(block, alpha_plane, out=y[index])
         out += beta_plane
     if not keep:
         return y.reshape(x.shape), None
-    return y.reshape(x.shape), BatchNormCache(x.shape, bool(training), saved, mean, inv_std, weight,
+    return y.reshape(x.shape), BatchNormCache(x.shape, bool(training), centred, mean, inv_std, weight,
                                               bias is not None, where, m, reduce if training else None)
 
 
-def _batch_statistics(x, x3, workspace, where, reduce=None):
+def _batch_statistics(x, x3, workspace, where, reduce=None, centred_out=None):
     """Per-channel mean and biased variance over (N, L), float64 (C,) each, and the count m.
     Two passes: the mean, then the squares of x - mean (no cancellation as in
-    E[x^2] - E[x]^2). With reduce, sums and count are over every process's batch."""
+    E[x^2] - E[x]^2), x - mean written into centred_out (N, C, L) if given. With reduce, sums
+    and count are over every process's batch."""
     n, c, l = x3.shape
     m = n * l
     sums = np.einsum("ncl->nc", x3).sum(axis=0, dtype=np.float64)
@@ -209,7 +216,8 @@ def _batch_statistics(x, x3, workspace, where, reduce=None):
     work = _work(workspace, "block", x3.shape, x.dtype)
     for index, (mean_plane,) in _channel_blocks(x3.shape, (mean,), x.dtype):
         block = x3[index]
-        centred = np.subtract(block, mean_plane, out=work(block.shape))
+        out = work(block.shape) if centred_out is None else centred_out[index]
+        centred = np.subtract(block, mean_plane, out=out)
         np.einsum("ncl,ncl->nc", centred, centred, out=squares[index])
     squares = squares.sum(axis=0, dtype=np.float64)
     if reduce is not None:
@@ -220,22 +228,21 @@ def _batch_statistics(x, x3, workspace, where, reduce=None):
 def batch_norm_backward(dy, cache: BatchNormCache, workspace: dict | None = None):
     """Gradients of batch_norm_forward: dy (N, C, *spatial) -> (dx, dweight, dbias);
     dweight/dbias are None where the forward had no weight/bias."""
-    x3 = cache.x
-    dy = check_grad(dy, cache.shape, x3.dtype, cache.where)
+    centred = cache.centred
+    dy = check_grad(dy, cache.shape, centred.dtype, cache.where)
     dtype = dy.dtype
-    dy3 = dy.reshape(x3.shape)
-    n, c, l = x3.shape
+    dy3 = dy.reshape(centred.shape)
+    n, c, l = centred.shape
     m = max(cache.count or n * l, 1)              # an empty batch: every sum below is 0
-    inv_std, weight, mean = cache.inv_std, cache.weight, cache.mean
+    inv_std, weight = cache.inv_std, cache.weight
     a = inv_std if weight is None else inv_std * weight           # dx = a * dy when the stats are fixed
-    dx = np.empty(x3.shape, dtype)
-    work = _work(workspace, "block", x3.shape, dtype)
+    dx = np.empty(centred.shape, dtype)
+    work = _work(workspace, "block", centred.shape, dtype)
     sums, dots = np.empty((n, c), dtype), np.empty((n, c), dtype)
-    for index, (mean_plane, a_plane) in _channel_blocks(x3.shape, (mean, a), dtype):
-        dy_block, x_block = dy3[index], x3[index]
-        centred = np.subtract(x_block, mean_plane, out=work(x_block.shape))
+    for index, (a_plane,) in _channel_blocks(centred.shape, (a,), dtype):
+        dy_block = dy3[index]
         np.einsum("ncl->nc", dy_block, out=sums[index])
-        np.einsum("ncl,ncl->nc", dy_block, centred, out=dots[index])
+        np.einsum("ncl,ncl->nc", dy_block, centred[index], out=dots[index])
         if not cache.batch_stats:
             np.multiply(dy_block, a_plane, out=dx[index])
     sum_dy = sums.sum(axis=0, dtype=np.float64)
@@ -247,12 +254,12 @@ def batch_norm_backward(dy, cache: BatchNormCache, workspace: dict | None = None
         sum_dy, sum_dy_xhat = total[:c], total[c:]
     if cache.batch_stats:
         # dx = a * (dy - sum(dy)/m - xhat * sum(dy * xhat)/m),  xhat = (x - mean) * inv_std
-        #    = a * dy - (k * x - k * mean + k0)
+        #    = a * dy - (k * (x - mean) + k0)
         k, k0 = a * inv_std * sum_dy_xhat / m, a * sum_dy / m
-        for index, (a_plane, k_plane, shift_plane) in _channel_blocks(x3.shape, (a, k, k * mean - k0), dtype):
-            x_block = x3[index]
-            correction = np.multiply(x_block, k_plane, out=work(x_block.shape))
-            correction -= shift_plane
+        for index, (a_plane, k_plane, k0_plane) in _channel_blocks(centred.shape, (a, k, k0), dtype):
+            block = centred[index]
+            correction = np.multiply(block, k_plane, out=work(block.shape))
+            correction += k0_plane
             out = np.multiply(dy3[index], a_plane, out=dx[index])
             out -= correction
     return dx.reshape(cache.shape), dweight, dbias
@@ -273,8 +280,7 @@ class RowNormCache:
     (N, G, K), each row standardised on its own; the affine terms are per (g, p) for a
     row split as (P, K/P): layer norm (G, P) = (1, K), group norm (G, C/G)."""
     shape: tuple                 # the input's shape
-    x: np.ndarray                # (N, G, K), a copy of the input
-    mean: np.ndarray             # (N, G) float64
+    xhat: np.ndarray             # (N, G, K), (x - mean) * inv_std in x's dtype (backward's own array)
     inv_std: np.ndarray          # (N, G) float64
     weight_plane: np.ndarray | None   # (G, K), the weight repeated along each row
     param_shape: tuple | None    # the weight's own shape (None: no weight)
@@ -288,14 +294,16 @@ def _column(v: np.ndarray, dtype) -> np.ndarray:
     return v.astype(dtype)[..., None]
 
 
-def _row_norm_forward(x3, eps, w_plane, b_plane, workspace=None):
+def _row_norm_forward(x3, eps, w_plane, b_plane, workspace=None, keep=True):
     """x3 (N, G, K): each row standardised with its own mean and biased variance, then
     * w_plane[g] + b_plane[g] ((G, K) or None). One pass over x, a block of rows at a time.
-    Returns y (N, G, K), mean and inv_std (N, G) float64."""
+    Returns y (N, G, K), xhat (N, G, K) (None unless keep) and inv_std (N, G) float64.
+    With an affine weight, y = xhat * weight is one operation whether xhat is kept or not."""
     n, g, k = x3.shape
     dtype = x3.dtype
     y = np.empty(x3.shape, dtype)
-    mean, inv_std = np.empty((n, g)), np.empty((n, g))
+    xhat = np.empty(x3.shape, dtype) if keep else None
+    inv_std = np.empty((n, g))
     work = _work(workspace, "block", x3.shape, dtype)
     for gs, sample_slices in _block_grid(x3.shape):
         for ns in sample_slices:
@@ -303,49 +311,53 @@ def _row_norm_forward(x3, eps, w_plane, b_plane, workspace=None):
             mu = np.einsum("ngk->ng", block).astype(np.float64) / k
             centred = np.subtract(block, _column(mu, dtype), out=work(block.shape))
             inv = _inv_std(np.einsum("ngk,ngk->ng", centred, centred).astype(np.float64) / k, eps)
-            mean[ns, gs], inv_std[ns, gs] = mu, inv
-            out = np.multiply(centred, _column(inv, dtype), out=y[ns, gs])
-            if w_plane is not None:
-                out *= w_plane[gs]
+            inv_std[ns, gs] = inv
+            if keep and w_plane is not None:
+                normalised = np.multiply(centred, _column(inv, dtype), out=xhat[ns, gs])
+                out = np.multiply(normalised, w_plane[gs], out=y[ns, gs])
+            else:
+                out = np.multiply(centred, _column(inv, dtype), out=y[ns, gs])
+                if keep:
+                    np.copyto(xhat[ns, gs], out)
+                if w_plane is not None:
+                    out *= w_plane[gs]
             if b_plane is not None:
                 out += b_plane[gs]
-    return y, mean, inv_std
+    return y, xhat, inv_std
 
 
 def _row_norm_backward(dy3, cache: RowNormCache, workspace=None):
     """dy (N, G, K) -> (dx (N, G, K), dweight (G, P) float64 or None, dbias (G, P) or None)."""
-    x3, w_plane = cache.x, cache.weight_plane
-    n, g, k = x3.shape
+    xhat_all, w_plane = cache.xhat, cache.weight_plane
+    n, g, k = xhat_all.shape
     dtype, p = dy3.dtype, cache.p
-    dx = np.empty(x3.shape, dtype)
+    dx = np.empty(xhat_all.shape, dtype)
     dweight = np.zeros((g, p)) if cache.param_shape is not None else None
     dbias = np.zeros((g, p)) if cache.bias_shape is not None else None
-    work_x, work_dy = _work(workspace, "block", x3.shape, dtype), _work(workspace, "block2", x3.shape, dtype)
-    for gs, sample_slices in _block_grid(x3.shape):
+    work_x, work_dy = _work(workspace, "block", xhat_all.shape, dtype), _work(workspace, "block2", xhat_all.shape, dtype)
+    for gs, sample_slices in _block_grid(xhat_all.shape):
         for ns in sample_slices:
-            x_block, dy_block = x3[ns, gs], dy3[ns, gs]
+            xhat, dy_block = xhat_all[ns, gs], dy3[ns, gs]
             inv = _column(cache.inv_std[ns, gs], dtype)
-            xhat = np.subtract(x_block, _column(cache.mean[ns, gs], dtype), out=work_x(x_block.shape))
-            xhat *= inv
-            affine_view = (*x_block.shape[:2], p, k // p)
+            affine_view = (*xhat.shape[:2], p, k // p)
             if dweight is not None:
                 dweight[gs] += np.einsum("ngpl,ngpl->gp", dy_block.reshape(affine_view), xhat.reshape(affine_view))
             if dbias is not None:
                 dbias[gs] += np.einsum("ngpl->gp", dy_block.reshape(affine_view))
-            dxhat = dy_block if w_plane is None else np.multiply(dy_block, w_plane[gs], out=work_dy(x_block.shape))
+            dxhat = dy_block if w_plane is None else np.multiply(dy_block, w_plane[gs], out=work_dy(xhat.shape))
             # dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), per row
             mean_dxhat = np.einsum("ngk->ng", dxhat).astype(np.float64) / k
             mean_dxhat_xhat = np.einsum("ngk,ngk->ng", dxhat, xhat).astype(np.float64) / k
-            xhat *= _column(mean_dxhat_xhat, dtype)
-            xhat += _column(mean_dxhat, dtype)
-            out = np.subtract(dxhat, xhat, out=dx[ns, gs])
+            correction = np.multiply(xhat, _column(mean_dxhat_xhat, dtype), out=work_x(xhat.shape))
+            correction += _column(mean_dxhat, dtype)
+            out = np.subtract(dxhat, correction, out=dx[ns, gs])
             out *= inv
     return dx, dweight, dbias
 
 
 def _row_norm_grads(dy, cache: RowNormCache, where: str, workspace):
-    dy = check_grad(dy, cache.shape, cache.x.dtype, cache.where)
-    dx, dweight, dbias = _row_norm_backward(dy.reshape(cache.x.shape), cache, workspace)
+    dy = check_grad(dy, cache.shape, cache.xhat.dtype, cache.where)
+    dx, dweight, dbias = _row_norm_backward(dy.reshape(cache.xhat.shape), cache, workspace)
     dtype = dy.dtype
     dweight = None if dweight is None else dweight.astype(dtype).reshape(cache.param_shape)
     dbias = None if dbias is None else dbias.astype(dtype).reshape(cache.bias_shape)
@@ -362,9 +374,10 @@ def as_normalized_shape(normalized_shape, where: str) -> tuple:
 
 
 def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5, workspace: dict | None = None,
-                       *, where: str = "layer_norm"):
+                       *, where: str = "layer_norm", keep: bool = True):
     """Layer norm: statistics per sample over the trailing dims normalized_shape.
-    x (*, *normalized_shape) -> (y of x's shape and dtype, cache); weight, bias: normalized_shape."""
+    x (*, *normalized_shape) -> (y of x's shape and dtype, cache); weight, bias: normalized_shape.
+    keep=False: no backward will follow; nothing is kept and the cache is None."""
     shape = as_normalized_shape(normalized_shape, where)
     eps = _eps(eps, where)
     check_float_array(x, where)
@@ -380,8 +393,11 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5, wo
     k = math.prod(shape)
     x3 = x.reshape(-1, 1, k)
     w_plane = None if weight is None else weight.reshape(1, k)
-    y, mean, inv_std = _row_norm_forward(x3, eps, w_plane, None if bias is None else bias.reshape(1, k), workspace)
-    cache = RowNormCache(x.shape, x3.copy(), mean, inv_std, w_plane, None if weight is None else shape,
+    y, xhat, inv_std = _row_norm_forward(x3, eps, w_plane, None if bias is None else bias.reshape(1, k), workspace,
+                                         keep)
+    if not keep:
+        return y.reshape(x.shape), None
+    cache = RowNormCache(x.shape, xhat, inv_std, w_plane, None if weight is None else shape,
                          None if bias is None else shape, k, where)
     return y.reshape(x.shape), cache
 
@@ -393,13 +409,14 @@ def layer_norm_backward(dy, cache: RowNormCache, workspace: dict | None = None):
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.layer_norm: x (*, *normalized_shape) -> y, same shape and dtype."""
-    return layer_norm_forward(x, normalized_shape, weight, bias, eps)[0]
+    return layer_norm_forward(x, normalized_shape, weight, bias, eps, keep=False)[0]
 
 
 def group_norm_forward(x, num_groups, weight=None, bias=None, eps=1e-5, workspace: dict | None = None,
-                       *, where: str = "group_norm"):
+                       *, where: str = "group_norm", keep: bool = True):
     """Group norm: statistics per sample and group of C/G channels over those channels and
-    all positions. x (N, C, *spatial) -> (y of x's shape and dtype, cache); weight, bias: (C,)."""
+    all positions. x (N, C, *spatial) -> (y of x's shape and dtype, cache); weight, bias: (C,).
+    keep=False: no backward will follow; nothing is kept and the cache is None."""
     check_float_array(x, where)
     eps = _eps(eps, where)
     if x.ndim < 2:
@@ -416,8 +433,10 @@ def group_norm_forward(x, num_groups, weight=None, bias=None, eps=1e-5, workspac
     x3 = x.reshape(n, g, c // g * l)
     w_plane = None if weight is None else _plane(weight, l, x.dtype).reshape(g, -1)
     b_plane = None if bias is None else _plane(bias, l, x.dtype).reshape(g, -1)
-    y, mean, inv_std = _row_norm_forward(x3, eps, w_plane, b_plane, workspace)
-    cache = RowNormCache(x.shape, x3.copy(), mean, inv_std, w_plane, None if weight is None else (c,),
+    y, xhat, inv_std = _row_norm_forward(x3, eps, w_plane, b_plane, workspace, keep)
+    if not keep:
+        return y.reshape(x.shape), None
+    cache = RowNormCache(x.shape, xhat, inv_std, w_plane, None if weight is None else (c,),
                          None if bias is None else (c,), c // g, where)
     return y.reshape(x.shape), cache
 
@@ -429,4 +448,4 @@ def group_norm_backward(dy, cache: RowNormCache, workspace: dict | None = None):
 
 def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.group_norm: x (N, C, *spatial) -> y, same shape and dtype."""
-    return group_norm_forward(x, num_groups, weight, bias, eps)[0]
+    return group_norm_forward(x, num_groups, weight, bias, eps, keep=False)[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import all_finite, as_tuple
+from .._checks import all_finite, as_tuple, check_choice, check_float_array, check_shape
 
 _NUMPY_MODE = {"zeros": "constant", "constant": "constant", "reflect": "reflect", "replicate": "edge",
                "circular": "wrap"}
@@ -73,9 +73,28 @@ def _source_index(size: int, lo: int, hi: int, mode: str) -> np.ndarray:
     return np.pad(np.arange(size), (lo, hi), mode=_NUMPY_MODE[mode])
 
 
+def as_pad_pairs(pads, ndim: int, where: str = "pad") -> tuple:
+    """((lo, hi), ...) for the last len(pads) axes, leading to trailing, as given; or torch's
+    flat (lo_last, hi_last, lo_second_last, hi_second_last, ...), last axis first."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    expected = (f"{where}: expected pads as ((lo, hi), ...) pairs per axis or torch's flat (lo, hi, ...) "
+                f"ints, last axis first, for at most {ndim} axes")
+    if not isinstance(pads, (tuple, list)):
+        raise TypeError(f"{expected}; got {pads!r}")
+    if all(is_int(v) for v in pads):
+        if len(pads) % 2 or len(pads) // 2 > ndim:
+            raise ValueError(f"{expected}; got {len(pads)} ints")
+        return tuple((int(pads[i]), int(pads[i + 1])) for i in range(len(pads) - 2, -1, -2))
+    if not all(isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(v) for v in p) for p in pads):
+        raise TypeError(f"{expected}; got {pads!r}")
+    if len(pads) > ndim:
+        raise ValueError(f"{expected}; got {len(pads)} pairs for an input of rank {ndim}")
+    return tuple((int(lo), int(hi)) for lo, hi in pads)
+
+
 def _check(x_shape, pads, mode, where):
-    if mode not in _NUMPY_MODE:
-        raise ValueError(f"{where}: padding mode must be one of {PAD_MODES}, got {mode!r}")
+    check_choice(where, "padding mode", mode, PAD_MODES)
     spatial = x_shape[len(x_shape) - len(pads):]
     for axis, ((lo, hi), size) in enumerate(zip(pads, spatial)):
         if min(lo, hi) < 0:
@@ -91,7 +110,10 @@ def _check(x_shape, pads, mode, where):
 
 def pad(x: np.ndarray, pads, mode: str = "zeros", where: str = "pad", value: float = 0.0) -> np.ndarray:
     """x (..., *S) -> (..., *(S + lo + hi)): the last len(pads) axes padded with the mode
-    ('zeros' and 'constant' fill `value`, 0 for 'zeros')."""
+    ('zeros' and 'constant' fill `value`, 0 for 'zeros'). pads: ((lo, hi), ...) per axis,
+    leading to trailing, or torch.nn.functional.pad's flat (lo, hi, ...), last axis first."""
+    x = np.asarray(x)
+    pads = as_pad_pairs(pads, x.ndim, where)
     _check(x.shape, pads, mode, where)
     widths = ((0, 0),) * (x.ndim - len(pads)) + tuple(tuple(p) for p in pads)
     if _NUMPY_MODE[mode] == "constant":
@@ -102,6 +124,15 @@ def pad(x: np.ndarray, pads, mode: str = "zeros", where: str = "pad", value: flo
 def pad_backward(grad: np.ndarray, pads, mode: str, x_shape) -> np.ndarray:
     """Adjoint of pad: (..., *padded) -> x_shape, each padded position's gradient summed into
     the input position it copies (the constant fill receives nothing)."""
+    check_float_array(grad, "pad_backward", "grad")
+    pads = as_pad_pairs(pads, grad.ndim, "pad_backward")
+    check_choice("pad_backward", "padding mode", mode, PAD_MODES)
+    x_shape = check_shape("pad_backward", "x_shape", x_shape)
+    padded = x_shape[:len(x_shape) - len(pads)] + tuple(
+        s + lo + hi for s, (lo, hi) in zip(x_shape[len(x_shape) - len(pads):], pads))
+    if len(x_shape) != grad.ndim or grad.shape != padded:
+        raise ValueError(f"pad_backward: expected a gradient of shape {padded} (x_shape {x_shape} padded by "
+                         f"{pads}), got {grad.shape}")
     lead = grad.ndim - len(pads)
     if _NUMPY_MODE[mode] == "constant":
         return np.ascontiguousarray(grad[(Ellipsis, *(slice(lo, lo + s) for (lo, _), s in

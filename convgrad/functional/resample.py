@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_tuple, check_float_array
+from .._checks import as_tuple, check_float_array, check_shape
 
 
-def _factors(x, factor, where):
-    check_float_array(x, where)
+def _factors(x, factor, where, name="input"):
+    check_float_array(x, where, name)
     if x.ndim not in (3, 4, 5):
-        raise ValueError(f"{where}: expected input of rank 3, 4 or 5 (N, C, *spatial), got shape {x.shape}")
+        raise ValueError(f"{where}: expected {name} of rank 3, 4 or 5 (N, C, *spatial), got shape {x.shape}")
     return as_tuple(factor, x.ndim - 2, "scale factor", where)
 
 
@@ -27,15 +27,21 @@ def _spatial(x, slices):
     return (slice(None), slice(None), *slices)
 
 
-def downsample(x: np.ndarray, factor) -> np.ndarray:
+def downsample(x: np.ndarray, factor, *, where: str = "downsample", name: str = "input") -> np.ndarray:
     """(N, C, *S) -> (N, C, *ceil(S/f)): x[..., ::f]."""
-    f = _factors(x, factor, "downsample")
+    f = _factors(x, factor, where, name)
     return np.ascontiguousarray(x[_spatial(x, [slice(None, None, s) for s in f])])
 
 
 def downsample_backward(dy: np.ndarray, factor, in_spatial) -> np.ndarray:
     """Up-sampling by zero insertion back to the input size: (N, C, *ceil(S/f)) -> (N, C, *S)."""
-    f = as_tuple(factor, dy.ndim - 2, "scale factor", "downsample_backward")
+    where = "downsample_backward"
+    f = _factors(dy, factor, where, "grad")
+    in_spatial = check_shape(where, "in_spatial", in_spatial)
+    expected = tuple(-(-s // k) for s, k in zip(in_spatial, f))
+    if len(in_spatial) != dy.ndim - 2 or dy.shape[2:] != expected:
+        raise ValueError(f"{where}: expected a gradient of spatial shape {expected} for an input of spatial shape "
+                         f"{in_spatial} and scale factor {f}, got shape {dy.shape}")
     dx = np.zeros((*dy.shape[:2], *in_spatial), dtype=dy.dtype)
     dx[_spatial(dx, [slice(None, None, s) for s in f])] = dy
     return dx
@@ -51,7 +57,7 @@ def upsample_zeros(x: np.ndarray, factor) -> np.ndarray:
 
 def upsample_zeros_backward(dy: np.ndarray, factor) -> np.ndarray:
     """Down-sampling: (N, C, *((S-1)*f + 1)) -> (N, C, *S)."""
-    return downsample(dy, factor)
+    return downsample(dy, factor, where="upsample_zeros_backward", name="grad")
 
 
 def upsample_nearest(x: np.ndarray, factor) -> np.ndarray:
@@ -65,7 +71,10 @@ def upsample_nearest(x: np.ndarray, factor) -> np.ndarray:
 
 def upsample_nearest_backward(dy: np.ndarray, factor) -> np.ndarray:
     """Each f-block of the gradient summed: (N, C, *(S*f)) -> (N, C, *S)."""
-    f = as_tuple(factor, dy.ndim - 2, "scale factor", "upsample_nearest_backward")
+    f = _factors(dy, factor, "upsample_nearest_backward", "grad")
+    if any(s % k for s, k in zip(dy.shape[2:], f)):
+        raise ValueError(f"upsample_nearest_backward: expected a gradient whose spatial sizes are multiples of the "
+                         f"scale factor {f}, got shape {dy.shape}")
     shape = list(dy.shape[:2])
     for s, k in zip(dy.shape[2:], f):
         shape += [s // k, k]

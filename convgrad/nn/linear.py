@@ -1,6 +1,7 @@
 """Linear (fully connected) layer and Identity, with torch's arguments, names and init."""
 from __future__ import annotations
 
+from ..autograd.grad_mode import is_grad_enabled
 from .._checks import check_bool, check_float_dtype, check_generator, check_int
 from ..functional import dense as F
 from . import init
@@ -55,7 +56,7 @@ class Linear(Module):
 
     def forward(self, x):
         y, self._cache = F.linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data,
-                                          where="Linear")
+                                          where="Linear", keep=is_grad_enabled())
         return y
 
     def backward(self, grad_out):

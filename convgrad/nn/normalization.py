@@ -283,7 +283,8 @@ class LayerNorm(Module):
         y, self._cache = F.layer_norm_forward(x, self.normalized_shape,
                                               None if self.weight is None else self.weight.data,
                                               None if self.bias is None else self.bias.data, self.eps,
-                                              workspace=self._workspace, where="LayerNorm")
+                                              workspace=self._workspace, where="LayerNorm",
+                                              keep=is_grad_enabled())
         return y
 
     def backward(self, grad_out):
@@ -349,7 +350,8 @@ class GroupNorm(Module):
         y, self._cache = F.group_norm_forward(x, self.num_groups,
                                               None if self.weight is None else self.weight.data,
                                               None if self.bias is None else self.bias.data, self.eps,
-                                              workspace=self._workspace, where="GroupNorm")
+                                              workspace=self._workspace, where="GroupNorm",
+                                              keep=is_grad_enabled())
         return y
 
     def backward(self, grad_out):

@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_float_array
+from .._checks import check_float_array, check_grad
 from ..functional.padding import pad, pad_backward
 from .module import Module
 
@@ -50,11 +50,14 @@ class _PadNd(Module):
             raise ValueError(f"{where}: expected input of rank {self.n_dims + 1} or {self.n_dims + 2} "
                              f"((C, *S) or (N, C, *S)), got shape {x.shape}")
         y = pad(x, self.pads, self.mode, where, self.value)
-        self._cache = x.shape
+        self._cache = (x.shape, y.shape, x.dtype)
         return y
 
     def backward(self, grad_out):
-        return pad_backward(grad_out, self.pads, self.mode, self._cached(self._cache))
+        """grad_out of the output's shape -> the gradient of the input."""
+        x_shape, y_shape, dtype = self._cached(self._cache)
+        grad_out = check_grad(grad_out, y_shape, dtype, type(self).__name__)
+        return pad_backward(grad_out, self.pads, self.mode, x_shape)
 
     def extra_repr(self):
         flat = tuple(p for pair in self.pads[::-1] for p in pair)

@@ -13,7 +13,7 @@
 The public API is re-exported here and from convgrad.functional.
 """
 from .dispatch import conv, conv_backward, conv_forward, conv_general
-from .geometry import ConvGeometry, conv_geometry, conv_output_shape, flip_swap
+from .geometry import ConvGeometry, conv_geometry, conv_output_shape, flip_swap, gradient_geometry
 from .lectures import conv_input_grad_by_conv, conv_weight_grad_by_conv
 from .routes import ROUTES, Route, choose_route, conv_route
 from .transposed import conv_transpose, conv_transpose_backward, conv_transpose_forward, conv_transpose_geometry
@@ -23,15 +23,11 @@ from . import channel_major as _cm
 
 def conv_input_grad(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=1):
     """dJ/dx of a convolution, fast path (col2im). dy (N, C_out, *out) -> (N, C_in, *x_shape[2:])."""
-    geo = conv_geometry(tuple(x_shape), w.shape, stride, padding, dilation, groups, where="conv_input_grad")
-    if dy.shape != geo.out_shape:
-        raise ValueError(f"conv_input_grad: expected dy of shape {geo.out_shape}, got {dy.shape}")
+    geo = gradient_geometry(dy, w, x_shape, "input", stride, padding, dilation, groups, "conv_input_grad")
     return _cm.grads(dy, None, w, geo, input_grad=True, weight_grad=False)[0]
 
 
 def conv_weight_grad(x, dy, w_shape, stride=1, padding=0, dilation=1, groups=1):
     """dJ/dw of a convolution, fast path (dY @ cols^T) -> (C_out, C_in/g, *kernel)."""
-    geo = conv_geometry(x.shape, tuple(w_shape), stride, padding, dilation, groups, where="conv_weight_grad")
-    if dy.shape != geo.out_shape:
-        raise ValueError(f"conv_weight_grad: expected dy of shape {geo.out_shape}, got {dy.shape}")
+    geo = gradient_geometry(dy, x, w_shape, "weight", stride, padding, dilation, groups, "conv_weight_grad")
     return _cm.grads(dy, x, None, geo, input_grad=False, weight_grad=True)[1]

@@ -1,20 +1,24 @@
-"""Depthwise 2-D convolution as banded matrices (groups == C_in == C_out): the matrix forms
-the depthwise route (depthwise.py) multiplies.
+"""Depthwise 2-D convolution (groups == C_in == C_out) on a row stack: the tap sums and the
+banded matrices the depthwise route (depthwise.py) computes.
 
 A depthwise filter touches one channel, so im2col would build K copies of the input for a
 matrix-vector product per channel. Instead stack the kw column-shifted copies of each padded
-input plane ("row stack") and multiply blocks of Bh output rows by a small banded matrix that
-holds the filter taps, one small GEMM per (sample, channel, row block), all in N, C order
-(no transposes):
+input plane ("row stack"):
 
     S[n, c, h, b, j] = xpad[n, c, h, j*sw + b*dw]                      (N, C, Hp, kw, Wo)
+                                                         taps first:   (N, C, kw, Hp, Wo)
+
+Stride 1 sums the taps over a strided view of the taps-first stack (tap_sum, one einsum):
+y[n, c, i] = sum_{a,b} w[c, a, b] S[n, c, b, i + a*dh]. Strided, multiply blocks of Bh output
+rows by a small banded matrix that holds the filter taps, one small GEMM per (sample, channel,
+row block), all in N, C order (no transposes):
+
     B[c, i, r, b]    = w[c, 0, a, b]  if r == i*sh + a*dh else 0        (C, Bh, R, kw)
     y[n, c, q*Bh + i] = sum_{r,b} B[c, i, r, b] S[n, c, q*Bh*sh + r, b]  R = (Bh-1)*sh + dh*(kh-1) + 1
 
 The band is the same for every block (a convolution is translation invariant). Backward:
 dw is the band of dY_block @ S_block^T summed (band_matrix_adjoint); dS = B^T @ dY is
-scattered back by row_stack_adjoint. The band wastes R/kh of the multiply-adds on zeros,
-which small BLAS calls still do faster than NumPy's single-threaded elementwise products.
+scattered back by row_stack_adjoint. The band wastes R/kh of the multiply-adds on zeros.
 """
 from __future__ import annotations
 
@@ -114,6 +118,30 @@ def taps_weight_grad(x: np.ndarray, dy_stack: np.ndarray, kernel_h: int, dilatio
     else:
         dw = np.matmul(taps, x.reshape(n, c, 1, h * w, 1))[..., 0].sum(axis=0)
     return dw[:, None, ::-1, ::-1]
+
+
+def tap_sum(stack: np.ndarray, taps: np.ndarray, kernel_h: int, stride_h: int, dilation_h: int,
+            out: np.ndarray) -> np.ndarray:
+    """The convolution of a taps-first row stack S (N, C, kw, Hs, Wo), filter taps (C, kh, kw):
+        out[n, c, i, j] = sum_{a,b} taps[c, a, b] S[n, c, b, i*sh + a*dh, j]      out (N, C, Ho, Wo)
+    One einsum over a strided view of S (no copy), whose inner loop multiplies one tap into a
+    whole output plane and adds it there: each plane stays in cache while its kh*kw taps are
+    added. (At sh == 1 the plane is one axis of Ho*Wo; were rows and columns two axes, the
+    einsum would loop over the taps inside the rows.) A sum over each output's own window: a
+    NaN or inf reaches only the outputs whose window holds it."""
+    n, c, kernel_w, _, out_w = stack.shape
+    out_h = out.shape[2]
+    s_n, s_c, s_b, s_h, s_w = stack.strides
+    o_n, o_c, o_h, o_w = out.strides
+    if stride_h == 1 and s_h == out_w * s_w and o_h == out_w * o_w:
+        view = np.lib.stride_tricks.as_strided(stack, (n, c, kernel_h, kernel_w, out_h * out_w),
+                                               (s_n, s_c, dilation_h * s_h, s_b, s_w), writeable=False)
+        planes = np.lib.stride_tricks.as_strided(out, (n, c, out_h * out_w), (o_n, o_c, o_w))
+        np.einsum("ncabp,cab->ncp", view, taps, out=planes)
+        return out
+    view = np.lib.stride_tricks.as_strided(stack, (n, c, kernel_h, kernel_w, out_h, out_w),
+                                           (s_n, s_c, dilation_h * s_h, s_b, stride_h * s_h, s_w), writeable=False)
+    return np.einsum("ncabij,cab->ncij", view, taps, out=out)
 
 
 def stack_blocks(stack: np.ndarray, first_row: int, blocks: int, rows: int, stride_h: int, span: int) -> np.ndarray:

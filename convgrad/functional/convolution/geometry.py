@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..._checks import as_tuple, check_float_array, check_int, check_same_dtype
+from ..._checks import as_tuple, check_float_array, check_int, check_same_dtype, check_shape
 from ..im2col import out_size
 from ..padding import resolve_padding
 
@@ -84,17 +84,40 @@ def conv_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, l
 def conv_output_shape(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1) -> tuple:
     """The output shape of conv(x, w) with these arguments, as torch computes it:
     (N, C_in, *S) and (C_out, C_in/groups, *k) -> (N, C_out, *out), validated like the convolution."""
-    return conv_geometry(tuple(input_shape), tuple(weight_shape), stride, padding, dilation, groups,
-                         where="conv_output_shape").out_shape
+    return conv_geometry(check_shape("conv_output_shape", "input_shape", input_shape),
+                         check_shape("conv_output_shape", "weight_shape", weight_shape), stride, padding, dilation,
+                         groups, where="conv_output_shape").out_shape
 
 
 def flip_swap(w: np.ndarray, groups: int) -> np.ndarray:
     """rot180 of every kernel with in/out channels swapped per group (the lectures' W-dagger):
     (C_out, C_in/g, *k) -> (C_in, C_out/g, *k)."""
+    check_float_array(w, "flip_swap", "weight")
+    if w.ndim < 3:
+        raise ValueError(f"flip_swap: expected a weight of rank 3 or more (C_out, C_in/groups, *kernel), "
+                         f"got shape {w.shape}")
     c_out, c_in_g, *k = w.shape
-    g = groups
+    g = check_groups(groups, "flip_swap")
+    if c_out % g:
+        raise ValueError(f"flip_swap: out_channels={c_out} is not divisible by groups={g}")
     flipped = w[(slice(None), slice(None), *(slice(None, None, -1),) * len(k))]
     return (flipped.reshape(g, c_out // g, c_in_g, *k).swapaxes(1, 2).reshape(g * c_in_g, c_out // g, *k))
+
+
+def gradient_geometry(dy, w_or_x, shape, which: str, stride, padding, dilation, groups, where) -> ConvGeometry:
+    """The checks of the stand-alone gradient functions (conv_input_grad(dy, w, x_shape),
+    conv_weight_grad(x, dy, w_shape) and the lectures' versions): float arrays of one dtype,
+    `shape` the input's (which="input") or the weight's (which="weight") shape, dy of the
+    convolution's output shape. -> the convolution's geometry."""
+    check_float_array(dy, where, "dy")
+    check_float_array(w_or_x, where, "weight" if which == "input" else "input")
+    check_same_dtype(dy, w_or_x, where, "dy", "weight" if which == "input" else "input")
+    shape = check_shape(where, "x_shape" if which == "input" else "w_shape", shape)
+    x_shape, w_shape = (shape, w_or_x.shape) if which == "input" else (w_or_x.shape, shape)
+    geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, where=where)
+    if dy.shape != geo.out_shape:
+        raise ValueError(f"{where}: expected dy of shape {geo.out_shape} (the convolution's output), got {dy.shape}")
+    return geo
 
 
 def check_inputs(x, w, b, where, bias_size=None):

@@ -13,16 +13,16 @@ import numpy as np
 
 from ..padding import vjp_padding
 from .dispatch import conv_general
-from .geometry import conv_geometry, flip_swap
+from .geometry import flip_swap, gradient_geometry
 
 
 def conv_input_grad_by_conv(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=1):
     """dJ/dx = conv(pad(dilate(dy, s), d*(k-1) - p), rot180(w)): the lectures' full convolution.
     dy (N, C_out, *out), w (C_out, C_in/g, *k) -> (N, C_in, *x_shape[2:])."""
 
-    geo = conv_geometry(tuple(x_shape), w.shape, stride, padding, dilation, groups, where="conv_input_grad")
-    pads = vjp_padding(x_shape[2:], geo.kernel, geo.stride, geo.dilation, geo.pads, geo.out)
-    return conv_general(dy, flip_swap(w, groups), stride=1, padding=pads,
+    geo = gradient_geometry(dy, w, x_shape, "input", stride, padding, dilation, groups, "conv_input_grad_by_conv")
+    pads = vjp_padding(geo.in_shape[2:], geo.kernel, geo.stride, geo.dilation, geo.pads, geo.out)
+    return conv_general(dy, flip_swap(w, geo.groups), stride=1, padding=pads,
                         lhs_dilation=geo.stride, rhs_dilation=geo.dilation, groups=groups)
 
 
@@ -31,9 +31,9 @@ def conv_weight_grad_by_conv(x, dy, w_shape, stride=1, padding=0, dilation=1, gr
     dilated by the stride (rhs_dilation = stride) and the kernel dilation becomes the stride.
     x (N, C_in, *S), dy (N, C_out, *out) -> (C_out, C_in/g, *k)."""
 
-    geo = conv_geometry(x.shape, tuple(w_shape), stride, padding, dilation, groups, where="conv_weight_grad")
+    geo = gradient_geometry(dy, x, w_shape, "weight", stride, padding, dilation, groups, "conv_weight_grad_by_conv")
     n, c_in = x.shape[:2]
-    g = groups
+    g = geo.groups
     sp = x.shape[2:]
     # x: (N, C_in, *S) -> (C_in/g, g*N, *S): each group's input channels become a batch
     xt = x.reshape(n, g, c_in // g, *sp).transpose(2, 1, 0, *range(3, 3 + len(sp))).reshape(c_in // g, g * n, *sp)

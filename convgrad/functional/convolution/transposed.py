@@ -7,12 +7,14 @@ out = (S-1)*s - 2p + d*(k-1) + output_padding + 1.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..._checks import as_tuple, check_grad
 from . import channel_major
 from .geometry import LAYOUTS, ConvGeometry, check_groups, check_inputs
-from .workspace import private_input
+from .workspace import private_input, workspace_budget
 
 
 def conv_transpose_geometry(x_shape, w_shape, stride=1, padding=0, output_padding=0, dilation=1,
@@ -72,10 +74,15 @@ def conv_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1
 
 def conv_transpose_backward(dy, cache, input_grad: bool = True, weight_grad: bool = True):
     """(dx, dw, db): dx = conv(dy, w) — the backward of up-sampling is down-sampling —
-    dw = the conv weight gradient with the roles of input and output exchanged."""
+    dw = the conv weight gradient with the roles of input and output exchanged; both from one
+    patch matrix of dy when it fits the workspace budget (else each rebuilds it chunk by chunk)."""
     geo, x, w, has_bias, where = cache
     dy = check_grad(dy, geo.in_shape, w.dtype, where)
-    dx = channel_major.conv(dy, w, None, geo) if input_grad else None
-    dw = channel_major.grads(x, dy, w, geo, input_grad=False, weight_grad=True)[1] if weight_grad else None
+    cols = None           # dy's patch matrix, built once for both when it fits the workspace budget
+    shape = (geo.in_shape[1], math.prod(geo.kernel), geo.in_shape[0], *geo.out)
+    if input_grad and weight_grad and math.prod(shape) * dy.dtype.itemsize <= workspace_budget():
+        cols = np.empty(shape, dy.dtype)
+    dx = channel_major.conv(dy, w, None, geo, keep=cols) if input_grad else None
+    dw = channel_major.grads(x, dy, w, geo, input_grad=False, weight_grad=True, kept=cols)[1] if weight_grad else None
     db = dy.sum(axis=(0, *range(2, dy.ndim))) if has_bias else None
     return dx, dw, db
