@@ -192,3 +192,32 @@ def test_data_parallel_conv_on_the_winograd_route_matches_torch():
               "dweight": rel_err(ours.weight.grad, theirs.weight.grad.numpy()),
               "dbias": rel_err(ours.bias.grad, theirs.bias.grad.numpy())}
     assert max(errors.values()) < TOL, errors
+
+
+def test_kept_transformed_input_gives_the_same_gradients(monkeypatch):
+    """With a kept budget (as `convgrad train` sets) the forward keeps the whole batch's V in the
+    layer's workspace for the weight gradient; kept or rebuilt, the numbers are the same as
+    torch's, and the count falls back when the layer is freed."""
+    import gc
+
+    from convgrad.functional.convolution import set_kept_budget, workspace
+    monkeypatch.setitem(workspace._kept, "budget", 0)            # restored after the test
+    x = np.random.default_rng(0).standard_normal((3, 4, 9, 8))
+    results = []
+    for budget in (256 * 2**20, 0):
+        set_kept_budget(budget)
+        before = workspace.kept_bytes()
+        ours, theirs = _pair(4, 5, 1, True)
+        got, want = _run(ours, theirs, x)
+        errors = {k: rel_err(got[k], want[k]) for k in want}
+        assert max(errors.values()) < TOL, (budget, errors)
+        kept = ours._workspace.get("wg_v")
+        assert (kept is not None) == (budget > 0)
+        if kept is not None:        # V (4, 4, C_in, N, th, tw + 1), counted while the layer lives
+            assert kept.shape == (4, 4, 4, 3, 5, 5) and workspace.kept_bytes() - before == kept.nbytes
+        results.append(got)
+        del ours, kept
+        gc.collect()
+        assert workspace.kept_bytes() == before
+    for k in results[0]:
+        np.testing.assert_array_equal(results[0][k], results[1][k])

@@ -28,19 +28,23 @@ buffers fit the workspace budget, in the scratch pool under the channel-major ro
 Backward: dx at stride 1 is the convolution of dy (padded by 2 - p) with rot180(w) with in
 and out channels swapped, run through the same forward (a padding above 2 crops dy instead);
 dw = G^T dU G with dU[xi] = dM[xi] @ V[xi]^T, dM = A dy A^T per tile (the transforms'
-adjoints; the tiles are the GEMMs' inner dimension). The cache keeps only x.
+adjoints; the tiles are the GEMMs' inner dimension). The cache keeps only x, unless the
+application opts into kept arrays (set_kept_budget): then the whole batch's V, when it fits
+the workspace budget, is kept for dw like channel-major's patch matrix.
 
 FINITE_ONLY: an inf becomes inf - inf = NaN inside a transform (and a large finite value can
 overflow in one), so a non-finite result is redone on the channel-major route by the dispatch.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ... import _threads
 from ..padding import vjp_padding
 from .geometry import ConvGeometry, conv_geometry, flip_swap
-from .workspace import ConvCache, chunk_size, scratch
+from .workspace import ConvCache, chunk_size, kept_buffer, scratch, take_saved, workspace_budget
 
 NAME = "winograd"
 FINITE_ONLY = True
@@ -135,8 +139,8 @@ def _split_parities(xq: np.ndarray, xt: np.ndarray, places) -> None:
             xq[pr, pc, :, :, dst_r, dst_c] = xt[:, :, src_r, src_c]
 
 
-def _input_transform(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """V = B^T d B over every tile: x (nb, C, H, W) -> V (4, 4, C, nb, th, tw + 1) in scratch.
+def _input_transform(x: np.ndarray, geo: ConvGeometry, out=None) -> np.ndarray:
+    """V = B^T d B over every tile: x (nb, C, H, W) -> V (4, 4, C, nb, th, tw + 1) in `out`, else scratch.
     Tile column tw is junk (M's column tw is dropped): with it every operand below is one
     contiguous run per channel. Three steps:
       xq[pr, pc, :, :, a, b] = xpad[2a + pr, 2b + pc]  the padded input split by row and column parity
@@ -157,7 +161,7 @@ def _input_transform(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     np.subtract(d1, d3, out=rows[3])
     flat, shifted = block[:-1].reshape(4, 2, -1), block[1:].reshape(4, 2, -1)
     e0, e1, e2, e3 = flat[:, 0], flat[:, 1], shifted[:, 0], shifted[:, 1]        # columns 2b + 0..3
-    v = scratch("cols", (4, 4, c, nb, th, tw + 1), x.dtype)
+    v = scratch("cols", (4, 4, c, nb, th, tw + 1), x.dtype) if out is None else out
     vf = v.reshape(4, 4, -1)
     np.subtract(e0, e2, out=vf[:, 0])
     np.add(e1, e2, out=vf[:, 1])
@@ -188,19 +192,21 @@ def _output_transform(m: np.ndarray, b, y: np.ndarray) -> None:
             dst[...] = s[r, col, :, :, :dst.shape[2], :dst.shape[3]].swapaxes(0, 1)
 
 
-def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry) -> np.ndarray:
+def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry, keep=None) -> np.ndarray:
     """y = conv(x, w) + b chunk by chunk, w given as U = filter_transform(w).
-    x (N, C_in, H, W) -> y (N, C_out, Ho, Wo). The pads of geo may be negative (they crop)."""
+    x (N, C_in, H, W) -> y (N, C_out, Ho, Wo). The pads of geo may be negative (they crop).
+    keep: an array (4, 4, C_in, N, th, tw + 1) in which the whole batch's V is built at once
+    (and stays, for the weight gradient)."""
     n, c_in = x.shape[:2]
     c_out = u.shape[1]
     th, tw = _tiles(geo)
     y = np.empty((n, c_out, *geo.out), dtype=x.dtype)
-    step = chunk_size(n, _bytes_per_sample(geo, x.dtype.itemsize))
+    step = max(n, 1) if keep is not None else chunk_size(n, _bytes_per_sample(geo, x.dtype.itemsize))
     for n0 in range(0, n, step):
         sl = slice(n0, min(n, n0 + step))
         nb = sl.stop - sl.start
         with np.errstate(invalid="ignore", over="ignore"):      # inf - inf: FINITE_ONLY redoes it
-            v = _input_transform(x[sl], geo)
+            v = _input_transform(x[sl], geo, out=keep)
             m = scratch("y_cf", (4, 4, c_out, nb, th, tw + 1), x.dtype)
             np.matmul(u, v.reshape(16, c_in, -1), out=m.reshape(16, c_out, -1))
             _output_transform(m, b, y[sl])
@@ -208,8 +214,16 @@ def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry) -> np.ndarray:
 
 
 def forward(x, w, b, geo: ConvGeometry, ws):
-    """-> (y (N, C_out, Ho, Wo), None)."""
-    return conv(x, filter_transform(w), b, geo), None
+    """-> (y (N, C_out, Ho, Wo), saved): with a workspace, the whole batch's V, when it fits the
+    workspace budget, is built in the workspace and saved for the weight gradient while the
+    process's kept arrays stay within the kept budget (as channel-major keeps its patch
+    matrix; 4x x instead of 9x); else saved is None and the backward rebuilds V from x."""
+    th, tw = _tiles(geo)
+    shape = (4, 4, x.shape[1], x.shape[0], th, tw + 1)
+    keep = None
+    if ws is not None and math.prod(shape) * x.dtype.itemsize <= workspace_budget():
+        keep = kept_buffer(ws, "wg_v", shape, x.dtype)
+    return conv(x, filter_transform(w), b, geo, keep=keep), keep
 
 
 def rebuild(x, w, geo: ConvGeometry):
@@ -246,17 +260,18 @@ def _grad_output_transform(dy: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     return dm
 
 
-def weight_gradient(dy: np.ndarray, x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+def weight_gradient(dy: np.ndarray, x: np.ndarray, geo: ConvGeometry, kept=None) -> np.ndarray:
     """dw = G^T dU G, dU[xi] = sum over chunks of dM[xi] @ V[xi]^T (16 GEMMs with the tiles as
-    the inner dimension): dy (N, C_out, Ho, Wo), x (N, C_in, H, W) -> (C_out, C_in, 3, 3)."""
+    the inner dimension): dy (N, C_out, Ho, Wo), x (N, C_in, H, W) -> (C_out, C_in, 3, 3).
+    kept: the whole batch's V from the forward, or None (V rebuilt chunk by chunk)."""
     n, c_in = x.shape[:2]
     c_out = dy.shape[1]
     du = np.zeros((16, c_out, c_in), dtype=dy.dtype)
-    step = chunk_size(n, _bytes_per_sample(geo, x.dtype.itemsize, weight_grad=True))
+    step = max(n, 1) if kept is not None else chunk_size(n, _bytes_per_sample(geo, x.dtype.itemsize, True))
     for n0 in range(0, n, step):
         sl = slice(n0, min(n, n0 + step))
         with np.errstate(invalid="ignore", over="ignore"):      # inf - inf: FINITE_ONLY redoes it
-            v = _input_transform(x[sl], geo).reshape(16, c_in, -1)
+            v = (_input_transform(x[sl], geo) if kept is None else kept).reshape(16, c_in, -1)
             dm = _grad_output_transform(dy[sl], geo).reshape(16, c_out, -1)
             du += np.matmul(dm, v.transpose(0, 2, 1))
     return filter_transform_adjoint(du)
@@ -267,5 +282,5 @@ def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = 
     geo = cache.geo
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     dx = input_gradient(dy, cache.w, geo) if input_grad else None
-    dw = weight_gradient(dy, cache.x, geo) if weight_grad else None
+    dw = weight_gradient(dy, cache.x, geo, kept=take_saved(cache, rebuild)[0]) if weight_grad else None
     return dx, dw, db
