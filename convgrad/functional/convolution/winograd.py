@@ -17,7 +17,7 @@ The transforms are whole-array adds and subtracts written with out= into scratch
 laid out as the GEMMs read them (no Python loop over tiles, pixels or samples). The padded
 input is first split by row and column parity (xpad[2a + r, 2b + c]), so that every operand
 is a contiguous run per channel: stride-2 views would make NumPy's inner loops a tile row
-long, ~4x slower here. A junk tile column (index tw, dropped from M) keeps the runs whole.
+long, ~3x slower here (measured). A junk tile column (index tw, dropped from M) keeps the runs whole.
 An odd output size is padded by one zero row or column of input and cropped. The bias joins
 M[1, 1], which reaches all four outputs of a tile with coefficient 1. The transforms run on
 one thread (split across convgrad's threads by channel they measured slower: BLAS's threads
