@@ -29,15 +29,14 @@ Backward: dx at stride 1 is the convolution of dy (padded by 2 - p) with rot180(
 and out channels swapped, run through the same forward (a padding above 2 crops dy instead);
 dw = G^T dU G with dU[xi] = dM[xi] @ V[xi]^T, dM = A dy A^T per tile (the transforms'
 adjoints; the tiles are the GEMMs' inner dimension). The cache keeps only x, unless the
-application opts into kept arrays (set_kept_budget): then the whole batch's V, when it fits
-the workspace budget, is kept for dw like channel-major's patch matrix.
+application opts into kept arrays (set_kept_budget): then the whole batch's V, when the whole
+batch's transform buffers fit the workspace budget, is kept for dw like channel-major's patch
+matrix.
 
 FINITE_ONLY: an inf becomes inf - inf = NaN inside a transform (and a large finite value can
 overflow in one), so a non-finite result is redone on the channel-major route by the dispatch.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -216,15 +215,15 @@ def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry, keep=None) -> np.nd
 
 
 def forward(x, w, b, geo: ConvGeometry, ws):
-    """-> (y (N, C_out, Ho, Wo), saved): with a workspace, the whole batch's V, when it fits the
-    workspace budget, is built in the workspace and saved for the weight gradient while the
-    process's kept arrays stay within the kept budget (as channel-major keeps its patch
-    matrix; 4x x instead of 9x); else saved is None and the backward rebuilds V from x."""
+    """-> (y (N, C_out, Ho, Wo), saved): with a workspace, when all the transform buffers of the
+    whole batch (forward and weight gradient) fit the workspace budget, its V is built in the
+    workspace and saved for the weight gradient while the process's kept arrays stay within
+    the kept budget (as channel-major keeps its patch matrix; ~4x x instead of 9x); else saved
+    is None and the backward rebuilds V from x chunk by chunk."""
     th, tw = _tiles(geo)
-    shape = (4, 4, x.shape[1], x.shape[0], th, tw + 1)
     keep = None
-    if ws is not None and math.prod(shape) * x.dtype.itemsize <= workspace_budget():
-        keep = kept_buffer(ws, "wg_v", shape, x.dtype)
+    if ws is not None and x.shape[0] * _bytes_per_sample(geo, x.dtype.itemsize, True) <= workspace_budget():
+        keep = kept_buffer(ws, "wg_v", (4, 4, x.shape[1], x.shape[0], th, tw + 1), x.dtype)
     return conv(x, filter_transform(w), b, geo, keep=keep), keep
 
 
