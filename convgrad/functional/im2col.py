@@ -48,7 +48,7 @@ def _placement(lo: int, hi: int, size: int, dilation: int) -> tuple[slice, slice
     return slice(first, last + 1), slice(lo + first * dilation, lo + last * dilation + 1, dilation)
 
 
-def _zero_outside(out: np.ndarray, region) -> None:
+def zero_outside(out: np.ndarray, region) -> None:
     """Zero every element of out (A, B, *S) outside the box `region` (one step-1 slice per
     spatial axis): the border slabs only, not the whole array."""
     lead = (slice(None), slice(None))
@@ -70,7 +70,7 @@ def _pad_into(src: np.ndarray, pads, lhs_dilation, out: np.ndarray | None) -> np
     elif any(d != 1 for d in lhs_dilation):
         out[...] = 0
     else:
-        _zero_outside(out, dst_sl)
+        zero_outside(out, dst_sl)
     out[(slice(None), slice(None), *dst_sl)] = src[(slice(None), slice(None), *src_sl)]
     return out
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from ... import _threads
 from ..padding import vjp_padding
+from ..im2col import zero_outside
 from .geometry import ConvGeometry, conv_geometry, flip_swap
 from .workspace import ConvCache, chunk_size, kept_buffer, scratch, take_saved, workspace_budget
 
@@ -132,12 +133,17 @@ def _parity_places(pads, size, halves):
 
 
 def _split_parities(xq: np.ndarray, xt: np.ndarray, places) -> None:
-    """xq[pr, pc] = the (pr, pc) parity plane of the zero-padded xt (C, nb, H, W)."""
-    xq[...] = 0
+    """xq[pr, pc] = the (pr, pc) parity plane of the zero-padded xt (C, nb, H, W); only the
+    border around each plane's copied box is zeroed."""
     for pr in range(2):
         for pc in range(2):
             (src_r, dst_r), (src_c, dst_c) = places[pr][pc]
-            xq[pr, pc, :, :, dst_r, dst_c] = xt[:, :, src_r, src_c]
+            plane = xq[pr, pc]
+            if dst_r.stop <= dst_r.start or dst_c.stop <= dst_c.start:
+                plane[...] = 0
+                continue
+            zero_outside(plane, (dst_r, dst_c))
+            plane[:, :, dst_r, dst_c] = xt[:, :, src_r, src_c]
 
 
 def _input_transform(x: np.ndarray, geo: ConvGeometry, out=None) -> np.ndarray:
