@@ -27,9 +27,8 @@ expanded once to contiguous (channels, L) "planes" shared by all blocks; every b
 is read or written once per pass, and the caches hold arrays of their own, so that a caller
 writing into x before backward cannot change the gradients: batch norm keeps x - mean (written
 by the pass that computes the variance from it; its backward would otherwise subtract the
-mean itself), layer and
-group norm the normalised xhat (y = xhat * weight + bias is computed from it, so keeping it
-costs nothing when there is a weight).
+mean itself), layer and group norm the normalised xhat (y = xhat * weight + bias is computed
+from it, so keeping it costs nothing when there is a weight).
 NaN and inf propagate as in torch: a non-finite value makes its own set's statistics (a batch
 norm channel, a layer norm row, a group) non-finite and nothing else.
 Measured forward + backward on 4M float32 values against whole-array expressions: batch
