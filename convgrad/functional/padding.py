@@ -73,6 +73,12 @@ def _source_index(size: int, lo: int, hi: int, mode: str) -> np.ndarray:
     return np.pad(np.arange(size), (lo, hi), mode=_NUMPY_MODE[mode])
 
 
+def from_torch_pads(flat) -> tuple:
+    """torch's flat (lo_last, hi_last, lo_second_last, hi_second_last, ...), last axis first
+    -> ((lo, hi), ...) leading to trailing."""
+    return tuple((int(flat[i]), int(flat[i + 1])) for i in range(len(flat) - 2, -1, -2))
+
+
 def as_pad_pairs(pads, ndim: int, where: str = "pad") -> tuple:
     """((lo, hi), ...) for the last len(pads) axes, leading to trailing, as given; or torch's
     flat (lo_last, hi_last, lo_second_last, hi_second_last, ...), last axis first."""
@@ -85,7 +91,7 @@ def as_pad_pairs(pads, ndim: int, where: str = "pad") -> tuple:
     if all(is_int(v) for v in pads):
         if len(pads) % 2 or len(pads) // 2 > ndim:
             raise ValueError(f"{expected}; got {len(pads)} ints")
-        return tuple((int(pads[i]), int(pads[i + 1])) for i in range(len(pads) - 2, -1, -2))
+        return from_torch_pads(pads)
     if not all(isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(v) for v in p) for p in pads):
         raise TypeError(f"{expected}; got {pads!r}")
     if len(pads) > ndim:

@@ -61,11 +61,10 @@ class _ConvNd(Module):
 
     def forward(self, x):
         self._cache = None        # the previous call's cache, unless someone else holds it, frees the workspace
-        # under no_grad nothing is kept for a backward: no workspace (which would keep patch matrices)
         y, self._cache = F.conv_forward(x, self.weight.data, None if self.bias is None else self.bias.data,
                                         self.stride, self.padding, self.dilation, self.groups, self.padding_mode,
-                                        workspace=self._workspace if is_grad_enabled() else None,
-                                        where=type(self).__name__, keep=is_grad_enabled())
+                                        workspace=self._workspace, where=type(self).__name__,
+                                        keep=is_grad_enabled())
         return y
 
     def backward(self, grad_out, input_grad: bool = True):

@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from .._checks import check_float_array, check_grad
-from ..functional.padding import pad, pad_backward
+from ..functional.padding import from_torch_pads, pad, pad_backward
 from .module import Module
 
 
@@ -29,7 +29,7 @@ def _pairs(padding, n_dims: int, where: str) -> tuple:
         raise TypeError(f"{where}: padding must be an int or a tuple of {2 * n_dims} ints, got {padding!r}")
     if min(flat) < 0:
         raise ValueError(f"{where}: padding must be non-negative, got {padding!r}")
-    return tuple((flat[2 * i], flat[2 * i + 1]) for i in range(n_dims))[::-1]
+    return from_torch_pads(flat)
 
 
 class _PadNd(Module):

@@ -208,24 +208,25 @@ class AveragePool(Op):
         return [dx if self.explicit is None else self.explicit.unpad(dx)]
 
 
-class GlobalAveragePool(Op):
+class _GlobalPool(Op):
+    """A pool over every spatial position: the adaptive pool with output size 1 per axis."""
+    pool_forward = pool_backward = None
+
     def forward(self, inputs, training):
         x = inputs[0]
-        y, self.cache = P.adaptive_avg_pool_forward(x, (1,) * (x.ndim - 2), n_dims=x.ndim - 2, where=self.where)
+        y, self.cache = type(self).pool_forward(x, (1,) * (x.ndim - 2), n_dims=x.ndim - 2, where=self.where)
         return y
 
     def backward(self, dy):
-        return [P.adaptive_avg_pool_backward(dy, self.cache)]
+        return [type(self).pool_backward(dy, self.cache)]
 
 
-class GlobalMaxPool(Op):
-    def forward(self, inputs, training):
-        x = inputs[0]
-        y, self.cache = P.adaptive_max_pool_forward(x, (1,) * (x.ndim - 2), n_dims=x.ndim - 2, where=self.where)
-        return y
+class GlobalAveragePool(_GlobalPool):
+    pool_forward, pool_backward = P.adaptive_avg_pool_forward, P.adaptive_avg_pool_backward
 
-    def backward(self, dy):
-        return [P.adaptive_max_pool_backward(dy, self.cache)]
+
+class GlobalMaxPool(_GlobalPool):
+    pool_forward, pool_backward = P.adaptive_max_pool_forward, P.adaptive_max_pool_backward
 
 
 class Resize(Op):

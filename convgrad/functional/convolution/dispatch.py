@@ -41,8 +41,8 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
     its buffers back the cache until conv_backward consumes it; a forward that finds the
     workspace still backing a live, unconsumed cache (a layer called twice before its
     backward) takes fresh buffers instead. The cache keeps its own copy of x (private_input)
-    unless keep=False (no backward follows: no_grad, or y alone wanted); `where` names the
-    caller in messages."""
+    unless keep=False (no backward follows: no_grad, or y alone wanted), which also leaves the
+    workspace alone (nothing is kept for a backward); `where` names the caller in messages."""
     if where is None:
         where = f"conv{w.ndim - 2}d" if isinstance(w, np.ndarray) else "conv"
     check_inputs(x, w, b, where)
@@ -56,10 +56,12 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
     else:
         pads, x_in = None, x
         geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, where=where)
-    if workspace is not None and claimed(workspace):
-        workspace = {}            # its buffers back a cache still waiting for its backward
-    if keep:                  # a forward no backward follows (keep=False) needs no copy of its own
+    if not keep:                  # no backward follows: no copy of x, nothing kept in a workspace
+        workspace = None
+    else:
         x_in = private_input(x_in, x)
+        if workspace is not None and claimed(workspace):
+            workspace = {}            # its buffers back a cache still waiting for its backward
     # An empty batch takes the channel-major route, whose loops over batch chunks simply do
     # nothing (an empty y; in backward an empty dx and zero dw, db: sums over no sample).
     route = ROUTES["channel-major"] if geo.in_shape[0] == 0 else choose_route(geo)

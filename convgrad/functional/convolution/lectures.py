@@ -23,7 +23,7 @@ def conv_input_grad_by_conv(dy, w, x_shape, stride=1, padding=0, dilation=1, gro
     geo = gradient_geometry(dy, w, x_shape, "input", stride, padding, dilation, groups, "conv_input_grad_by_conv")
     pads = vjp_padding(geo.in_shape[2:], geo.kernel, geo.stride, geo.dilation, geo.pads, geo.out)
     return conv_general(dy, flip_swap(w, geo.groups), stride=1, padding=pads,
-                        lhs_dilation=geo.stride, rhs_dilation=geo.dilation, groups=groups)
+                        lhs_dilation=geo.stride, rhs_dilation=geo.dilation, groups=geo.groups)
 
 
 def conv_weight_grad_by_conv(x, dy, w_shape, stride=1, padding=0, dilation=1, groups=1):

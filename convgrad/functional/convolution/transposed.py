@@ -14,7 +14,7 @@ import numpy as np
 from ..._checks import as_tuple, check_grad
 from . import channel_major
 from .geometry import LAYOUTS, ConvGeometry, check_groups, check_inputs
-from .workspace import private_input, workspace_budget
+from .workspace import fits_workspace, private_input
 
 
 def conv_transpose_geometry(x_shape, w_shape, stride=1, padding=0, output_padding=0, dilation=1,
@@ -80,7 +80,7 @@ def conv_transpose_backward(dy, cache, input_grad: bool = True, weight_grad: boo
     dy = check_grad(dy, geo.in_shape, w.dtype, where)
     cols = None           # dy's patch matrix, built once for both when it fits the workspace budget
     shape = (geo.in_shape[1], math.prod(geo.kernel), geo.in_shape[0], *geo.out)
-    if input_grad and weight_grad and math.prod(shape) * dy.dtype.itemsize <= workspace_budget():
+    if input_grad and weight_grad and fits_workspace(math.prod(shape) * dy.dtype.itemsize):
         cols = np.empty(shape, dy.dtype)
     dx = channel_major.conv(dy, w, None, geo, keep=cols) if input_grad else None
     dw = channel_major.grads(x, dy, w, geo, input_grad=False, weight_grad=True, kept=cols)[1] if weight_grad else None

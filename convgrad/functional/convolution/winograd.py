@@ -44,7 +44,7 @@ from ... import _threads
 from ..padding import vjp_padding
 from ..im2col import zero_outside
 from .geometry import ConvGeometry, conv_geometry, flip_swap
-from .workspace import ConvCache, chunk_size, kept_buffer, scratch, take_saved, workspace_budget
+from .workspace import ConvCache, chunk_size, fits_workspace, kept_buffer, scratch, take_saved
 
 NAME = "winograd"
 FINITE_ONLY = True
@@ -228,7 +228,7 @@ def forward(x, w, b, geo: ConvGeometry, ws):
     is None and the backward rebuilds V from x chunk by chunk."""
     th, tw = _tiles(geo)
     keep = None
-    if ws is not None and x.shape[0] * _bytes_per_sample(geo, x.dtype.itemsize, True) <= workspace_budget():
+    if ws is not None and fits_workspace(x.shape[0] * _bytes_per_sample(geo, x.dtype.itemsize, True)):
         keep = kept_buffer(ws, "wg_v", (4, 4, x.shape[1], x.shape[0], th, tw + 1), x.dtype)
     return conv(x, filter_transform(w), b, geo, keep=keep), keep
 

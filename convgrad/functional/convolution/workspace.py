@@ -70,6 +70,12 @@ def set_kept_budget(nbytes: int) -> None:
     _kept["budget"] = int(nbytes)
 
 
+def fits_workspace(nbytes: int) -> bool:
+    """Whether an array of nbytes (a whole batch's patch matrix or transform) fits the
+    workspace budget, so a route may build it at once instead of chunk by chunk."""
+    return nbytes <= workspace_budget()
+
+
 def chunk_size(n: int, bytes_per_sample: int) -> int:
     """Samples per chunk so one chunk's scratch stays within the budget (at least one)."""
     return max(1, min(n, workspace_budget() // max(1, bytes_per_sample)))

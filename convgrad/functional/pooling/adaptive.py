@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..._checks import as_tuple
-from .geometry import all_finite, check_grad, check_pool_input, spatial_dims
+from ..._checks import all_finite, as_tuple, check_grad
+from .geometry import check_pool_input, spatial_dims
 from .taps import along_axis, plane_indices, running_max
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..._checks import check_bool
+from ..._checks import check_bool, check_grad
 from .._buffers import buffer as work_buffer
-from .geometry import PoolGeometry, check_grad, pool_geometry, spatial_dims
+from .geometry import PoolGeometry, pool_geometry, spatial_dims
 from .taps import along_axis, axis_ranges, on_axis, pad_last, padded_last_width, scatter_axes
 
 

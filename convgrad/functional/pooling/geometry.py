@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..._checks import all_finite, as_tuple, check_bool, check_float_array, check_grad  # noqa: F401 (re-exported)
+from ..._checks import as_tuple, check_bool, check_float_array
 
 
 LAYOUTS = {1: "N, C, L", 2: "N, C, H, W", 3: "N, C, D, H, W"}

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..._checks import all_finite, check_grad
 from .._bits import zero_where
 from .adaptive import AdaptiveMaxPoolCache
-from .geometry import PoolGeometry, all_finite, check_grad, pool_geometry, spatial_dims
+from .geometry import PoolGeometry, pool_geometry, spatial_dims
 from .taps import (axis_geometry, axis_ranges, first_inside, on_axis, pad_last, padded_last_width, plane_indices,
                    running_max, scatter_axes)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..._checks import as_tuple
-from .geometry import check_grad, check_pool_input, pool_args, spatial_dims
+from ..._checks import as_tuple, check_grad
+from .geometry import check_pool_input, pool_args, spatial_dims
 
 
 @dataclass
