@@ -27,7 +27,7 @@ def as_tuple(value, n: int, name: str, where: str, minimum: int = 1) -> tuple[in
 
 def check_shape(where: str, name: str, value) -> tuple[int, ...]:
     """A shape: a tuple or list of non-negative ints (a numpy shape is one) -> tuple."""
-    if not isinstance(value, (tuple, list)) or not all(_is_int(v) and v >= 0 for v in value):
+    if not isinstance(value, (tuple, list)) or not all(is_int(v) and v >= 0 for v in value):
         raise TypeError(f"{where}: expected {name} as a tuple of non-negative ints, got {value!r}")
     return tuple(int(v) for v in value)
 
@@ -73,13 +73,14 @@ def check_same_dtype(a: np.ndarray, b: np.ndarray, where: str, a_name: str, b_na
 
 
 # ---- constructor arguments: one rule each, torch's where torch has one ---------------------
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An integer: a Python or NumPy int, not a bool."""
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def check_int(where: str, name: str, value, minimum: int | None = None) -> int:
     """An integer (not a bool, not a float) >= minimum."""
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{where}: {name} must be an int, got {value!r} ({type(value).__name__})")
     if minimum is not None and value < minimum:
         raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
@@ -158,7 +159,7 @@ def check_generator(where: str, value):
     """None, a non-negative int seed or a numpy Generator (what convgrad._rng.make_rng takes)."""
     if value is None or isinstance(value, np.random.Generator):
         return value
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{where}: generator must be None, an int seed or a numpy.random.Generator, "
                         f"got {value!r} ({type(value).__name__})")
     if value < 0:

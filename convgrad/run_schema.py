@@ -15,6 +15,8 @@ import numbers
 
 import numpy as np
 
+from ._checks import is_int
+
 MAX_CLASSES = 100_000
 MAX_ROWS = 10_000_000            # history / steps rows
 MAX_NAME = 1_000                 # characters of a class name or a path
@@ -33,10 +35,6 @@ def _got(value) -> str:
     return f"got {value!r:.80} ({type(value).__name__})"
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
 def _is_real(v) -> bool:
     return isinstance(v, (numbers.Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -52,7 +50,7 @@ def _int(obj, key, field, low, high, optional=True):
     v = obj.get(key)
     if v is None and optional:
         return None
-    if not _is_int(v) or not low <= v <= high:
+    if not is_int(v) or not low <= v <= high:
         raise FieldError(f"{field}.{key}", f"must be an integer in [{low}, {high}]{' or null' if optional else ''}, "
                                            f"{_got(v)}")
     return int(v)
@@ -114,7 +112,7 @@ def _classes(value, field, count) -> None:
     if count is not None and len(value) != count:
         raise FieldError(field, f"must name the model's {count} classes, got {len(value)} names")
     for name in value:
-        if not (isinstance(name, str) and len(name) <= MAX_NAME) and not _is_int(name):
+        if not (isinstance(name, str) and len(name) <= MAX_NAME) and not is_int(name):
             raise FieldError(field, f"must hold strings (at most {MAX_NAME} characters), got {name!r:.40}")
 
 

@@ -9,7 +9,6 @@ tests/test_bad_inputs.py (layers, functional ops, optimisers) and tests/test_bad
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Callable

@@ -204,15 +204,15 @@ def test_kept_transformed_input_gives_the_same_gradients(monkeypatch):
     monkeypatch.setitem(workspace._kept, "budget", 0)            # restored after the test
     x = np.random.default_rng(0).standard_normal((3, 4, 9, 8))
     results = []
-    for budget in (256 * 2**20, 0):
-        set_kept_budget(budget)
+    for nbytes in (256 * 2**20, 0):
+        set_kept_budget(nbytes)
         before = workspace.kept_bytes()
         ours, theirs = _pair(4, 5, 1, True)
         got, want = _run(ours, theirs, x)
         errors = {k: rel_err(got[k], want[k]) for k in want}
-        assert max(errors.values()) < TOL, (budget, errors)
+        assert max(errors.values()) < TOL, (nbytes, errors)
         kept = ours._workspace.get("wg_v")
-        assert (kept is not None) == (budget > 0)
+        assert (kept is not None) == (nbytes > 0)
         if kept is not None:        # V (4, 4, C_in, N, th, tw + 1), counted while the layer lives
             assert kept.shape == (4, 4, 4, 3, 5, 5) and workspace.kept_bytes() - before == kept.nbytes
         results.append(got)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import all_finite, as_tuple, check_choice, check_float_array, check_shape
+from .._checks import all_finite, as_tuple, check_choice, check_float_array, check_shape, is_int
 
 _NUMPY_MODE = {"zeros": "constant", "constant": "constant", "reflect": "reflect", "replicate": "edge",
                "circular": "wrap"}
@@ -82,8 +82,6 @@ def from_torch_pads(flat) -> tuple:
 def as_pad_pairs(pads, ndim: int, where: str = "pad") -> tuple:
     """((lo, hi), ...) for the last len(pads) axes, leading to trailing, as given; or torch's
     flat (lo_last, hi_last, lo_second_last, hi_second_last, ...), last axis first."""
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
     expected = (f"{where}: expected pads as ((lo, hi), ...) pairs per axis or torch's flat (lo, hi, ...) "
                 f"ints, last axis first, for at most {ndim} axes")
     if not isinstance(pads, (tuple, list)):

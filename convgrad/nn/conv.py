@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .._checks import as_tuple, check_bool, check_choice, check_float_dtype, check_generator, check_int
 from ..autograd.grad_mode import is_grad_enabled
 from ..functional import convolution as F

@@ -9,21 +9,16 @@ S + lo + hi.
 """
 from __future__ import annotations
 
-import numbers
-
-import numpy as np
-
-from .._checks import check_float_array, check_grad
+from .._checks import check_float_array, check_grad, is_int
 from ..functional.padding import from_torch_pads, pad, pad_backward
 from .module import Module
 
 
 def _pairs(padding, n_dims: int, where: str) -> tuple:
     """torch's padding argument -> ((lo, hi), ...) in axis order (first spatial axis first)."""
-    if isinstance(padding, (numbers.Integral, np.integer)) and not isinstance(padding, bool):
+    if is_int(padding):
         flat = (int(padding),) * (2 * n_dims)
-    elif isinstance(padding, (tuple, list)) and len(padding) == 2 * n_dims and all(
-            isinstance(p, (numbers.Integral, np.integer)) and not isinstance(p, bool) for p in padding):
+    elif isinstance(padding, (tuple, list)) and len(padding) == 2 * n_dims and all(is_int(p) for p in padding):
         flat = tuple(int(p) for p in padding)
     else:
         raise TypeError(f"{where}: padding must be an int or a tuple of {2 * n_dims} ints, got {padding!r}")

@@ -120,7 +120,7 @@ def grads(dy, x, w, geo: ConvGeometry, input_grad: bool = True, weight_grad: boo
     """(dx, dw) of y = conv(x, w) chunk by chunk; either is None when not asked for (and x,
     or w, may then be None).
     dy (N, C_out, *out), x (N, C_in, *S) -> dx (N, C_in, *S), dw (C_out, C_in/g, *k)."""
-    n, g, c_out = dy.shape[0], geo.groups, geo.w_shape[0]
+    g, c_out = geo.groups, geo.w_shape[0]
     p = math.prod(geo.out)
     as_conv = input_grad_as_conv(geo) if input_grad else None
     if as_conv is not None:
