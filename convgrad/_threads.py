@@ -5,7 +5,9 @@ thread. NumPy releases the GIL inside its loops and BLAS calls, so the parts run
     set_num_threads(n) / get_num_threads()      (default: the CPUs available, as torch)
 
 A part that is already running on a convgrad thread (or inside DataParallel) does not split
-again: the cores are taken.
+again: the cores are taken. Parts that each call BLAS hold it to one thread meanwhile
+(blas_one_thread, through threadpoolctl): every caller starting BLAS's own pool oversubscribes
+the cores.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from contextlib import contextmanager
 _local = threading.local()
 _state = {"threads": None, "pool": None, "workers": 0}
 _lock = threading.Lock()
+_blas = {"controller": None}
 
 
 def available_cpus() -> int:
@@ -55,6 +58,31 @@ def parallel_region():
         yield
     finally:
         _local.busy = before
+
+
+def _blas_controller():
+    """threadpoolctl's ThreadpoolController (made once), or False without threadpoolctl."""
+    if _blas["controller"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _blas["controller"] = False
+        else:
+            _blas["controller"] = ThreadpoolController()
+    return _blas["controller"]
+
+
+def blas_one_thread():
+    """A context manager holding BLAS to one thread (process-wide) while it is open, or None
+    without threadpoolctl. The limit takes effect when this is called: enter it at once."""
+    controller = _blas_controller()
+    return controller.limit(limits=1, user_api="blas") if controller else None
+
+
+def blas_parts(n: int, min_part: int) -> list[slice] | None:
+    """parts(n, min_part), or None without threadpoolctl (parts that call BLAS need
+    blas_one_thread)."""
+    return parts(n, min_part) if _blas_controller() else None
 
 
 def parts(n: int, min_part: int) -> list[slice] | None:

@@ -41,22 +41,17 @@ from .nn.module import Module, Sequential
 MIN_PART = 4        # samples per part below which splitting is not worth a thread
 
 
-_controller = None
+_warned = {"no threadpoolctl": False}
 
 
 def _blas_one_thread():
-    """A context manager holding BLAS to one thread, or None without threadpoolctl."""
-    global _controller
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            warnings.warn("DataParallel: threadpoolctl is not installed, so the batch is not split across "
-                          "threads (pip install threadpoolctl)", RuntimeWarning, stacklevel=3)
-            _controller = False
-        else:
-            _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas") if _controller else None
+    """_threads.blas_one_thread(), saying once that the batch is not split without threadpoolctl."""
+    limit = _threads.blas_one_thread()
+    if limit is None and not _warned["no threadpoolctl"]:
+        _warned["no threadpoolctl"] = True
+        warnings.warn("DataParallel: threadpoolctl is not installed, so the batch is not split across "
+                      "threads (pip install threadpoolctl)", RuntimeWarning, stacklevel=3)
+    return limit
 
 
 def _backward(member: Module, grad: np.ndarray, input_grad: bool):

@@ -213,11 +213,64 @@ def test_kept_transformed_input_gives_the_same_gradients(monkeypatch):
         assert max(errors.values()) < TOL, (nbytes, errors)
         kept = ours._workspace.get("wg_v")
         assert (kept is not None) == (nbytes > 0)
-        if kept is not None:        # V (4, 4, C_in, N, th, tw + 1), counted while the layer lives
-            assert kept.shape == (4, 4, 4, 3, 5, 5) and workspace.kept_bytes() - before == kept.nbytes
+        if kept is not None:        # V (4, 4, C_in, N, th, tw + 1) flat, counted while the layer lives
+            assert kept.shape == (4 * 4 * 4 * 3 * 5 * 5,) and workspace.kept_bytes() - before == kept.nbytes
         results.append(got)
         del ours, kept
         gc.collect()
         assert workspace.kept_bytes() == before
     for k in results[0]:
         np.testing.assert_array_equal(results[0][k], results[1][k])
+
+
+@pytest.mark.parametrize("kept_budget,nbytes", [(0, None), (256 * 2**20, None), (0, 30_000)])
+def test_plain_call_split_over_threads_matches_torch(monkeypatch, kept_budget, nbytes):
+    """Outside DataParallel the batch is split into one part per thread (parts of 4 and 5 samples
+    here), BLAS held to one thread: float64 against torch to 1e-10 with V kept per part or rebuilt,
+    and with parts worked in chunks; a second backward of the same forward gives the same."""
+    pytest.importorskip("threadpoolctl")
+    from convgrad import _threads
+    from convgrad.functional.convolution import set_kept_budget, workspace
+    monkeypatch.setitem(workspace._kept, "budget", 0)            # restored after the test
+    monkeypatch.setitem(_threads._state, "threads", 2)
+    set_kept_budget(kept_budget)
+    ours, theirs = _pair(3, 4, (1, 2), True)
+    x = np.random.default_rng(5).standard_normal((9, 3, 10, 7))
+    with budget(nbytes or workspace.WORKSPACE_BUDGET):
+        tx = torch.tensor(x, requires_grad=True)
+        ty = theirs(tx)
+        with conv_route("winograd"):
+            y = ours(x)
+            saved = ours._cache.saved
+            dy = np.random.default_rng(1).standard_normal(y.shape)
+            dx = ours.backward(dy)
+            dw = ours.weight.grad.copy()
+            ours.weight.grad = None
+            dx2 = ours.backward(dy)                   # V rebuilt from x, split anew
+    ty.backward(torch.from_numpy(dy))
+    assert (saved is not None) == (kept_budget > 0 and nbytes is None)
+    if saved is not None:
+        assert saved[0] == [slice(0, 4), slice(4, 9)] and [v.shape[3] for v in saved[1]] == [4, 5]
+    errors = {"forward": rel_err(y, ty.detach().numpy()), "dx": rel_err(dx, tx.grad.numpy()),
+              "dweight": rel_err(dw, theirs.weight.grad.numpy()),
+              "dbias": rel_err(ours.bias.grad, 2 * theirs.bias.grad.numpy())}
+    assert max(errors.values()) < TOL, errors
+    np.testing.assert_array_equal(dx2, dx)
+    assert rel_err(ours.weight.grad, dw) < TOL
+
+
+def test_plain_call_takes_winograd_when_the_batch_splits(monkeypatch):
+    """C_in, C_out >= 32, outputs >= 14 x 14 and a batch of at least 2 * MIN_PART samples on two
+    threads: winograd in a plain call; a smaller batch, one thread or no threadpoolctl: channel-major."""
+    pytest.importorskip("threadpoolctl")
+    from convgrad import _threads
+    from convgrad.functional.convolution import choose_route, conv_geometry, winograd
+    monkeypatch.setitem(_threads._state, "threads", 2)
+    w_shape = (32, 32, 3, 3)
+    assert choose_route(conv_geometry((2 * winograd.MIN_PART, 32, 14, 14), w_shape, 1, 1)).name == "winograd"
+    assert choose_route(conv_geometry((2 * winograd.MIN_PART - 1, 32, 14, 14), w_shape, 1, 1)).name == "channel-major"
+    monkeypatch.setitem(_threads._state, "threads", 1)
+    assert choose_route(conv_geometry((64, 32, 14, 14), w_shape, 1, 1)).name == "channel-major"
+    monkeypatch.setitem(_threads._state, "threads", 2)
+    monkeypatch.setitem(_threads._blas, "controller", False)       # as without threadpoolctl
+    assert choose_route(conv_geometry((64, 32, 14, 14), w_shape, 1, 1)).name == "channel-major"

@@ -49,6 +49,7 @@ from .workspace import ConvCache, chunk_size, fits_workspace, kept_buffer, scrat
 NAME = "winograd"
 FINITE_ONLY = True
 MIN_CHANNELS, MIN_SIDE = 32, 14     # suits(): the measured region where it is the faster route
+MIN_PART = 4                        # samples per thread below which a plain call is not split
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 _GG = np.kron(_G, _G)          # (16, 9): U[4i + j] = sum over taps 3k + l of G[i, k] G[j, l] g[k, l]
 
@@ -61,8 +62,10 @@ def applies(geo: ConvGeometry) -> bool:
 
 
 def suits(geo: ConvGeometry) -> bool:
-    """Where it measured faster than the route taken without it: inside a DataParallel part
-    (BLAS held to one thread: `convgrad train`, bench_resnet --split), C_in and C_out >= 32,
+    """Where it measured faster than the route taken without it: C_in and C_out >= 32, output
+    at least 14 x 14, and either inside a DataParallel part (BLAS held to one thread: `convgrad
+    train`, bench_resnet --split) or in a plain call whose batch splits into parts of at least
+    MIN_PART samples, one per thread, BLAS held to one thread (`forward`). Inside a part,
     output at least 14 x 14. Measured (benchmarks/bench_winograd.py --split, fwd+bwd, float32,
     median ratio to torch, winograd vs channel-major, shared 2-core machine): ResNet-18 b32
     64ch 56x56 0.77 vs 1.00, 128ch 28x28 0.85 vs 1.57, 256ch 14x14 0.62 vs 0.87; cnn b64
@@ -76,9 +79,13 @@ def suits(geo: ConvGeometry) -> bool:
     Whole models, with and without this choice, alternated: ResNet-18 b32 (bench_resnet
     --interleaved --split) a training step 1.10-1.16x torch without it, 0.96-1.03x with it;
     cnn (bench_train --model cnn --limit-train 6400, kept budget as `convgrad train`) an epoch
-    1.44-1.57x torch without it, 1.33-1.48x with it (1.33-1.37 once V is kept for dw)."""
-    return (applies(geo) and _threads.in_parallel_region()
-            and min(geo.in_shape[1], geo.w_shape[0]) >= MIN_CHANNELS and min(geo.out) >= MIN_SIDE)
+    1.44-1.57x torch without it, 1.33-1.48x with it (1.33-1.37 once V is kept for dw). Plain
+    calls, the batch split in two parts, against channel-major with BLAS's two threads
+    (fwd+bwd float32, ratio to torch, medians of 15, interleaved, shared machine): 64->64 32x32
+    N=64 1.24 vs 1.57, 128->128 16x16 N=32 0.69 vs 1.07. A plain call whose batch does not
+    split (N < 2 * MIN_PART, one thread, or no threadpoolctl) keeps channel-major."""
+    return (applies(geo) and min(geo.in_shape[1], geo.w_shape[0]) >= MIN_CHANNELS and min(geo.out) >= MIN_SIDE
+            and (_threads.in_parallel_region() or _threads.blas_parts(geo.in_shape[0], MIN_PART) is not None))
 
 
 def filter_transform(w: np.ndarray) -> np.ndarray:
@@ -199,15 +206,15 @@ def _output_transform(m: np.ndarray, b, y: np.ndarray) -> None:
             dst[...] = s[r, col, :, :, :dst.shape[2], :dst.shape[3]].swapaxes(0, 1)
 
 
-def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry, keep=None) -> np.ndarray:
-    """y = conv(x, w) + b chunk by chunk, w given as U = filter_transform(w).
-    x (N, C_in, H, W) -> y (N, C_out, Ho, Wo). The pads of geo may be negative (they crop).
-    keep: an array (4, 4, C_in, N, th, tw + 1) in which the whole batch's V is built at once
-    (and stays, for the weight gradient)."""
+def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry, keep=None, out=None) -> np.ndarray:
+    """y = conv(x, w) + b chunk by chunk on this thread, w given as U = filter_transform(w).
+    x (N, C_in, H, W) -> y (N, C_out, Ho, Wo), in `out` if given. The pads of geo may be
+    negative (they crop); geo's batch size is not used. keep: an array (4, 4, C_in, N, th,
+    tw + 1) in which the whole batch's V is built at once (and stays, for the weight gradient)."""
     n, c_in = x.shape[:2]
     c_out = u.shape[1]
     th, tw = _tiles(geo)
-    y = np.empty((n, c_out, *geo.out), dtype=x.dtype)
+    y = np.empty((n, c_out, *geo.out), dtype=x.dtype) if out is None else out
     step = max(n, 1) if keep is not None else chunk_size(n, _bytes_per_sample(geo, x.dtype.itemsize))
     for n0 in range(0, n, step):
         sl = slice(n0, min(n, n0 + step))
@@ -220,29 +227,62 @@ def conv(x: np.ndarray, u: np.ndarray, b, geo: ConvGeometry, keep=None) -> np.nd
     return y
 
 
-def forward(x, w, b, geo: ConvGeometry, ws):
-    """-> (y (N, C_out, Ho, Wo), saved): with a workspace, when all the transform buffers of the
-    whole batch (forward and weight gradient) fit the workspace budget, its V is built in the
-    workspace and saved for the weight gradient while the process's kept arrays stay within
-    the kept budget (as channel-major keeps its patch matrix; ~4x x instead of 9x); else saved
-    is None and the backward rebuilds V from x chunk by chunk."""
+def _batch_parts(n: int) -> list[slice]:
+    """The batch's parts, one per thread (_threads.blas_parts), or the whole batch as one."""
+    return _threads.blas_parts(n, MIN_PART) or [slice(0, n)]
+
+
+def _run_parts(fn, parts: list[slice]) -> list:
+    """[fn(i, part) for each part]: several at once on convgrad's threads, BLAS held to one thread."""
+    if len(parts) == 1:
+        return [fn(0, parts[0])]
+    with _threads.blas_one_thread():
+        return _threads.run_parts(lambda i: fn(i, parts[i]), list(range(len(parts))))
+
+
+def _kept_transforms(x, geo: ConvGeometry, ws, parts):
+    """Each part's V (4, 4, C_in, part's N, th, tw + 1) as a view of one kept buffer in the
+    layer's workspace (part after part), or None (see forward)."""
+    n, c_in = x.shape[:2]
+    if ws is None or not fits_workspace(n * _bytes_per_sample(geo, x.dtype.itemsize, True)):
+        return None
     th, tw = _tiles(geo)
-    keep = None
-    if ws is not None and fits_workspace(x.shape[0] * _bytes_per_sample(geo, x.dtype.itemsize, True)):
-        keep = kept_buffer(ws, "wg_v", (4, 4, x.shape[1], x.shape[0], th, tw + 1), x.dtype)
-    return conv(x, filter_transform(w), b, geo, keep=keep), keep
+    per_sample = 16 * c_in * th * (tw + 1)
+    buf = kept_buffer(ws, "wg_v", (n * per_sample,), x.dtype)
+    if buf is None:
+        return None
+    return [buf[sl.start * per_sample:sl.stop * per_sample].reshape(4, 4, c_in, sl.stop - sl.start, th, tw + 1)
+            for sl in parts]
+
+
+def forward(x, w, b, geo: ConvGeometry, ws):
+    """-> (y (N, C_out, Ho, Wo), saved). Outside a DataParallel part the batch is split into
+    one part per thread, each run by `conv` at once with BLAS held to one thread (the 16 GEMMs
+    of a chunk are too small for BLAS's own threads to pay). With a workspace, when all the
+    transform buffers of the whole batch (forward and weight gradient) fit the workspace
+    budget, each part's V is built in the workspace and saved, saved = (parts, [V of each
+    part]), for the weight gradient while the process's kept arrays stay within the kept
+    budget (as channel-major keeps its patch matrix; ~4x x instead of 9x); else saved is None
+    and the backward rebuilds V from x chunk by chunk."""
+    parts = _batch_parts(x.shape[0])
+    kept = _kept_transforms(x, geo, ws, parts)
+    u = filter_transform(w)
+    y = np.empty((x.shape[0], w.shape[0], *geo.out), dtype=x.dtype)
+    _run_parts(lambda i, sl: conv(x[sl], u, b, geo, keep=None if kept is None else kept[i], out=y[sl]), parts)
+    return y, None if kept is None else (parts, kept)
 
 
 def rebuild(x, w, geo: ConvGeometry):
     return None
 
 
-def input_gradient(dy: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """dx = conv(dy, flip_swap(w), padding 2 - p): dy (N, C_out, Ho, Wo) -> (N, C_in, H, W)."""
+def input_gradient(dy: np.ndarray, w: np.ndarray, geo: ConvGeometry, out=None) -> np.ndarray:
+    """dx = conv(dy, flip_swap(w), padding 2 - p): dy (N, C_out, Ho, Wo) -> (N, C_in, H, W),
+    in `out` if given."""
     pads = vjp_padding(geo.in_shape[2:], geo.kernel, geo.stride, geo.dilation, geo.pads, geo.out)
     geo_dx = conv_geometry(geo.out_shape, (geo.in_shape[1], geo.w_shape[0], 3, 3), 1, pads,
                            allow_negative_padding=True)
-    return conv(dy, filter_transform(flip_swap(w, 1)), None, geo_dx)
+    return conv(dy, filter_transform(flip_swap(w, 1)), None, geo_dx, out=out)
 
 
 def _grad_output_transform(dy: np.ndarray, geo: ConvGeometry) -> np.ndarray:
@@ -267,10 +307,10 @@ def _grad_output_transform(dy: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     return dm
 
 
-def weight_gradient(dy: np.ndarray, x: np.ndarray, geo: ConvGeometry, kept=None) -> np.ndarray:
-    """dw = G^T dU G, dU[xi] = sum over chunks of dM[xi] @ V[xi]^T (16 GEMMs with the tiles as
-    the inner dimension): dy (N, C_out, Ho, Wo), x (N, C_in, H, W) -> (C_out, C_in, 3, 3).
-    kept: the whole batch's V from the forward, or None (V rebuilt chunk by chunk)."""
+def transformed_weight_gradient(dy: np.ndarray, x: np.ndarray, geo: ConvGeometry, kept=None) -> np.ndarray:
+    """dU[xi] = sum over chunks of dM[xi] @ V[xi]^T (16 GEMMs with the tiles as the inner
+    dimension): dy (N, C_out, Ho, Wo), x (N, C_in, H, W) -> dU (16, C_out, C_in).
+    kept: the batch's V from the forward, or None (V rebuilt chunk by chunk)."""
     n, c_in = x.shape[:2]
     c_out = dy.shape[1]
     du = np.zeros((16, c_out, c_in), dtype=dy.dtype)
@@ -281,13 +321,31 @@ def weight_gradient(dy: np.ndarray, x: np.ndarray, geo: ConvGeometry, kept=None)
             v = (_input_transform(x[sl], geo) if kept is None else kept).reshape(16, c_in, -1)
             dm = _grad_output_transform(dy[sl], geo).reshape(16, c_out, -1)
             du += np.matmul(dm, v.transpose(0, 2, 1))
-    return filter_transform_adjoint(du)
+    return du
+
+
+def weight_gradient(dy: np.ndarray, x: np.ndarray, geo: ConvGeometry, kept=None) -> np.ndarray:
+    """dw = G^T dU G (transformed_weight_gradient): -> (C_out, C_in, 3, 3)."""
+    return filter_transform_adjoint(transformed_weight_gradient(dy, x, geo, kept))
 
 
 def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
-    """(dx, dw, db): dx by the Winograd forward, dw by the Winograd weight gradient."""
+    """(dx, dw, db): dx by the Winograd forward, dw by the Winograd weight gradient, each part
+    of the batch (the forward's, else split anew as in forward) on its own thread; dU is
+    summed over the parts in order."""
     geo = cache.geo
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
-    dx = input_gradient(dy, cache.w, geo) if input_grad else None
-    dw = weight_gradient(dy, cache.x, geo, kept=take_saved(cache, rebuild)[0]) if weight_grad else None
+    saved = take_saved(cache, rebuild)[0] if weight_grad else None
+    parts, kept = saved if saved is not None else (_batch_parts(geo.in_shape[0]), None)
+    dx = np.empty(geo.in_shape, dtype=dy.dtype) if input_grad else None
+
+    def part(i, sl):
+        if input_grad:
+            input_gradient(dy[sl], cache.w, geo, out=dx[sl])
+        if weight_grad:
+            return transformed_weight_gradient(dy[sl], cache.x[sl], geo, None if kept is None else kept[i])
+        return None
+
+    dus = _run_parts(part, parts)
+    dw = filter_transform_adjoint(sum(dus[1:], dus[0])) if weight_grad else None
     return dx, dw, db
