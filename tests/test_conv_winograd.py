@@ -223,16 +223,20 @@ def test_kept_transformed_input_gives_the_same_gradients(monkeypatch):
         np.testing.assert_array_equal(results[0][k], results[1][k])
 
 
-@pytest.mark.parametrize("kept_budget,nbytes", [(0, None), (256 * 2**20, None), (0, 30_000)])
-def test_plain_call_split_over_threads_matches_torch(monkeypatch, kept_budget, nbytes):
+@pytest.mark.parametrize("kept_budget,nbytes,cache_chunk", [(0, None, None), (256 * 2**20, None, None),
+                                                             (256 * 2**20, None, 1), (0, 30_000, None)])
+def test_plain_call_split_over_threads_matches_torch(monkeypatch, kept_budget, nbytes, cache_chunk):
     """Outside DataParallel the batch is split into one part per thread (parts of 4 and 5 samples
     here), BLAS held to one thread: float64 against torch to 1e-10 with V kept per part or rebuilt,
-    and with parts worked in chunks; a second backward of the same forward gives the same."""
+    with parts worked in chunks (of one sample: a workspace budget, or the cache-sized chunk, also
+    with V kept chunk by chunk); a second backward of the same forward gives the same."""
     pytest.importorskip("threadpoolctl")
     from convgrad import _threads
-    from convgrad.functional.convolution import set_kept_budget, workspace
+    from convgrad.functional.convolution import set_kept_budget, winograd, workspace
     monkeypatch.setitem(workspace._kept, "budget", 0)            # restored after the test
     monkeypatch.setitem(_threads._state, "threads", 2)
+    if cache_chunk is not None:
+        monkeypatch.setattr(winograd, "CACHE_CHUNK", cache_chunk)
     set_kept_budget(kept_budget)
     ours, theirs = _pair(3, 4, (1, 2), True)
     x = np.random.default_rng(5).standard_normal((9, 3, 10, 7))
@@ -250,7 +254,7 @@ def test_plain_call_split_over_threads_matches_torch(monkeypatch, kept_budget, n
     ty.backward(torch.from_numpy(dy))
     assert (saved is not None) == (kept_budget > 0 and nbytes is None)
     if saved is not None:
-        assert saved[0] == [slice(0, 4), slice(4, 9)] and [v.shape[3] for v in saved[1]] == [4, 5]
+        assert saved[0] == [slice(0, 4), slice(4, 9)] and [v.size for v in saved[1]] == [4 * 16 * 3 * 5 * 6, 5 * 16 * 3 * 5 * 6]   # V: 16 C_in th (tw + 1)
     errors = {"forward": rel_err(y, ty.detach().numpy()), "dx": rel_err(dx, tx.grad.numpy()),
               "dweight": rel_err(dw, theirs.weight.grad.numpy()),
               "dbias": rel_err(ours.bias.grad, 2 * theirs.bias.grad.numpy())}
