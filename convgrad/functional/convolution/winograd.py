@@ -19,19 +19,20 @@ input is first split by row and column parity (xpad[2a + r, 2b + c]), so that ev
 is a contiguous run per channel: stride-2 views would make NumPy's inner loops a tile row
 long, ~3x slower here (measured). A junk tile column (index tw, dropped from M) keeps the runs whole.
 An odd output size is padded by one zero row or column of input and cropped. The bias joins
-M[1, 1], which reaches all four outputs of a tile with coefficient 1. The transforms run on
-one thread (split across convgrad's threads by channel they measured slower: BLAS's threads
-spin between the 16 GEMMs and took the second core). The batch is worked in chunks whose
-buffers fit the workspace budget, in the scratch pool under the channel-major route's names
-(xp, cols, y_cf): the two routes share that memory.
+M[1, 1], which reaches all four outputs of a tile with coefficient 1. Each part of the batch
+runs on one thread with BLAS on one thread: inside DataParallel the part is DataParallel's,
+in a plain call the batch is split here, one part per thread (split by channel, with BLAS's
+threads, it measured slower: BLAS's threads spin between the 16 GEMMs and took the second
+core). A part is worked in chunks of samples whose transform buffers fit CACHE_CHUNK (and
+the workspace budget), so that the passes over them find them in the cache, in the scratch
+pool under the channel-major route's names (xp, cols, y_cf): the two routes share that memory.
 
 Backward: dx at stride 1 is the convolution of dy (padded by 2 - p) with rot180(w) with in
 and out channels swapped, run through the same forward (a padding above 2 crops dy instead);
 dw = G^T dU G with dU[xi] = dM[xi] @ V[xi]^T, dM = A dy A^T per tile (the transforms'
 adjoints; the tiles are the GEMMs' inner dimension). The cache keeps only x, unless the
-application opts into kept arrays (set_kept_budget): then the whole batch's V, when the whole
-batch's transform buffers fit the workspace budget, is kept for dw like channel-major's patch
-matrix.
+application opts into kept arrays (set_kept_budget): then the whole batch's V, when it fits
+the workspace budget, is kept (chunk after chunk) for dw like channel-major's patch matrix.
 
 FINITE_ONLY: an inf becomes inf - inf = NaN inside a transform (and a large finite value can
 overflow in one), so a non-finite result is redone on the channel-major route by the dispatch.
@@ -263,10 +264,10 @@ def _kept_transforms(x, geo: ConvGeometry, ws, parts):
     """Each part's V, chunk after chunk (_kept_chunk), as a flat view of one kept buffer in the
     layer's workspace (part after part), or None (see forward)."""
     n, c_in = x.shape[:2]
-    if ws is None or not fits_workspace(n * _bytes_per_sample(geo, x.dtype.itemsize, True)):
-        return None
     th, tw = _tiles(geo)
     per_sample = 16 * c_in * th * (tw + 1)
+    if ws is None or not fits_workspace(n * per_sample * x.dtype.itemsize):
+        return None
     buf = kept_buffer(ws, "wg_v", (n * per_sample,), x.dtype)
     if buf is None:
         return None
@@ -276,12 +277,11 @@ def _kept_transforms(x, geo: ConvGeometry, ws, parts):
 def forward(x, w, b, geo: ConvGeometry, ws):
     """-> (y (N, C_out, Ho, Wo), saved). Outside a DataParallel part the batch is split into
     one part per thread, each run by `conv` at once with BLAS held to one thread (the 16 GEMMs
-    of a chunk are too small for BLAS's own threads to pay). With a workspace, when all the
-    transform buffers of the whole batch (forward and weight gradient) fit the workspace
-    budget, each part's V is built in the workspace and saved, saved = (parts, [V of each
-    part]), for the weight gradient while the process's kept arrays stay within the kept
-    budget (as channel-major keeps its patch matrix; ~4x x instead of 9x); else saved is None
-    and the backward rebuilds V from x chunk by chunk."""
+    of a chunk are too small for BLAS's own threads to pay). With a workspace, when the whole
+    batch's V fits the workspace budget, each part's V is built in the workspace and saved,
+    saved = (parts, [V of each part]), for the weight gradient while the process's kept arrays
+    stay within the kept budget (as channel-major keeps its patch matrix; ~4x x instead of 9x);
+    else saved is None and the backward rebuilds V from x chunk by chunk."""
     parts = _batch_parts(x.shape[0])
     kept = _kept_transforms(x, geo, ws, parts)
     u = filter_transform(w)
