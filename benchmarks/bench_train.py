@@ -33,7 +33,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
-from common import machine_info, markdown_table  # noqa: E402
+from common import LoadMonitor, machine_info, markdown_table  # noqa: E402
 
 
 def _loaders(limit_train, batch_size):
@@ -143,7 +143,7 @@ def main():
     if args.child:
         return _child(args)
     runs = {"convgrad": [], "torch": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, LoadMonitor() as load:
         init = os.path.join(tmp, "init.npz")
         for _ in range(args.repeats):
             for which in ("convgrad", "torch"):       # convgrad first: it writes the shared init
@@ -169,11 +169,13 @@ def main():
                          rows))
     print(f"\nratio convgrad/torch (epoch time): {ratio:.2f} (each alternating pair's first epoch: "
           f"{min(pair_ratios):.2f}-{max(pair_ratios):.2f})")
+    if load.other is not None:
+        print(f"Other processes used {100 * load.other:.0f}% of the CPUs during the run (machine shared).")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine_info(), "model": args.model, "batch_size": args.batch_size,
                        "allocator": args.allocator, "summary": summary, "ratio": ratio,
-                       "pair_ratios": pair_ratios}, f, indent=2)
+                       "pair_ratios": pair_ratios, "other_load": load.other}, f, indent=2)
 
 
 if __name__ == "__main__":
