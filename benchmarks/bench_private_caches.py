@@ -10,7 +10,9 @@ input for the norm layers, Linear and the convolutions, a 1-byte mask for ReLU, 
 output for sigmoid/tanh/softmax); this prints the median and minimum milliseconds of both
 revisions and the ratio of the medians. On a shared machine run it several times: the spread
 is large. --only steps times whole training steps of the built-in models (forward, loss,
-backward) in both revisions: what the layer-level costs add up to where they matter.
+backward) in both revisions: what the layer-level costs add up to where they matter. There
+this checkout keeps patch matrices within the budget `convgrad train` sets (cli.KEPT_PATCHES),
+as the revision before issue 11 always did.
 """
 from __future__ import annotations
 
@@ -111,6 +113,10 @@ def main(argv=None):
     x = rng.standard_normal((64, 64, 32, 32), dtype=np.float32)
     g = rng.standard_normal(x.shape, dtype=np.float32)
     xl, gl = rng.standard_normal((64, 1600), dtype=np.float32), rng.standard_normal((64, 128), dtype=np.float32)
+    if args.only == "steps":
+        from convgrad.cli import KEPT_PATCHES
+        from convgrad.functional.convolution import set_kept_budget
+        set_kept_budget(KEPT_PATCHES)
     a, b = cases(base_nn, x, g, xl, gl, args.only), cases(nn, x, g, xl, gl, args.only)
     times = {k: ([], []) for k in a}
     for r in range(args.reps):
