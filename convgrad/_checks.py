@@ -88,12 +88,14 @@ def check_int(where: str, name: str, value, minimum: int | None = None) -> int:
 
 
 def check_real(where: str, name: str, value, *, minimum: float | None = None, maximum: float | None = None,
-               below: float | None = None, positive: bool = False, nonzero: bool = False) -> float:
-    """A finite real number (not a bool, not a string or array) within the given bounds."""
+               below: float | None = None, positive: bool = False, nonzero: bool = False,
+               finite: bool = True) -> float:
+    """A real number (not a bool, not a string or array) within the given bounds; finite unless
+    finite=False (a fill value may be NaN or inf, as torch's)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
         raise TypeError(f"{where}: {name} must be a real number, got {value!r} ({type(value).__name__})")
     v = float(value)
-    if not math.isfinite(v):
+    if finite and not math.isfinite(v):
         raise ValueError(f"{where}: {name} must be finite, got {value!r}")
     if positive and not v > 0:
         raise ValueError(f"{where}: {name} must be > 0, got {value!r}")

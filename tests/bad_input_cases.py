@@ -157,6 +157,23 @@ def _pool_specs():
     return specs
 
 
+def _padding_specs():
+    """The padding layers (torch's flat padding: an int or 2 * n ints); ConstantPad's value
+    may be NaN or inf (a fill value), never a string."""
+    specs = []
+    for n in (1, 2, 3):
+        for kind in ("Zero", "Constant", "Reflection", "Replication", "Circular"):
+            cls = getattr(nn, f"{kind}Pad{n}d")
+            args = {"padding": _pad_bad(2 * n)}
+            base = dict(padding=1)
+            if kind == "Constant":
+                base["value"] = 0.5
+                args["value"] = [("str", "a", TypeError), ("none", None, TypeError), ("list", [1.0], TypeError),
+                                 ("complex", 1j, TypeError), ("bool", True, TypeError)]
+            specs.append(LayerSpec(cls, base, args, (2, 3) + (4,) * n, ranks=(n + 1, n + 2)))
+    return specs
+
+
 _ANY = (2, 3, 4)
 LAYERS = [
     LayerSpec(nn.ReLU, {}, {"inplace": "bool"}, _ANY, fixed_rank=False),
@@ -212,6 +229,7 @@ LAYERS = [
               bad_shapes=(("not_divisible", (2, 13), "13"), ("scalar", (), "scalar|rank"))),
     *_conv_specs(),
     *_pool_specs(),
+    *_padding_specs(),
 ]
 
 
