@@ -736,9 +736,39 @@ def state_dict_cases() -> list[Case]:
     return cases
 
 
+# ---------------------------------------------------------------------------------------
+# recorded mode: convgrad.tensor and Tensor methods
+# ---------------------------------------------------------------------------------------
+def tensor_cases() -> list[Case]:
+    import convgrad as cg
+    a = _x((2, 3), np.float64)
+    rows = [  # (label, call, exception, regexes)
+        ("tensor-data-str", lambda: cg.tensor("abc"), TypeError, ("tensor", "numbers|dtype")),
+        ("tensor-data-none", lambda: cg.tensor(None), TypeError, ("tensor", "NoneType")),
+        ("tensor-data-object", lambda: cg.tensor(np.array([object()])), TypeError, ("tensor", "object")),
+        ("tensor-data-complex", lambda: cg.tensor(np.ones(2, complex)), TypeError, ("tensor", "complex")),
+        ("tensor-data-dict", lambda: cg.tensor({"a": 1}), TypeError, ("tensor", "dict")),
+        ("tensor-data-ragged", lambda: cg.tensor([[1.0], [1.0, 2.0]]), ValueError, ("tensor", "list")),
+        ("tensor-dtype-bogus", lambda: cg.tensor(a, dtype="bogus"), TypeError, ("tensor", "dtype", "bogus")),
+        ("tensor-dtype-str-data", lambda: cg.tensor("x", dtype=np.float64), ValueError, ("tensor", "float64")),
+        *[(f"tensor-requires_grad-{label}", lambda v=value: cg.tensor(a, requires_grad=v), exc, ("tensor", "requires_grad"))
+          for label, value, exc in BAD["bool"]],
+        ("tensor-requires_grad-int-data", lambda: cg.tensor(np.arange(3), requires_grad=True), TypeError, ("float",)),
+        *[(f"clamp-{bound}-{label}", lambda b=bound, v=value: cg.tensor(a).clamp(**{b: v}), exc, ("clamp", bound))
+          for bound in ("min", "max")
+          for label, value, exc in (("str", "0", TypeError), ("list", [0.0], TypeError), ("complex", 1j, TypeError),
+                                    ("array", np.zeros(3), TypeError), ("bool", True, TypeError))],
+        ("clamp-none", lambda: cg.tensor(a).clamp(), ValueError, ("clamp", "min")),
+        ("item-many", lambda: cg.tensor(a).item(), ValueError, ("item", "one-element", r"\(2, 3\)")),
+        ("item-empty", lambda: cg.tensor(np.zeros(0)).item(), ValueError, ("item", "one-element")),
+    ]
+    return [Case(f"tensor-{label}" if not label.startswith(("tensor", )) else label, fn, exc, names, "mine",
+                  ("recorded",)) for label, fn, exc, names in rows]
+
+
 def all_cases() -> list[Case]:
     return (constructor_cases() + forward_cases() + backward_cases() + loss_cases() + functional_cases()
-            + optim_cases() + gradcheck_cases() + state_dict_cases())
+            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases())
 
 
 # ---------------------------------------------------------------------------------------

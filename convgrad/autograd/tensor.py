@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from .._checks import check_bool, check_real
 from . import ops
 from .grad_mode import is_grad_enabled
 from .graph import Node, run_backward
@@ -94,6 +95,8 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item: expected a one-element tensor, got shape {self.shape} ({self.data.size} elements)")
         return self.data.item()
 
     def __array__(self, dtype=None, copy=None):
@@ -202,6 +205,8 @@ class Tensor:
         """Element-wise min(max(x, min), max), either bound optional; recorded."""
         if min is None and max is None:
             raise ValueError("clamp: give min, max or both")
+        min, max = (None if v is None else check_real("clamp", name, v, finite=False)
+                    for name, v in (("min", min), ("max", max)))
         return apply("clamp", ops.clamp_forward, ops.clamp_backward, (self,), min=min, max=max)
 
     def relu(self):
@@ -308,10 +313,18 @@ class Tensor:
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """A leaf Tensor holding a copy-free view of `data` (an ndarray, a list, a number or a torch
     tensor, read without importing torch). requires_grad: gradients accumulate into `.grad`."""
+    requires_grad = check_bool("tensor", "requires_grad", requires_grad)
     if isinstance(data, Tensor):
         data = data.data
     data = _from_foreign(data)
-    arr = np.asarray(data, dtype=dtype)
+    try:
+        arr = np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as exc:        # a ragged list, a dtype NumPy does not know
+        raise type(exc)(f"tensor: cannot make an array of dtype {dtype!r} from {type(data).__name__} data: "
+                        f"{exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"tensor: expected numbers (bool, int or float data), got {type(data).__name__} "
+                        f"of dtype {arr.dtype}")
     return Tensor(arr, requires_grad=requires_grad)
 
 
