@@ -766,9 +766,35 @@ def tensor_cases() -> list[Case]:
                   ("recorded",)) for label, fn, exc, names in rows]
 
 
+# ---------------------------------------------------------------------------------------
+# Module methods: to, train, requires_grad_, assigning over a Parameter
+# ---------------------------------------------------------------------------------------
+def module_method_cases() -> list[Case]:
+    makers = {"Linear": lambda: nn.Linear(3, 2, generator=0), "Conv2d": lambda: nn.Conv2d(2, 3, 3, generator=0),
+              "BatchNorm2d": lambda: nn.BatchNorm2d(3), "Sequential": lambda: nn.Sequential(nn.Linear(3, 2), nn.ReLU())}
+    cases = []
+    for name, make in makers.items():
+        for label, value, exc in BAD["dtype"] + [("none", None, TypeError), ("device", "cuda", TypeError),
+                                                 ("bool", bool, TypeError)]:
+            cases.append(Case(f"module-{name}.to-{label}", lambda m=make, v=value: m().to(v), exc,
+                              (re.escape(name), "dtype"), "lead", ("module",)))
+        for method, arg in (("train", "mode"), ("requires_grad_", "requires_grad")):
+            for label, value, exc in BAD["bool"]:
+                cases.append(Case(f"module-{name}.{method}-{label}",
+                                  lambda m=make, f=method, v=value: getattr(m(), f)(v), exc,
+                                  (re.escape(name), arg), "lead", ("module",)))
+    for name, param in (("Linear", "weight"), ("Linear", "bias"), ("Conv2d", "weight"), ("BatchNorm2d", "weight")):
+        for label, value in (("ndarray", np.ones(3, np.float32)), ("list", [1.0]), ("float", 1.0), ("str", "w")):
+            def run(make=makers[name], param=param, value=value):
+                setattr(make(), param, value)
+            cases.append(Case(f"module-{name}.setattr-{param}-{label}", run, TypeError, (re.escape(name), param, "Parameter"),
+                              "lead", ("module",)))
+    return cases
+
+
 def all_cases() -> list[Case]:
     return (constructor_cases() + forward_cases() + backward_cases() + loss_cases() + functional_cases()
-            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases())
+            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases() + module_method_cases())
 
 
 # ---------------------------------------------------------------------------------------

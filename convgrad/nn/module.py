@@ -15,6 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .._checks import check_bool, check_float_dtype
 from ..autograd.tensor import Tensor, _from_foreign
 from . import calls
 
@@ -64,6 +65,9 @@ class Module:
             self._buffers[name] = value
             object.__setattr__(self, name, value)
             return
+        if name in self._parameters and value is not None and not isinstance(value, Parameter):
+            raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} as parameter {name!r} "
+                            f"(a Parameter or None expected; to change its values write {name}.data)")
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -158,8 +162,9 @@ class Module:
     def train(self, mode: bool = True) -> "Module":
         """Set training mode (mode=True) or evaluation mode on this module and every submodule;
         returns self."""
+        mode = check_bool(f"{type(self).__name__}.train", "mode", mode)
         for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+            object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> "Module":
@@ -168,6 +173,7 @@ class Module:
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         """Freeze (False) or unfreeze every parameter, as torch's Module.requires_grad_."""
+        requires_grad = check_bool(f"{type(self).__name__}.requires_grad_", "requires_grad", requires_grad)
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
@@ -182,7 +188,9 @@ class Module:
 
     def to(self, dtype) -> "Module":
         """Convert every floating parameter and buffer to dtype (e.g. np.float64 for gradcheck)."""
-        dt = np.dtype(dtype)
+        dt = check_float_dtype(f"{type(self).__name__}.to", dtype)
+        if dt is None:
+            raise TypeError(f"{type(self).__name__}.to: dtype must be float32 or float64, got None")
         for m in self.modules():
             for p in m._parameters.values():
                 p.data = p.data.astype(dt)
