@@ -762,6 +762,25 @@ def tensor_cases() -> list[Case]:
         ("item-many", lambda: cg.tensor(a).item(), ValueError, ("item", "one-element", r"\(2, 3\)")),
         ("item-empty", lambda: cg.tensor(np.zeros(0)).item(), ValueError, ("item", "one-element")),
     ]
+    # a Tensor that requires grad where the op gives it no gradient: an error, never a silent None
+    logits, probs = (lambda: cg.tensor(_x((4, 3), np.float64), requires_grad=True),
+                     lambda: cg.tensor(np.full((4, 3), 1 / 3), requires_grad=True))
+    no_grad_for = {
+        "CrossEntropyLoss-target": lambda: nn.CrossEntropyLoss()(logits(), probs()).backward(),
+        "CrossEntropyLoss-smoothing-target": lambda: nn.CrossEntropyLoss(label_smoothing=0.1)(logits(), probs()).backward(),
+        "cross_entropy-target": lambda: F.cross_entropy(logits(), probs()),
+        "cross_entropy-weight": lambda: F.cross_entropy(logits(), _CLS, weight=cg.tensor(np.ones(3), requires_grad=True)),
+        "nll_loss-weight": lambda: F.nll_loss(logits(), _CLS, weight=cg.tensor(np.ones(3), requires_grad=True)),
+        "binary_cross_entropy_with_logits-weight": lambda: F.binary_cross_entropy_with_logits(
+            logits(), probs(), weight=cg.tensor(np.ones(3), requires_grad=True)),
+        "binary_cross_entropy_with_logits-pos_weight": lambda: F.binary_cross_entropy_with_logits(
+            logits(), probs(), pos_weight=cg.tensor(np.ones(3), requires_grad=True)),
+        "batch_norm-running_mean": lambda: F.batch_norm(cg.tensor(_x((4, 3), np.float64), requires_grad=True),
+                                                        cg.tensor(np.zeros(3), requires_grad=True), np.ones(3),
+                                                        training=True),
+    }
+    rows += [(f"requires_grad_without_gradient-{label}", fn, RuntimeError, ("requires grad", "no gradient"))
+             for label, fn in no_grad_for.items()]
     return [Case(f"tensor-{label}" if not label.startswith(("tensor", )) else label, fn, exc, names, "mine",
                   ("recorded",)) for label, fn, exc, names in rows]
 

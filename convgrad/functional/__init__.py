@@ -102,6 +102,14 @@ def _resample_pair(forward, backward, keeps_shape: bool):
     return fwd, bwd
 
 
+def _with_target(backward, target_backward):
+    """A loss's backward giving (dx, dtarget): the target's only when it requires grad."""
+    def both(dy, cache, needs=(True, True)):
+        return backward(dy, cache), (target_backward(dy, cache) if needs[1] else None)
+    both.takes_needs = True
+    return both
+
+
 _recorded_ops = {  # plain function: (forward of the same arguments -> (y, cache), backward, gradients it returns)
     relu: (_act.relu_forward, _act.relu_backward, ("x",)),
     leaky_relu: (_act.leaky_relu_forward, _act.leaky_relu_backward, ("x",)),
@@ -123,10 +131,14 @@ _recorded_ops = {  # plain function: (forward of the same arguments -> (y, cache
     dropout2d: (_dropout_forward(True, "dropout2d"), _dense.dropout_backward, ("x",)),
     cross_entropy: (_loss.cross_entropy_forward, _loss.cross_entropy_backward, ("x",)),
     nll_loss: (_loss.nll_loss_forward, _loss.nll_loss_backward, ("x",)),
-    mse_loss: (_loss.mse_loss_forward, _loss.mse_loss_backward, ("x",)),
-    l1_loss: (_loss.l1_loss_forward, _loss.l1_loss_backward, ("x",)),
+    mse_loss: (_loss.mse_loss_forward, _with_target(_loss.mse_loss_backward, _loss.mse_loss_target_backward),
+               ("x", "target")),
+    l1_loss: (_loss.l1_loss_forward, _with_target(_loss.l1_loss_backward, _loss.l1_loss_target_backward),
+              ("x", "target")),
     binary_cross_entropy_with_logits: (_loss.binary_cross_entropy_with_logits_forward,
-                                       _loss.binary_cross_entropy_with_logits_backward, ("x",)),
+                                       _with_target(_loss.binary_cross_entropy_with_logits_backward,
+                                                    _loss.binary_cross_entropy_with_logits_target_backward),
+                                       ("x", "target")),
     batch_norm: (_norm.batch_norm_forward, _norm.batch_norm_backward, ("x", "weight", "bias")),
     layer_norm: (_norm.layer_norm_forward, _norm.layer_norm_backward, ("x", "weight", "bias")),
     group_norm: (_norm.group_norm_forward, _norm.group_norm_backward, ("x", "weight", "bias")),

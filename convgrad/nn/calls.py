@@ -179,6 +179,8 @@ def _module_backward(grad_out, cache, needs):
             grads = module.backward(grad_out, input_grad=False)
         else:
             grads = module.backward(grad_out)
+        if n_inputs > 1 and needs[1] and not isinstance(grads, tuple) and hasattr(module, "target_backward"):
+            grads = (grads, module.target_backward(grad_out))     # a loss's target that requires grad
     finally:
         restore(before)
     if n_inputs == 1:
