@@ -676,6 +676,21 @@ def optim_cases() -> list[Case]:
     return cases
 
 
+def optim_call_cases() -> list[Case]:
+    """step's closure and the clipping functions' parameters: wrong kinds named, never a raw
+    'object is not callable / iterable'."""
+    cases = []
+    for name, (cls, base, _) in OPTIMISERS.items():
+        for label, value in (("int", 3), ("str", "loss"), ("float", 1.0), ("array", np.ones(2))):
+            cases.append(Case(f"step-{name}-closure-{label}", lambda c=cls, b=base, v=value: c(_params(), **b).step(v),
+                              TypeError, (name, "closure", "callable"), "mine", ("optim",)))
+    for fn, args in ((optim.clip_grad_norm_, (1.0,)), (optim.clip_grad_value_, (1.0,))):
+        for label, value in (("none", None), ("int", 3), ("float", 1.5)):
+            cases.append(Case(f"{fn.__name__}-parameters-{label}", lambda f=fn, v=value, a=args: f(v, *a), TypeError,
+                              (fn.__name__, "Parameter"), "mine", ("optim",)))
+    return cases
+
+
 # ---------------------------------------------------------------------------------------
 # gradcheck's own arguments
 # ---------------------------------------------------------------------------------------
@@ -813,7 +828,7 @@ def module_method_cases() -> list[Case]:
 
 def all_cases() -> list[Case]:
     return (constructor_cases() + forward_cases() + backward_cases() + loss_cases() + functional_cases()
-            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases() + module_method_cases())
+            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases() + module_method_cases() + optim_call_cases())
 
 
 # ---------------------------------------------------------------------------------------
