@@ -448,6 +448,44 @@ def _loader_cases():
     for label, value, exc in (("above", 1.5, ValueError), ("str", "0.5", TypeError), ("nan", NAN, ValueError)):
         cases[f"RandomHorizontalFlip-p-{label}"] = (lambda v=value: RandomHorizontalFlip(v), exc,
                                                     ("RandomHorizontalFlip", "p"))
+    for label, value, exc in (("mean_three", (0.1, 0.2, 0.3), ValueError), ("mean_matrix", [[0.1]], ValueError),
+                              ("mean_empty", (), ValueError)):
+        cases[f"DataLoader-{label}"] = (lambda v=value: DataLoader(imgs, labels, mean=v, std=1.0), exc,
+                                        ("DataLoader", "mean", "per channel"))
+    cases["DataLoader-std_two"] = (lambda: DataLoader(imgs, labels, mean=0.0, std=(1.0, 2.0)), ValueError,
+                                   ("DataLoader", "std", "per channel"))
+    for label, value in (("int", 3), ("str", "flip"), ("list", [1])):
+        cases[f"DataLoader-transform-{label}"] = (lambda v=value: DataLoader(imgs, labels, transform=v), TypeError,
+                                                  ("DataLoader", "transform", "callable"))
+    cases["DataLoader-labels_negative"] = (lambda: DataLoader(imgs, labels - 2), ValueError, ("DataLoader", "labels"))
+    good = DataLoader(imgs, labels, batch_size=2)
+    for label, edit, exc, what in (("none", lambda st: None, TypeError, "dict"), ("list", lambda st: [st], TypeError, "dict"),
+                                   ("epoch_str", lambda st: {**st, "epoch": "x"}, TypeError, "epoch"),
+                                   ("epoch_neg", lambda st: {**st, "epoch": -1}, ValueError, "epoch"),
+                                   ("batch_float", lambda st: {**st, "batch": 1.0}, TypeError, "batch"),
+                                   ("batch_missing", lambda st: {k: v for k, v in st.items() if k != "batch"}, TypeError,
+                                    "batch")):
+        cases[f"DataLoader.load_state_dict-{label}"] = (
+            lambda e=edit: DataLoader(imgs, labels, batch_size=2).load_state_dict(e(good.state_dict())), exc,
+            ("DataLoader.load_state_dict", what))
+    # image folders and image files: the reading options are checked before any file is read
+    from convgrad.data.folder import load_image_folder
+    from convgrad.data.images import load_image
+    for fn, call in (("load_image_folder", lambda **kw: load_image_folder("no-such-folder", **kw)),
+                     ("load_image", lambda **kw: load_image("no-such.png", **{"channels": 1, "size": 8, **kw}))):
+        size_arg = "image_size" if fn == "load_image_folder" else "size"
+        for label, value, exc in (("zero", 0, ValueError), ("neg", -3, ValueError), ("huge", 10 ** 6, ValueError),
+                                  ("str", "8", TypeError), ("float", 8.0, TypeError), ("bool", True, TypeError)):
+            cases[f"{fn}-image_size-{label}"] = (lambda c=call, a=size_arg, v=value: c(**{a: v}), exc, (fn, "image_size"))
+        for label, value, exc in (("two", 2, ValueError), ("zero", 0, ValueError), ("four", 4, ValueError),
+                                  ("str", "1", TypeError), ("float", 1.0, TypeError)):
+            cases[f"{fn}-channels-{label}"] = (lambda c=call, v=value: c(channels=v), exc, (fn, "channels"))
+        for label, value in (("stretch", "stretch"), ("none", None), ("upper", "PAD")):
+            cases[f"{fn}-fit-{label}"] = (lambda c=call, v=value: c(fit=v), ValueError, (fn, "fit"))
+    for label, value, exc in (("one", 1.0, ValueError), ("above", 1.5, ValueError), ("neg", -0.1, ValueError),
+                              ("nan", NAN, ValueError), ("str", "0.2", TypeError), ("none", None, TypeError)):
+        cases[f"load_image_folder-test_fraction-{label}"] = (
+            lambda v=value: load_image_folder("no-such-folder", test_fraction=v), exc, ("load_image_folder", "test_fraction"))
     return cases
 
 
