@@ -41,14 +41,21 @@ def _safetensors_numpy():
 
 
 def _flat_arrays(state_dict, path) -> dict:
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"weights file {str(path)!r}: expected a state dict {{name: array}}, "
+                        f"got {type(state_dict).__name__}")
     arrays = {}
     for name, value in state_dict.items():
         if not isinstance(name, str):
             raise TypeError(f"weights file {str(path)!r}: state dict keys must be strings, got {name!r}")
         data = getattr(value, "data", value)          # a Parameter or an array
-        arrays[name] = np.require(np.asarray(data), requirements="C")   # (ascontiguousarray makes 0-d 1-d)
-        if arrays[name].dtype == object:
-            raise TypeError(f"weights file {str(path)!r}: {name!r} is not a numeric array")
+        try:
+            arrays[name] = np.require(np.asarray(data), requirements="C")   # (ascontiguousarray makes 0-d 1-d)
+        except ValueError as exc:                     # a ragged list
+            raise TypeError(f"weights file {str(path)!r}: {name!r} is not a numeric array ({exc})") from None
+        if arrays[name].dtype.kind not in "biuf":     # strings, objects, None, complex: not weights
+            raise TypeError(f"weights file {str(path)!r}: {name!r} is not a numeric array "
+                            f"(bool, int or float), got {type(value).__name__} of dtype {arrays[name].dtype}")
     return arrays
 
 

@@ -369,6 +369,49 @@ def test_files_created_by_other_threads_during_atomic_writes_keep_their_mode(tmp
 
 
 # ---------------------------------------------------------------------------------------
+# convgrad.save (weights files) and convgrad.onnx.export: what is not weights or not a model
+# is refused naming the file and the entry, and nothing is written
+# ---------------------------------------------------------------------------------------
+SAVE_CASES = {
+    "not_a_dict": ([("weight", np.ones(2))], TypeError, ("state dict", "list")),
+    "none_state": (None, TypeError, ("state dict", "NoneType")),
+    "string_value": ({"w": "text"}, TypeError, ("'w'", "numeric")),
+    "string_array": ({"w": np.array(["a", "b"])}, TypeError, ("'w'", "numeric")),
+    "none_value": ({"w": None}, TypeError, ("'w'", "numeric")),
+    "object_array": ({"w": np.array([object()])}, TypeError, ("'w'", "numeric")),
+    "complex_array": ({"w": np.ones(2, complex)}, TypeError, ("'w'", "numeric")),
+    "ragged_list": ({"w": [[1.0], [1.0, 2.0]]}, TypeError, ("'w'", "numeric")),
+    "nested_dict": ({"w": {"a": np.ones(2)}}, TypeError, ("'w'", "numeric")),
+    "int_key": ({3: np.ones(2)}, TypeError, ("keys", "3")),
+}
+
+
+@pytest.mark.parametrize("ext", [".npz", ".safetensors"])
+@pytest.mark.parametrize("label", sorted(SAVE_CASES))
+def test_weights_save(tmp_path, label, ext):
+    from convgrad import weights
+    if ext == ".safetensors":
+        pytest.importorskip("safetensors")
+    state, exc, names = SAVE_CASES[label]
+    path = tmp_path / f"w{ext}"
+    with pytest.raises(exc) as info:
+        weights.save(state, path)
+    assert str(path) in str(info.value), str(info.value)
+    for pattern in names:
+        assert re.search(pattern, str(info.value)), str(info.value)
+    assert os.listdir(tmp_path) == []              # nothing written, no temporary left
+
+
+@pytest.mark.parametrize("model", [3, None, "lenet", np.ones(3)], ids=["int", "none", "str", "array"])
+def test_onnx_export_of_something_that_is_not_a_module(tmp_path, model):
+    pytest.importorskip("onnx")
+    from convgrad.onnx import export
+    with pytest.raises(TypeError, match="convgrad.onnx.export: model must be a convgrad Module"):
+        export(model, np.zeros((1, 3), np.float32), str(tmp_path / "m.onnx"))
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------
 # images a user hands to `convgrad predict` / `saliency`
 # ---------------------------------------------------------------------------------------
 def _png_header(width, height) -> bytes:
