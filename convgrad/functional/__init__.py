@@ -102,6 +102,15 @@ def _resample_pair(forward, backward, keeps_shape: bool):
     return fwd, bwd
 
 
+def _pad_forward(x, pads, mode="zeros", where="pad", value=0.0):
+    return pad(x, pads, mode, where, value), (pads, mode, x.shape)
+
+
+def _pad_backward(dy, cache):
+    pads, mode, x_shape = cache
+    return pad_backward(dy, pads, mode, x_shape)
+
+
 def _with_target(backward, target_backward):
     """A loss's backward giving (dx, dtarget): the target's only when it requires grad."""
     def both(dy, cache, needs=(True, True)):
@@ -111,6 +120,7 @@ def _with_target(backward, target_backward):
 
 
 _recorded_ops = {  # plain function: (forward of the same arguments -> (y, cache), backward, gradients it returns)
+    pad: (_pad_forward, _pad_backward, ("x",)),
     relu: (_act.relu_forward, _act.relu_backward, ("x",)),
     leaky_relu: (_act.leaky_relu_forward, _act.leaky_relu_backward, ("x",)),
     elu: (_act.elu_forward, _act.elu_backward, ("x",)),
