@@ -839,6 +839,24 @@ def module_method_cases() -> list[Case]:
                 setattr(make(), param, value)
             cases.append(Case(f"module-{name}.setattr-{param}-{label}", run, TypeError, (re.escape(name), param, "Parameter"),
                               "lead", ("module",)))
+    for label, value, exc, what in (("int", np.ones(3, int), TypeError, "floating"),
+                                    ("bool", np.ones(3, bool), TypeError, "floating"),
+                                    ("str", "abc", TypeError, "floating"),
+                                    ("object", np.array([object()]), TypeError, "floating"),
+                                    ("complex", np.ones(2, complex), TypeError, "floating")):
+        cases.append(Case(f"module-Parameter-data-{label}", lambda v=value: nn.Parameter(v), exc, ("Parameter", what),
+                          "lead", ("module",)))
+    for label, value, exc in BAD["bool"]:
+        cases.append(Case(f"module-Parameter-requires_grad-{label}",
+                          lambda v=value: nn.Parameter(np.ones(2, np.float32), requires_grad=v), exc,
+                          ("Parameter", "requires_grad"), "lead", ("module",)))
+    # a scale_factor tuple of another rank than the input's spatial axes: named by the layer
+    for label, factor, shape in (("pair_on_1d", (2, 2), (1, 2, 4)), ("triple_on_2d", (2, 2, 2), (1, 2, 4, 4)),
+                                 ("single_on_3d", (2,), (1, 2, 2, 2, 2))):
+        for mode in ("nearest", "zeros"):
+            cases.append(Case(f"forward-Upsample[{mode}]-scale_factor-{label}",
+                              lambda f=factor, s=shape, m=mode: nn.Upsample(scale_factor=f, mode=m)(_x(s)),
+                              TypeError, ("Upsample", "scale factor"), "mine", ("forward",)))
     return cases
 
 

@@ -93,8 +93,8 @@ def _dropout_forward(channelwise, name):
 
 
 def _resample_pair(forward, backward, keeps_shape: bool):
-    def fwd(x, factor):
-        return forward(x, factor), (factor, x.shape[2:])
+    def fwd(x, factor, **names):                 # names: where= (and name=) for the messages
+        return forward(x, factor, **names), (factor, x.shape[2:])
 
     def bwd(dy, cache):
         factor, in_spatial = cache

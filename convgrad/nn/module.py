@@ -25,7 +25,10 @@ class Parameter(Tensor):
     and `.requires_grad` (False freezes it: no gradient is computed, optimisers skip it)."""
 
     def __init__(self, data, requires_grad: bool = True):
-        super().__init__(np.asarray(_from_foreign(data)), requires_grad=requires_grad)
+        data = np.asarray(_from_foreign(data))
+        if data.dtype.kind != "f":
+            raise TypeError(f"Parameter: expected floating-point data, got dtype {data.dtype}")
+        super().__init__(data, requires_grad=check_bool("Parameter", "requires_grad", requires_grad))
 
     def accumulate(self, grad: np.ndarray) -> None:
         """grad += g (allocating on first use), as torch accumulates into .grad."""
