@@ -178,3 +178,22 @@ def test_functional_records_one_node_per_call():
     y = F.conv2d(x, arr(2, 3, 3, 3), stride=2)
     assert y.grad_fn.op == "conv2d" and y.grad_fn.attrs["stride"] == 2 and y.grad_fn.inputs[0] is x
     assert y.grad_fn.inputs[1] is None                  # the weight was a constant array
+
+
+@pytest.mark.parametrize("name, fn, fn_t", [
+    ("max", lambda t: t.max(), lambda t: t.max()),                       # NaN maxima share the gradient
+    ("amax", lambda t: t.amax(), lambda t: t.amax()),                    # a NaN maximum: NaN gradient
+    ("amax_dim", lambda t: t.amax(1), lambda t: t.amax(1)),
+    ("max_dim", lambda t: t.max(1)[0], lambda t: t.max(1)[0]),
+    ("abs", lambda t: t.abs(), lambda t: t.abs()),                       # sign(NaN) = 0 in torch's backward
+])
+def test_nan_in_reductions_and_abs_as_torch(torch, name, fn, fn_t):
+    x0 = np.array([[1.0, np.nan, np.nan], [2.0, 2.0, 1.0], [0.0, -0.0, -3.0]])
+    x, t = cg.tensor(x0.copy(), requires_grad=True), torch.tensor(x0.copy(), requires_grad=True)
+    y, yt = fn(x), fn_t(t)
+    g = np.random.default_rng(3).standard_normal(y.shape)
+    y.backward(g)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=TOL, atol=0, equal_nan=True)
+    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=TOL, atol=0, equal_nan=True)
+    assert np.array_equal(np.isnan(x.grad), np.isnan(t.grad.numpy()))

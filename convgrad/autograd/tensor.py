@@ -300,7 +300,9 @@ class Tensor:
         """max() -> the largest value (gradient shared among ties); max(dim) -> (values, indices),
         the gradient going to the first maximum (as torch.max)."""
         if dim is None:
-            return self.amax()
+            if self.size == 0:
+                raise ValueError(f"max: the tensor of shape {self.shape} is empty")
+            return apply("amax", ops.amax_forward, ops.amax_backward, (self,), dim=None, keepdim=False, nan_ties=True)
         d = _dim(dim, self.ndim, "max")
         if self.shape[d] == 0:
             raise ValueError(f"max: dim {dim} of shape {self.shape} is empty")
