@@ -203,7 +203,9 @@ LAYERS = [
       for cls, shape, ranks in ((nn.BatchNorm1d, (4, 3, 5), (2, 3)), (nn.BatchNorm2d, (4, 3, 5, 5), (4,)),
                                 (nn.BatchNorm3d, (2, 3, 3, 3, 3), (5,)))],
     LayerSpec(nn.LayerNorm, dict(normalized_shape=4),
-              {"normalized_shape": [v for v in BAD["pos_int"] if v[0] != "list1"] + [("empty", (), ValueError)],
+              {"normalized_shape": [v for v in BAD["pos_int"] if v[0] != "list1"] + [
+                  ("empty", (), ValueError), ("float_array", np.array([4.0]), TypeError),
+                  ("matrix_array", np.array([[4]]), TypeError), ("zero_array", np.array([0]), ValueError)],
                "eps": "nonneg_real", "elementwise_affine": "bool", "bias": "bool", "dtype": "dtype"},
               (3, 4), fixed_rank=False, has_params=True,
               bad_shapes=(("trailing", (3, 5), "normalized_shape|shape"), ("vector_short", (3,), "shape"),
