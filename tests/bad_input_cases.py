@@ -862,9 +862,54 @@ def module_method_cases() -> list[Case]:
     return cases
 
 
+# ---------------------------------------------------------------------------------------
+# library entry points: Identity's backward, models.build, manual_seed, gradcheck's callables
+# and inputs, Tensor.backward's retain_graph
+# ---------------------------------------------------------------------------------------
+def api_cases() -> list[Case]:
+    import convgrad as cg
+    from convgrad import models
+
+    def identity_backward(make_g):
+        m = nn.Identity()
+        y = m(_x((2, 3)))
+        return m.backward(make_g(y))
+    rows = [(f"backward-Identity-{label}", lambda f=make_g: identity_backward(f), exc, ("Identity", "grad_output"))
+            for label, make_g, exc in _BAD_GRADS]
+    for name in models.MODELS:
+        for arg, values in (("in_channels", (("zero", 0, ValueError), ("str", "1", TypeError), ("float", 1.0, TypeError))),
+                            ("image_size", (("zero", 0, ValueError), ("huge", 10 ** 6, ValueError),
+                                            ("str", "28", TypeError), ("float", 28.0, TypeError))),
+                            ("num_classes", (("zero", 0, ValueError), ("neg", -2, ValueError), ("float", 2.5, TypeError),
+                                             ("none", None, TypeError)))):
+            for label, value, exc in values:
+                rows.append((f"models.build-{name}-{arg}-{label}", lambda n=name, a=arg, v=value: models.build(n, **{a: v}),
+                             exc, (re.escape(f"models.build('{name}')"), arg)))
+    rows += [("models.build-lenet-image_size-too_small", lambda: models.build("lenet", image_size=9), ValueError,
+              ("lenet", "image_size", ">= 10")),
+             ("models.build-cnn-image_size-too_small", lambda: models.build("cnn", image_size=3), ValueError,
+              ("cnn", "image_size", ">= 4"))]
+    rows += [(f"manual_seed-{label}", lambda v=value: cg.manual_seed(v), exc, ("manual_seed", "seed"))
+             for label, value, exc in (("neg", -1, ValueError), ("str", "1", TypeError), ("float", 1.5, TypeError),
+                                       ("none", None, TypeError))]
+    x = _x((3,), np.float64)
+    rows += [("gradcheck-backward-not_callable", lambda: cg.gradcheck(lambda t: t * 2, x, backward=3), TypeError,
+              ("gradcheck", "backward", "callable")),
+             ("gradcheck-progress-not_callable", lambda: cg.gradcheck(nn.Tanh(), x, progress="bar"), TypeError,
+              ("gradcheck", "progress", "callable"))]
+    for label, value in (("nan", np.nan), ("inf", np.inf), ("ninf", -np.inf)):
+        rows.append((f"gradcheck-input-{label}", lambda v=value: cg.gradcheck(nn.Tanh(), np.array([v, 1.0])), ValueError,
+                     ("gradcheck", "input 0", "finite")))
+    for label, value, exc in BAD["bool"]:
+        rows.append((f"tensor-backward-retain_graph-{label}",
+                     lambda v=value: (cg.tensor(x, requires_grad=True) * 2).sum().backward(retain_graph=v), exc,
+                     ("backward", "retain_graph")))
+    return [Case(label, fn, exc, names, "mine", ("api",)) for label, fn, exc, names in rows]
+
+
 def all_cases() -> list[Case]:
     return (constructor_cases() + forward_cases() + backward_cases() + loss_cases() + functional_cases()
-            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases() + module_method_cases() + optim_call_cases())
+            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases() + module_method_cases() + optim_call_cases() + api_cases())
 
 
 # ---------------------------------------------------------------------------------------

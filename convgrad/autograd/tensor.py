@@ -83,7 +83,7 @@ class Tensor:
             if not _is_float(grad.dtype):
                 raise TypeError(f"backward: grad must be a float array, got dtype {grad.dtype}")
             grad = grad.astype(self.dtype, copy=False)
-        run_backward(self, grad, retain_graph)
+        run_backward(self, grad, check_bool("backward", "retain_graph", retain_graph))
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (no gradient flows through it)."""
