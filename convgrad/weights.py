@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-from .checkpoint import CheckpointError, atomic_write_bytes
+from .checkpoint import CheckpointError, atomic_write_bytes, read_npz_members
 
 FORMATS = (".safetensors", ".npz")
 
@@ -94,7 +94,7 @@ def load(path) -> dict:
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise ValueError("it holds a single .npy array, not an archive of named arrays")
         with npz:
-            return {k: npz[k] for k in npz.files}
+            return read_npz_members(npz, path, "weights file")
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"weights file {path!r} is not a readable .npz file "
                               f"(truncated or of another format): {exc}") from exc

@@ -151,8 +151,38 @@ def _weights(value):
             {"model/0.weight": value})
 
 
+def _npy_header(shape, descr="<f8") -> bytes:
+    """A .npy version 1.0 header declaring shape and dtype (what follows it is up to the caller)."""
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': %r, }" % (descr, tuple(shape))
+    text += " " * (63 - (10 + len(text)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode()
+
+
+def _zip(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _meta_npy(meta) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+    return buf.getvalue()
+
+
 CHECKPOINT_CASES = {
     # label: (file bytes, or (meta, arrays); regexes the message must contain)
+    # an entry whose .npy header declares more than it holds is refused before NumPy allocates it
+    "entry_declares_terabytes": (_zip({"__meta__.npy": _meta_npy(_weights(None)[0]),
+                                       "model/0.weight.npy": _npy_header((10 ** 6, 10 ** 6)) + bytes(80)}),
+                                 ("model/0.weight", "declares", "8,000,000,000,000 bytes")),
+    "meta_declares_gigabytes": (_zip({"__meta__.npy": _npy_header((10 ** 9,), "|u1") + bytes(10)}),
+                                ("__meta__", "declares", "holds")),
+    "entry_declares_one_more_row": (_zip({"__meta__.npy": _meta_npy(_weights(None)[0]),
+                                          "model/0.weight.npy": _npy_header((3, 2)) + bytes(40)}),
+                                    ("model/0.weight", r"\(3, 2\)", "48 bytes", "holds 40")),
     "text_file": (b"hello, not a zip", ("not a convgrad checkpoint", "an .npz archive")),
     "empty_file": (b"", ("empty", "truncated")),
     "truncated": ("truncated", ("corrupt|truncated",)),
@@ -366,6 +396,23 @@ def test_files_created_by_other_threads_during_atomic_writes_keep_their_mode(tmp
     finally:
         os.umask(old)
     assert set(modes) == {0o644}
+
+
+@pytest.mark.parametrize("shape", [(10 ** 6, 10 ** 6), (2 ** 40,), (5,)])
+def test_weights_file_whose_entry_declares_more_than_it_holds(tmp_path, shape):
+    from convgrad import weights
+    path = tmp_path / "w.npz"
+    path.write_bytes(_zip({"w.npy": _npy_header(shape) + bytes(32)}))
+    with pytest.raises(checkpoint.CheckpointError, match=r"weights file .*w\.npz.*'w' declares shape"):
+        weights.load(path)
+
+
+@pytest.mark.parametrize("state", [[1, 2], None, "state", np.ones(3)], ids=["list", "none", "str", "array"])
+def test_checkpoint_save_of_a_state_that_is_not_a_dict(tmp_path, state):
+    # it used to write a file that checkpoint.load then refused
+    with pytest.raises(TypeError, match="expected the state as a dict"):
+        checkpoint.save(str(tmp_path / "c.npz"), state)
+    assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------------------
