@@ -646,6 +646,10 @@ CLI_CASES = {
                                    "input-shape.*at most"),
     "train-nesterov-adam": (["train", "--optimizer", "adam", "--nesterov"], "--nesterov applies to --optimizer sgd"),
     "train-nesterov-adamw": (["train", "--optimizer", "adamw", "--nesterov"], "--nesterov applies to --optimizer sgd"),
+    "train-folder-one-class": (["train", "--data", "{tmp}/onecls", "--out", "{tmp}/run1"],
+                               "one class subfolder .'a'.*at least 2"),
+    "attack-pgd-alpha-zero": (["attack", "{tmp}/junk.npz", "--method", "pgd", "--alpha", "0"], "alpha.*> 0"),
+    "attack-pgd-alpha-negative": (["attack", "{tmp}/junk.npz", "--method", "pgd", "--alpha", "-0.1"], "alpha"),
     "explain-stride-zero": (["explain", "conv", "--stride", "0"], "stride"),
     "explain-stride-word": (["explain", "conv", "--stride", "x"], "stride"),
     "explain-kernel-negative": (["explain", "pool", "--kernel", "-1"], "kernel"),
@@ -665,7 +669,7 @@ CLI_CASES = {
 CLI_XFAIL: dict = {}      # gradcheck --eps 0 / nan: now refused before the sweep runs (cli_args rules)
 # A file found bad while working (a corrupt or foreign checkpoint) is exit status 1 (issue 10: "every
 # user error found later ... is one line naming the file and what was wrong, exit 1"); arguments are 2.
-CLI_STATUS_1 = {"eval-junk-file", "eval-json-list", "eval-huge-image-size", "predict-junk-checkpoint",
+CLI_STATUS_1 = {"train-folder-one-class", "eval-junk-file", "eval-json-list", "eval-huge-image-size", "predict-junk-checkpoint",
                 "attack-junk-checkpoint", "saliency-junk-checkpoint", "report-history-strings", "eval-std-zero",
                 "attack-classes-wrong"}
 
@@ -676,6 +680,8 @@ def test_command_line(tmp_path, capsys, label):
     from convgrad import cli
     (tmp_path / "junk.npz").write_bytes(b"junk")
     (tmp_path / "img.png").write_bytes(b"junk")
+    (tmp_path / "onecls" / "a").mkdir(parents=True)
+    (tmp_path / "onecls" / "a" / "0.png").write_bytes(b"junk")     # refused before any image is read
     (tmp_path / "list.npz").write_bytes(_npz([1, 2]))
     (tmp_path / "huge.npz").write_bytes(_npz(_state(image_size=10 ** 7)))
     for name in ("history", "std", "classes"):

@@ -42,6 +42,9 @@ def list_images(root: str, classes: list | None = None) -> tuple[list, np.ndarra
     classes = classes or found
     if not classes:
         raise FolderError(f"{root} has no class subfolders (expected {root}/<class>/<image>.png)")
+    if len(classes) < 2:                 # one class: every prediction right, nothing learnt
+        raise FolderError(f"{root} has one class subfolder ({classes[0]!r}); a classifier needs at least 2 "
+                          f"(expected {root}/<class>/<image>.png for each class)")
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise FolderError(f"{root} has class folders {unknown} that the training split does not have")
