@@ -88,7 +88,7 @@ def _pool_forward(forward, n, **fixed):
 
 def _dropout_forward(channelwise, name):
     def forward(x, p=0.5, training=True, generator=None):
-        return _dense.dropout_forward(x, p, training, _dense._rng(generator), channelwise=channelwise, where=name)
+        return _dense.dropout_forward(x, p, training, _dense._rng(generator, name), channelwise=channelwise, where=name)
     return forward
 
 
