@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..cli_args import HelpFormatter, existing_files, integer, non_empty, number, run_path
+from ..cli_args import HelpFormatter, existing_files, integer, non_empty, run_path
 from ._common import (PixelModel, ToolError, check_eps, class_index, eps_rule, guarded, load_model, load_test_split,
                       pixels, run_dir)
 
@@ -218,13 +218,18 @@ def _cmd(args) -> int:
     return 0
 
 
+def _alpha_rule(value):
+    """A PGD step in (0, 1]: eps's rule, and not 0 (a step of 0 never moves)."""
+    return eps_rule(value) or (f"must be > 0 (a PGD step of 0 never moves), got {value:g}" if value == 0 else None)
+
+
 def _data_rule(value):
     from ..data.source import check_data
     return check_data(value)
 
 
 RULES = {"checkpoint": run_path, "data": _data_rule, "data_root": non_empty, "eps": eps_rule,
-         "steps": integer(1), "alpha": number(above=0, at_most=1), "limit": integer(1), "examples": integer(1), "out": non_empty,
+         "steps": integer(1), "alpha": _alpha_rule, "limit": integer(1), "examples": integer(1), "out": non_empty,
          "image": lambda v: existing_files([v]), "out_image": non_empty}
 
 
