@@ -87,8 +87,12 @@ def free_caches(enabled: bool = True):
     and Jacobians use it). `convgrad train` runs its backward passes inside.
 
     Example:
+        >>> model, loss_fn = nn.Linear(3, 2), nn.MSELoss()
+        >>> loss = loss_fn(model(np.ones((4, 3), np.float32)), np.zeros((4, 2), np.float32))
         >>> with nn.free_caches():
-        ...     model.backward(loss_fn.backward())
+        ...     dx = model.backward(loss_fn.backward())
+        >>> dx.shape
+        (4, 3)
     """
     before = freeing_caches()
     _local.free_caches = bool(enabled)
