@@ -296,6 +296,12 @@ def forward_cases() -> list[Case]:
                 return layer(make_x())
             cases.append(Case(f"forward-{spec.key}-{label}", run, exc, (re.escape(spec.name), what), spec.owner,
                               ("forward",)))
+        # arguments forward does not take: named by the layer (not by its base class's forward)
+        for label, call in (("extra_positional", lambda m, x: m(x, x)), ("unknown_keyword", lambda m, x: m(x, foo=1)),
+                            ("no_argument", lambda m, x: m())):
+            cases.append(Case(f"forward-{spec.key}-{label}",
+                              lambda spec=spec, call=call: call(spec.cls(**spec.base), _x(spec.x_shape)), TypeError,
+                              (rf"^{re.escape(spec.name)}: forward", "cannot take"), spec.owner, ("forward",)))
     return cases
 
 

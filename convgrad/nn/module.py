@@ -10,6 +10,7 @@ Two ways to get gradients, one library:
 """
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from typing import Iterator
 
@@ -96,7 +97,15 @@ class Module:
                                   f"it with a convgrad.Tensor and call .backward() on the loss it leads to")
 
     def __call__(self, *args, **kwargs):
-        return calls.call(self, args, kwargs, self.has_backward())
+        try:
+            return calls.call(self, args, kwargs, self.has_backward())
+        except TypeError as exc:        # arguments forward does not take: name the module, not _MaxPoolNd.forward
+            try:
+                inspect.signature(self.forward).bind(*args, **kwargs)
+            except TypeError:
+                raise TypeError(f"{type(self).__name__}: forward{inspect.signature(self.forward)} cannot take "
+                                f"these arguments ({exc})") from None
+            raise
 
     def has_backward(self) -> bool:
         """Whether this module differentiates itself (its class defines backward); if not, it is
