@@ -872,6 +872,25 @@ def module_method_cases() -> list[Case]:
 # library entry points: Identity's backward, models.build, manual_seed, gradcheck's callables
 # and inputs, Tensor.backward's retain_graph
 # ---------------------------------------------------------------------------------------
+def conv_transpose_output_size_cases() -> list[Case]:
+    """ConvTranspose's output_size (torch's forward argument): sizes the stride cannot reach,
+    wrong lengths and kinds."""
+    cases = []
+    for n in (1, 2, 3):
+        cls = getattr(nn, f"ConvTranspose{n}d")
+        x = _x((1, 2) + (4,) * n)          # k=3, stride 2, padding 1: reachable sizes 7..8
+        for label, size, exc, what in (("too_big", (20,) * n, ValueError, "not reachable"),
+                                       ("too_small", (6,) * n, ValueError, "not reachable"),
+                                       ("short", (8,) * (n - 1) or (), ValueError, "entries"),
+                                       ("long", (8,) * (n + 1), ValueError, "entries"),
+                                       ("floats", (8.0,) * n, TypeError, "ints"), ("str", "8", TypeError, "ints"),
+                                       ("int", 8, TypeError, "ints")):
+            cases.append(Case(f"forward-{cls.__name__}-output_size-{label}",
+                              lambda c=cls, s=size, x=x: c(2, 3, 3, stride=2, padding=1)(x, output_size=s), exc,
+                              (cls.__name__, "output_size", what), "engine", ("forward",)))
+    return cases
+
+
 def api_cases() -> list[Case]:
     import convgrad as cg
     from convgrad import models
@@ -915,7 +934,8 @@ def api_cases() -> list[Case]:
 
 def all_cases() -> list[Case]:
     return (constructor_cases() + forward_cases() + backward_cases() + loss_cases() + functional_cases()
-            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases() + module_method_cases() + optim_call_cases() + api_cases())
+            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases() + module_method_cases() + optim_call_cases() + api_cases()
+            + conv_transpose_output_size_cases())
 
 
 # ---------------------------------------------------------------------------------------
