@@ -263,7 +263,8 @@ class _ConvTransposeNd(_ConvNd):
         check_rank(x, n + 2, where, "(N, C, *spatial)")
         size = tuple(output_size) if isinstance(output_size, (tuple, list)) else output_size
         if not isinstance(size, tuple) or not all(is_int(v) for v in size):
-            raise TypeError(f"{where}: output_size must be a tuple of {n} (or {n + 2}) ints, got {output_size!r}")
+            raise TypeError(f"{where}: output_size must be a tuple of {n} (or {n + 2}) ints, got "
+                            f"{type(output_size).__name__} {output_size!r:.60}")
         if len(size) not in (n, n + 2):
             raise ValueError(f"{where}: output_size must have {n} (or {n + 2}) entries, got {output_size!r}")
         size = size[-n:]
