@@ -558,6 +558,22 @@ def _loader_cases():
         cases[f"DataLoader.load_state_dict-{label}"] = (
             lambda e=edit: DataLoader(imgs, labels, batch_size=2).load_state_dict(e(good.state_dict())), exc,
             ("DataLoader.load_state_dict", what))
+    # transforms: their batch and rng, RandomCrop's padding bound, Compose's members, what a transform returns
+    from convgrad.data.transforms import Compose
+    rng = np.random.default_rng(0)
+    cases["RandomCrop-padding-huge"] = (lambda: RandomCrop(10 ** 6), ValueError, ("RandomCrop", "padding", "<= 4096"))
+    for name, make in (("RandomCrop", lambda: RandomCrop(1)), ("RandomHorizontalFlip", lambda: RandomHorizontalFlip())):
+        for label, x, r in (("rank3", imgs[0], rng), ("list", imgs.tolist(), rng), ("none", None, rng),
+                            ("rng_none", imgs, None), ("rng_seed", imgs, 3), ("rng_legacy", imgs, np.random.RandomState(0))):
+            cases[f"{name}-call-{label}"] = (lambda m=make, x=x, r=r: m()(x, r), TypeError,
+                                             (name, "rng|batch"))
+    for label, value in (("member_int", [1]), ("member_str", ["flip"]), ("not_a_sequence", 3), ("string", "ab")):
+        cases[f"Compose-{label}"] = (lambda v=value: Compose(v), TypeError, ("Compose", "transform"))
+    for label, fn in (("none", lambda x, r: None), ("list", lambda x, r: x.tolist()), ("rank3", lambda x, r: x[0]),
+                      ("fewer_images", lambda x, r: x[:1])):
+        cases[f"DataLoader-transform-returns-{label}"] = (
+            lambda f=fn: next(iter(DataLoader(imgs, labels, batch_size=2, transform=f))), TypeError,
+            ("DataLoader", "transform", "must return"))
     # image folders and image files: the reading options are checked before any file is read
     from convgrad.data.folder import load_image_folder
     from convgrad.data.images import load_image

@@ -176,6 +176,10 @@ class DataLoader:
             x, y = self.images[idx], self.labels[idx]
             if self.transform is not None:
                 x = self.transform(x, self.rng)
+                if not isinstance(x, np.ndarray) or x.ndim != 4 or len(x) != len(idx):
+                    raise TypeError(f"DataLoader: transform {self.transform!r} must return a batch (B, C, H, W) "
+                                    f"of {len(idx)} images, got {type(x).__name__}"
+                                    f"{f' of shape {x.shape}' if isinstance(x, np.ndarray) else ''}")
             x = self.convert(x)
             self._batch = b + 1
             if self._batch == n_batches:           # roll over before yielding: a checkpoint taken
