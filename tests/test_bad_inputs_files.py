@@ -574,6 +574,24 @@ def _loader_cases():
         cases[f"DataLoader-transform-returns-{label}"] = (
             lambda f=fn: next(iter(DataLoader(imgs, labels, batch_size=2, transform=f))), TypeError,
             ("DataLoader", "transform", "must return"))
+    # named datasets and the validation split: checked before any file is looked for or downloaded
+    from convgrad.data import datasets, source
+    for label, value in (("int", 3), ("none", None), ("list", ["mnist"])):
+        cases[f"load_dataset-name-{label}"] = (lambda v=value: datasets.load_dataset(v, download=False), TypeError,
+                                               ("dataset name", "string"))
+    for label, value, exc in (("zero", 0, ValueError), ("neg", -1.0, ValueError), ("nan", NAN, ValueError),
+                              ("str", "60", TypeError)):
+        cases[f"load_dataset-timeout-{label}"] = (lambda v=value: datasets.load_dataset("mnist", "/nonexistent", timeout=v),
+                                                  exc, ("fetch", "timeout"))
+    cases["load_dataset-download-str"] = (lambda: datasets.load_dataset("mnist", "/nonexistent", download="no"),
+                                          TypeError, ("fetch", "download"))
+    split_args = (np.zeros((10, 1, 2, 2), np.uint8), np.arange(10))
+    for label, value, exc in (("one", 1.0, ValueError), ("nan", NAN, ValueError), ("str", "0.1", TypeError)):
+        cases[f"split_validation-fraction-{label}"] = (lambda v=value: source.split_validation(*split_args, v, 0), exc,
+                                                       ("split_validation", "fraction"))
+    for label, value, exc in (("neg", -1, ValueError), ("float", 1.5, TypeError)):
+        cases[f"split_validation-seed-{label}"] = (lambda v=value: source.split_validation(*split_args, 0.2, v), exc,
+                                                   ("split_validation", "seed"))
     # image folders and image files: the reading options are checked before any file is read
     from convgrad.data.folder import load_image_folder
     from convgrad.data.images import load_image
