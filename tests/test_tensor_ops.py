@@ -197,3 +197,26 @@ def test_nan_in_reductions_and_abs_as_torch(torch, name, fn, fn_t):
     np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=TOL, atol=0, equal_nan=True)
     np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=TOL, atol=0, equal_nan=True)
     assert np.array_equal(np.isnan(x.grad), np.isnan(t.grad.numpy()))
+
+
+@pytest.mark.parametrize("base", [2.0, 0.5, 1.0, 0.0, -2.0, 3])
+def test_number_to_the_power_of_a_tensor_as_torch(torch, base):
+    # `2 ** t` was Python's "unsupported operand type(s)"
+    x0 = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.5, 0.3])
+    x, t = cg.tensor(x0.copy(), requires_grad=True), torch.tensor(x0.copy(), requires_grad=True)
+    y, yt = base ** x, base ** t
+    g = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(g)
+    yt.backward(torch.tensor(g))
+    assert y.grad_fn.op == "rpow"
+    for ours, theirs in ((y.data, yt.detach().numpy()), (x.grad, t.grad.numpy())):
+        np.testing.assert_allclose(ours, theirs, rtol=TOL, atol=0, equal_nan=True)
+        assert np.array_equal(np.isnan(ours), np.isnan(theirs))
+
+
+def test_number_to_the_power_of_a_tensor_refuses_what_it_cannot_take():
+    x = cg.tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(TypeError, match="pow: the base"):
+        "2" ** x
+    with pytest.raises(TypeError, match="pow: expected a floating-point tensor"):
+        2.0 ** cg.tensor(np.arange(3))

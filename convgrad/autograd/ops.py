@@ -87,6 +87,23 @@ def pow_backward(dy, cache, needs):
     return dy * (p * x ** (p - 1))
 
 
+def rpow_forward(x, base):
+    """base ** x for a Python number base (Tensor.__rpow__); 0 ** -1 = inf as torch, no warning."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.asarray(base, x.dtype) ** x
+    return y, (x, y, base)
+
+
+def rpow_backward(dy, cache, needs):
+    """d(b^x)/dx = b^x ln b (NaN for b < 0); for b = 0, 0 where x >= 0 (as torch)."""
+    x, y, base = cache
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = y * np.log(np.asarray(base, y.dtype))
+        if base == 0:
+            d = np.where(x >= 0, 0.0, d).astype(y.dtype)
+        return dy * d
+
+
 def matmul_forward(a, b):
     return a @ b, (a, b)
 

@@ -162,6 +162,13 @@ class Tensor:
             raise TypeError(f"pow: the exponent must be a Python number, got {type(exponent).__name__}")
         return apply("pow", ops.pow_forward, ops.pow_backward, (self,), exponent=exponent)
 
+    def __rpow__(self, base):
+        if isinstance(base, bool) or not isinstance(base, numbers.Real):
+            raise TypeError(f"pow: the base of number ** Tensor must be a Python number, got {type(base).__name__}")
+        if not _is_float(self.dtype):
+            raise TypeError(f"pow: expected a floating-point tensor as the exponent, got dtype {self.dtype}")
+        return apply("rpow", ops.rpow_forward, ops.rpow_backward, (self,), base=float(base))
+
     # comparisons give bool tensors without a gradient (for masks and where), element-wise as
     # torch's; recorded as non-differentiable nodes (op "lt", "le", "gt", "ge", "eq", "ne") so
     # that an exporter sees where a mask comes from
