@@ -127,10 +127,20 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         tmp = None
         fsync_directory(directory)
     except OSError as exc:
-        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        blocker = _file_in_the_way(directory)
+        why = f"{blocker} is a file, not a directory" if blocker else (exc.strerror or exc)
+        raise OSError(f"cannot write {path}: {why}") from exc
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _file_in_the_way(directory: str) -> str | None:
+    """The nearest existing ancestor of directory (itself included) if it is not a directory."""
+    p = directory
+    while p and not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return p if os.path.exists(p) and not os.path.isdir(p) else None
 
 
 def fsync_directory(directory: str) -> None:

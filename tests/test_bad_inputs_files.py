@@ -373,6 +373,15 @@ def test_atomic_write_gives_the_usual_mode_without_touching_the_umask(tmp_path, 
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
 
 
+@pytest.mark.parametrize("below", ["w.npz", "sub/w.npz", "a/b/c/w.npz"])
+def test_atomic_write_under_a_file_names_the_file_in_the_way(tmp_path, below):
+    (tmp_path / "f").write_bytes(b"x")
+    target = tmp_path / "f" / below
+    with pytest.raises(OSError, match=f"cannot write {re.escape(str(target))}: .*f is a file, not a directory"):
+        checkpoint.atomic_write_bytes(str(target), b"data")
+    assert (tmp_path / "f").read_bytes() == b"x"
+
+
 def test_files_created_by_other_threads_during_atomic_writes_keep_their_mode(tmp_path):
     old = os.umask(0o022)
     try:
@@ -684,6 +693,10 @@ CLI_CASES = {
                                "one class subfolder .'a'.*at least 2"),
     "attack-pgd-alpha-zero": (["attack", "{tmp}/junk.npz", "--method", "pgd", "--alpha", "0"], "alpha.*> 0"),
     "attack-pgd-alpha-negative": (["attack", "{tmp}/junk.npz", "--method", "pgd", "--alpha", "-0.1"], "alpha"),
+    "explain-html-under-a-file": (["explain", "conv", "--html", "{tmp}/img.png/page.html"],
+                                  "cannot write .*page.html: .*img.png is a file, not a directory"),
+    "explain-html-deep-under-a-file": (["explain", "transposed", "--html", "{tmp}/img.png/a/b/page.html"],
+                                       "img.png is a file, not a directory"),
     "explain-stride-zero": (["explain", "conv", "--stride", "0"], "stride"),
     "explain-stride-word": (["explain", "conv", "--stride", "x"], "stride"),
     "explain-kernel-negative": (["explain", "pool", "--kernel", "-1"], "kernel"),
@@ -703,7 +716,7 @@ CLI_CASES = {
 CLI_XFAIL: dict = {}      # gradcheck --eps 0 / nan: now refused before the sweep runs (cli_args rules)
 # A file found bad while working (a corrupt or foreign checkpoint) is exit status 1 (issue 10: "every
 # user error found later ... is one line naming the file and what was wrong, exit 1"); arguments are 2.
-CLI_STATUS_1 = {"train-folder-one-class", "eval-junk-file", "eval-json-list", "eval-huge-image-size", "predict-junk-checkpoint",
+CLI_STATUS_1 = {"explain-html-under-a-file", "explain-html-deep-under-a-file", "train-folder-one-class", "eval-junk-file", "eval-json-list", "eval-huge-image-size", "predict-junk-checkpoint",
                 "attack-junk-checkpoint", "saliency-junk-checkpoint", "report-history-strings", "eval-std-zero",
                 "attack-classes-wrong"}
 
