@@ -220,3 +220,24 @@ def test_number_to_the_power_of_a_tensor_refuses_what_it_cannot_take():
         "2" ** x
     with pytest.raises(TypeError, match="pow: expected a floating-point tensor"):
         2.0 ** cg.tensor(np.arange(3))
+
+
+def test_tensor_copies_its_data_and_from_numpy_shares_it():
+    """convgrad.tensor copies (as torch.tensor): writing into the caller's array between forward
+    and backward changes no gradient; convgrad.from_numpy shares it (as torch.from_numpy)."""
+    import convgrad as cg
+    a = np.array([1.0, -2.0, 3.0])
+    w = cg.tensor(np.array([0.5, 0.5, 0.5]), requires_grad=True)
+    x = cg.tensor(a)
+    (x * w).sum().backward()
+    expected = w.grad.copy()
+    w.grad = None
+    y = (x * w).sum()
+    a[...] = 100.0                      # the caller rewrites its array before the backward
+    y.backward()
+    np.testing.assert_array_equal(w.grad, expected)
+    assert not np.shares_memory(x.data, a)
+    shared = cg.from_numpy(a)
+    assert np.shares_memory(shared.data, a) and shared.dtype == a.dtype
+    with pytest.raises(TypeError, match="from_numpy: expected a numpy.ndarray, got list"):
+        cg.from_numpy([1.0])

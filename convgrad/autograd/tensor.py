@@ -320,19 +320,32 @@ class Tensor:
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """A leaf Tensor holding a copy-free view of `data` (an ndarray, a list, a number or a torch
-    tensor, read without importing torch). requires_grad: gradients accumulate into `.grad`."""
-    requires_grad = check_bool("tensor", "requires_grad", requires_grad)
+    """A leaf Tensor holding a copy of `data` (an ndarray, a list, a number or a torch tensor,
+    read without importing torch), as torch.tensor: writing into the caller's array afterwards
+    changes nothing. requires_grad: gradients accumulate into `.grad`."""
+    return _leaf("tensor", data, requires_grad, dtype, copy=True)
+
+
+def from_numpy(array: np.ndarray, requires_grad: bool = False) -> Tensor:
+    """A leaf Tensor sharing `array`'s memory, as torch.from_numpy: no copy, so writing into
+    the array before a backward changes the gradients of the ops that read it (as in torch)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return _leaf("from_numpy", array, requires_grad, None, copy=False)
+
+
+def _leaf(where: str, data, requires_grad, dtype, copy: bool) -> Tensor:
+    requires_grad = check_bool(where, "requires_grad", requires_grad)
     if isinstance(data, Tensor):
         data = data.data
     data = _from_foreign(data)
     try:
-        arr = np.asarray(data, dtype=dtype)
+        arr = np.array(data, dtype=dtype, copy=True) if copy else np.asarray(data, dtype=dtype)
     except (TypeError, ValueError) as exc:        # a ragged list, a dtype NumPy does not know
-        raise type(exc)(f"tensor: cannot make an array of dtype {dtype!r} from {type(data).__name__} data: "
+        raise type(exc)(f"{where}: cannot make an array of dtype {dtype!r} from {type(data).__name__} data: "
                         f"{exc}") from None
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"tensor: expected numbers (bool, int or float data), got {type(data).__name__} "
+        raise TypeError(f"{where}: expected numbers (bool, int or float data), got {type(data).__name__} "
                         f"of dtype {arr.dtype}")
     return Tensor(arr, requires_grad=requires_grad)
 
