@@ -39,6 +39,7 @@ from .workspace import ConvCache, chunk_size, release_saved, take_saved
 NAME = "depthwise"
 FINITE_ONLY = True      # a band's zeros times a NaN/inf are NaN, and the stride-1 dw multiplies x outside a
                         # tap's reach by dy's padding zeros: the dispatch redoes those on channel-major
+COPIES_INPUT = True     # the cache's copy of x is made chunk by chunk, split over the threads
 MAX_ROWS = 64           # strided depthwise: its input gradient uses one band of Ho rows
 
 
@@ -108,11 +109,12 @@ def _forward(x, w, b, geo: ConvGeometry, ws, stack_out=None, y=None):
 STACK_CHUNK_BYTES = 2 << 20   # row stack per chunk of the batch, in cache (2-4 MiB measured alike, 0.5-1 MiB slower)
 
 
-def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, ws, key: str):
+def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, ws, key: str, copy=None):
     """Chunks of the batch with their taps-first row stacks: yields (samples slice, S) with S
     (chunk, C, kw, Hp, Wo) in one buffer (ws[key], or fresh when ws is None) whose padding
     zeros are written once per geometry (ws[key + "_zeros"] remembers it). A chunk's stack is
-    at most STACK_CHUNK_BYTES (and the workspace budget), at least one sample."""
+    at most STACK_CHUNK_BYTES (and the workspace budget), at least one sample. copy: an array
+    of x's shape that receives x chunk by chunk (the stack is then built from the copy, in cache)."""
     n, c, h, _ = x.shape
     shape = (c, kernel_w, h + pads[0][0] + pads[0][1], out_w)
     per_sample = math.prod(shape) * x.itemsize
@@ -122,7 +124,11 @@ def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, 
     clean = ws is not None and ws.get(key + "_zeros") == geometry
     for first in range(0, n, chunk):
         rows = slice(first, min(n, first + chunk))
-        stack = row_stack(x[rows], pads, kernel_w, stride_w, dilation_w, out_w, out=buf[:rows.stop - first],
+        src = x[rows]
+        if copy is not None:
+            copy[rows] = src
+            src = copy[rows]
+        stack = row_stack(src, pads, kernel_w, stride_w, dilation_w, out_w, out=buf[:rows.stop - first],
                           zero_borders=not clean, taps_first=True)
         if ws is not None and not clean:
             ws[key + "_zeros"] = geometry
@@ -130,13 +136,14 @@ def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, 
         yield rows, stack
 
 
-def _forward_stride1(x, w, b, geo: ConvGeometry, ws, y=None):
+def _forward_stride1(x, w, b, geo: ConvGeometry, ws, y=None, private=None):
     """Stride 1: y[n, c] = sum_{a,b} w[c, 0, a, b] S[n, c, b, rows shifted by a*dh] (tap_sum),
-    chunk by chunk of the batch -> y (N, C, Ho, Wo). y: where to write (a view is fine)."""
+    chunk by chunk of the batch -> y (N, C, Ho, Wo). y: where to write (a view is fine);
+    private: where to copy x (for the cache), chunk by chunk."""
     (kh, kw), dh = geo.kernel, geo.dilation[0]
     if y is None:
         y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
-    for rows, stack in _stacks(x, geo.pads, kw, 1, geo.dilation[1], geo.out[1], ws, "stack_taps"):
+    for rows, stack in _stacks(x, geo.pads, kw, 1, geo.dilation[1], geo.out[1], ws, "stack_taps", copy=private):
         out = tap_sum(stack, w[:, 0], kh, 1, dh, out=y[rows])
         if b is not None:
             out += b[:, None, None]
@@ -243,20 +250,22 @@ def _part_workspace(ws: dict | None, t: int) -> dict | None:
     return None if ws is None else ws.setdefault(("part", t), {})
 
 
-def forward(x, w, b, geo: ConvGeometry, ws):
+def forward(x, w, b, geo: ConvGeometry, ws, private=None):
     """The depthwise forward, stride 1 split over channels -> (y, None): its backward
-    needs x and dy only."""
+    needs x and dy only. private: an array of x's shape to fill with a copy of x."""
     if not is_stride1(geo):
+        if private is not None:
+            np.copyto(private, x)
         return _forward(x, w, b, geo, ws)
     split = _threads.parts(x.shape[1], MIN_CHANNELS)
     if split is None:
-        return _forward_stride1(x, w, b, geo, ws), None
+        return _forward_stride1(x, w, b, geo, ws, private=private), None
     y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
 
     def part(item):
         t, sl = item
         _forward_stride1(x[:, sl], w[sl], None if b is None else b[sl], _part(geo, sl.stop - sl.start),
-                         _part_workspace(ws, t), y=y[:, sl])
+                         _part_workspace(ws, t), y=y[:, sl], private=None if private is None else private[:, sl])
     _threads.run_parts(part, list(enumerate(split)))
     return y, None
 

@@ -56,16 +56,24 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
     else:
         pads, x_in = None, x
         geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, where=where)
-    if not keep:                  # no backward follows: no copy of x, nothing kept in a workspace
-        workspace = None
-    else:
-        x_in = private_input(x_in, x)
-        if workspace is not None and claimed(workspace):
-            workspace = {}            # its buffers back a cache still waiting for its backward
     # An empty batch takes the channel-major route, whose loops over batch chunks simply do
     # nothing (an empty y; in backward an empty dx and zero dw, db: sums over no sample).
     route = ROUTES["channel-major"] if geo.in_shape[0] == 0 else choose_route(geo)
-    y, saved = route.forward(x_in, w, b, geo, workspace)
+    private = None
+    if not keep:                  # no backward follows: no copy of x, nothing kept in a workspace
+        workspace = None
+    else:
+        if route.copies_input and (x_in is x or np.may_share_memory(x_in, x)):
+            private = np.empty(x_in.shape, x_in.dtype)      # the route copies x into it (the cache's)
+        else:
+            x_in = private_input(x_in, x)
+        if workspace is not None and claimed(workspace):
+            workspace = {}            # its buffers back a cache still waiting for its backward
+    if private is None:
+        y, saved = route.forward(x_in, w, b, geo, workspace)
+    else:
+        y, saved = route.forward(x_in, w, b, geo, workspace, private=private)
+        x_in = private
     if route.finite_only and not all_finite(y):      # NaN/inf stay in their windows, as in torch
         route = ROUTES["channel-major"]
         y, saved = route.forward(x_in, w, b, geo, workspace)
