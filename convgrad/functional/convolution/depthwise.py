@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from ... import _threads
+from ..._checks import NotFinite, all_finite
 from ..padding import vjp_padding
 from .banded import (band_matrix, band_matrix_adjoint, band_span, row_stack, row_stack_adjoint, stack_blocks,
                      tap_sum, taps_weight_grad)
@@ -139,15 +140,17 @@ def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, 
 def _forward_stride1(x, w, b, geo: ConvGeometry, ws, y=None, private=None):
     """Stride 1: y[n, c] = sum_{a,b} w[c, 0, a, b] S[n, c, b, rows shifted by a*dh] (tap_sum),
     chunk by chunk of the batch -> y (N, C, Ho, Wo). y: where to write (a view is fine);
-    private: where to copy x (for the cache), chunk by chunk."""
+    private: where to copy x (for the cache), chunk by chunk. -> (y, whether y is all finite)."""
     (kh, kw), dh = geo.kernel, geo.dilation[0]
     if y is None:
         y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
+    finite = True
     for rows, stack in _stacks(x, geo.pads, kw, 1, geo.dilation[1], geo.out[1], ws, "stack_taps", copy=private):
         out = tap_sum(stack, w[:, 0], kh, 1, dh, out=y[rows])
         if b is not None:
             out += b[:, None, None]
-    return y
+        finite = finite and all_finite(out)                   # in cache
+    return y, finite
 
 
 def _weight_grad(dy, stack, geo: ConvGeometry, ws) -> np.ndarray:
@@ -175,20 +178,29 @@ def _reuse_memory(arr: np.ndarray | None, shape, dtype) -> np.ndarray | None:
 def _backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads, dx_out=None, input_grad=True, weight_grad=True):
     """Stride 1: the lectures' full convolution, dx = conv(pad(dy, d(k-1) - p), rot180(w)), as
     tap sums (tap_sum) over the taps-first row stack of dy, chunk by chunk of the batch; the
-    same stack gives the chunk's part of dw (taps_weight_grad). -> (dx, dw), None for a
-    gradient not asked for."""
+    same stack gives the chunk's part of dw (taps_weight_grad). -> (dx, dw, db), None for a
+    gradient not asked for; db: dy summed per channel, chunk by chunk (in cache), always: it
+    also tells whether dy is finite (_finite_sums)."""
     (kh, kw), (dh, dw_) = geo.kernel, geo.dilation
     dx = None
     if input_grad:
         dx = np.empty(geo.in_shape, dtype=dy.dtype) if dx_out is None else dx_out
     flipped = w[:, 0, ::-1, ::-1]
     d_weight = np.zeros(w.shape, dtype=w.dtype) if weight_grad else None
+    db = np.zeros(dy.shape[1], dtype=dy.dtype)
     for rows, dy_stack in _stacks(dy, flipped_pads, kw, 1, dw_, geo.in_shape[3], ws, "stack_t"):
+        db += dy[rows].sum(axis=(0, 2, 3))
         if input_grad:
             tap_sum(dy_stack, flipped, kh, 1, dh, out=dx[rows])
         if weight_grad:
             d_weight += taps_weight_grad(x[rows], dy_stack, kh, dh)
-    return dx, d_weight
+    return dx, d_weight, db
+
+
+def _finite_sums(db: np.ndarray, dy: np.ndarray) -> bool:
+    """Whether dy is all finite, given its sums db: a NaN or inf makes its sum NaN or inf; only
+    a non-finite sum (or an overflow) needs the element test."""
+    return bool(np.isfinite(db).all() or np.isfinite(dy).all())
 
 
 def _input_grad(dy, w, geo: ConvGeometry, scratch) -> np.ndarray:
@@ -215,17 +227,28 @@ def is_stride1(geo: ConvGeometry) -> bool:
     return geo.stride == (1, 1) and all(p >= 0 for pair in _flipped_pads(geo) for p in pair)
 
 
+def checks_finite(geo: ConvGeometry) -> bool:
+    """Stride 1 checks y and dy itself, chunk by chunk (forward, backward: NotFinite)."""
+    return is_stride1(geo)
+
+
 def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
-    """(dx, dw, db). Stride 1: both from dy's row stack (each only when asked for). Otherwise
-    dw from the saved stack (blocked), then dx in the stack's memory (always computed)."""
+    """(dx, dw, db). Stride 1: both from dy's row stack (each only when asked for), raising
+    NotFinite at the end when dy was not finite. Otherwise dw from the saved stack (blocked),
+    then dx in the stack's memory (always computed)."""
     geo, w, ws = cache.geo, cache.w, cache.workspace
-    split = _threads.parts(geo.in_shape[1], MIN_CHANNELS) if is_stride1(geo) else None
-    if split is not None:
-        return _backward_threads(dy, cache, split, input_grad, weight_grad)
-    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     if is_stride1(geo):
-        return (*_backward_stride1(dy, cache.x, w, geo, ws, _flipped_pads(geo), input_grad=input_grad,
-                                   weight_grad=weight_grad), db)
+        split = _threads.parts(geo.in_shape[1], MIN_CHANNELS)
+        if split is not None:
+            dx, dw, db, finite = _backward_threads(dy, cache, split, input_grad, weight_grad)
+        else:
+            dx, dw, db = _backward_stride1(dy, cache.x, w, geo, ws, _flipped_pads(geo), input_grad=input_grad,
+                                           weight_grad=weight_grad)
+            finite = _finite_sums(db, dy)
+        if not finite:
+            raise NotFinite("depthwise: dy holds a NaN or inf")
+        return dx, dw, db if cache.has_bias else None
+    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     if weight_grad:
         stack, scratch = take_saved(cache, rebuild)
         dw = _weight_grad(dy, stack, geo, ws)
@@ -259,36 +282,40 @@ def forward(x, w, b, geo: ConvGeometry, ws, private=None):
         return _forward(x, w, b, geo, ws)
     split = _threads.parts(x.shape[1], MIN_CHANNELS)
     if split is None:
-        return _forward_stride1(x, w, b, geo, ws, private=private), None
-    y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
+        y, finite = _forward_stride1(x, w, b, geo, ws, private=private)
+    else:
+        y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
 
-    def part(item):
-        t, sl = item
-        _forward_stride1(x[:, sl], w[sl], None if b is None else b[sl], _part(geo, sl.stop - sl.start),
-                         _part_workspace(ws, t), y=y[:, sl], private=None if private is None else private[:, sl])
-    _threads.run_parts(part, list(enumerate(split)))
+        def part(item):
+            t, sl = item
+            return _forward_stride1(x[:, sl], w[sl], None if b is None else b[sl], _part(geo, sl.stop - sl.start),
+                                    _part_workspace(ws, t), y=y[:, sl],
+                                    private=None if private is None else private[:, sl])[1]
+        finite = all(_threads.run_parts(part, list(enumerate(split))))
+    if not finite:
+        raise NotFinite("depthwise: y holds a NaN or inf")        # the dispatch redoes it on channel-major
     return y, None
 
 
 def _backward_threads(dy, cache: ConvCache, split, input_grad: bool = True, weight_grad: bool = True):
+    """-> (dx, dw, db, whether dy is finite), each part on its channels."""
     geo, w = cache.geo, cache.w
     dx = np.empty(geo.in_shape, dtype=dy.dtype) if input_grad else None
     dw = np.empty(w.shape, dtype=w.dtype) if weight_grad else None
-    db = np.empty(w.shape[0], dtype=dy.dtype) if cache.has_bias else None
+    db = np.empty(w.shape[0], dtype=dy.dtype)
     flipped = _flipped_pads(geo)
 
     def part(item):
         t, sl = item
         g = dy[:, sl]
-        _, dw_part = _backward_stride1(g, cache.x[:, sl], w[sl], _part(geo, sl.stop - sl.start),
-                                       _part_workspace(cache.workspace, t), flipped,
-                                       dx_out=None if dx is None else dx[:, sl], input_grad=input_grad,
-                                       weight_grad=weight_grad)
+        _, dw_part, db[sl] = _backward_stride1(g, cache.x[:, sl], w[sl], _part(geo, sl.stop - sl.start),
+                                               _part_workspace(cache.workspace, t), flipped,
+                                               dx_out=None if dx is None else dx[:, sl], input_grad=input_grad,
+                                               weight_grad=weight_grad)
         if dw is not None:
             dw[sl] = dw_part
-        if db is not None:
-            db[sl] = g.sum(axis=(0, 2, 3))
-    _threads.run_parts(part, list(enumerate(split)))
-    return dx, dw, db
+        return _finite_sums(db[sl], g)
+    finite = all(_threads.run_parts(part, list(enumerate(split))))
+    return dx, dw, db, finite
 
 
