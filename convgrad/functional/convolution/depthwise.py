@@ -20,7 +20,12 @@ over rows of Wo elements and measured 1.4-3x slower.)
 
 Threads: depthwise channels are independent, and this route is many short NumPy loops that
 run on one core, so the stride-1 case splits its channels into one part per thread
-(convgrad._threads), each part writing its slice of y, dx and dw.
+(convgrad._threads), each part writing its slice of y, dx, dw and db. The whole-batch passes
+a call would otherwise make on one thread are done in the parts, chunk by chunk in cache:
+the cache's copy of x (COPIES_INPUT) and the NaN/inf checks of y and dy (checks_finite,
+raising NotFinite when the work is done; the dispatch then redoes it on channel-major). (Main
+thread's CPU time of a 2-thread fwd+bwd, 64x64 32x32 3x3, against one serial copy and two
+serial checks: 16 instead of 19-20 ms.)
 """
 from __future__ import annotations
 
