@@ -182,7 +182,8 @@ def test_routes_in_batch_chunks_match_torch(seed, nbytes, route):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("seed", range(40))
 def test_depthwise_route_matches_torch(seed, threads, monkeypatch):
-    """Also with the channels split across threads (convgrad._threads; stride 1 only)."""
+    """Also split across threads (convgrad._threads; stride 1 only): by samples, or by channels
+    for a batch smaller than the thread count."""
     from convgrad import _threads
     from convgrad.functional.convolution import depthwise
     monkeypatch.setitem(_threads._state, "threads", threads)

@@ -19,8 +19,9 @@ dw from the saved stack (blocked), dx = row_stack_adjoint(B^T @ dY). (Tap sums t
 over rows of Wo elements and measured 1.4-3x slower.)
 
 Threads: depthwise channels are independent, and this route is many short NumPy loops that
-run on one core, so the stride-1 case splits its channels into one part per thread
-(convgrad._threads), each part writing its slice of y, dx, dw and db. The whole-batch passes
+run on one core, so the stride-1 case splits its work into one part per thread
+(convgrad._threads), each part writing its block of y and dx (a block of samples when the
+batch has one for every part, else of channels) and returning its dw and db. The whole-batch passes
 a call would otherwise make on one thread are done in the parts, chunk by chunk in cache:
 the cache's copy of x (COPIES_INPUT) and the NaN/inf checks of y and dy (checks_finite,
 raising NotFinite when the work is done; the dispatch then redoes it on channel-major). (Main
@@ -243,7 +244,7 @@ def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = 
     then dx in the stack's memory (always computed)."""
     geo, w, ws = cache.geo, cache.w, cache.workspace
     if is_stride1(geo):
-        split = _threads.parts(geo.in_shape[1], MIN_CHANNELS)
+        split = _split(*geo.in_shape[:2])
         if split is not None:
             dx, dw, db, finite = _backward_threads(dy, cache, split, input_grad, weight_grad)
         else:
@@ -267,11 +268,27 @@ def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = 
 MIN_CHANNELS = 8       # channels per part below which splitting does not pay
 
 
-def _part(geo: ConvGeometry, channels: int) -> ConvGeometry:
-    """The same depthwise convolution on `channels` of the channels."""
-    n = geo.in_shape[0]
-    return conv_geometry((n, channels, *geo.in_shape[2:]), (channels, 1, *geo.kernel), geo.stride, geo.pads,
-                         geo.dilation, channels, where="depthwise part")
+def _split(n: int, c: int) -> list[tuple[slice, slice]] | None:
+    """One (samples, channels) block per thread part, or None when splitting does not pay
+    (fewer than MIN_CHANNELS channels a part, or already on a convgrad thread). The batch is
+    split when it has a sample for every part: each part's x, y, dx and copy of x are then
+    contiguous (a channel slice strides over every sample's planes; copying one measured ~3x
+    the time per byte; the whole layer call measured alike within the noise of a shared
+    machine); else the channels are."""
+    by_channels = _threads.parts(c, MIN_CHANNELS)
+    if by_channels is None:
+        return None
+    by_samples = _threads.parts(n, 1)
+    if by_samples is not None and len(by_samples) == len(by_channels):
+        return [(s, slice(0, c)) for s in by_samples]
+    return [(slice(0, n), s) for s in by_channels]
+
+
+def _part(geo: ConvGeometry, samples: slice, channels: slice) -> ConvGeometry:
+    """The same depthwise convolution on a block of the samples and channels."""
+    n, c = samples.stop - samples.start, channels.stop - channels.start
+    return conv_geometry((n, c, *geo.in_shape[2:]), (c, 1, *geo.kernel), geo.stride, geo.pads, geo.dilation, c,
+                         where="depthwise part")
 
 
 def _part_workspace(ws: dict | None, t: int) -> dict | None:
@@ -279,23 +296,23 @@ def _part_workspace(ws: dict | None, t: int) -> dict | None:
 
 
 def forward(x, w, b, geo: ConvGeometry, ws, private=None):
-    """The depthwise forward, stride 1 split over channels -> (y, None): its backward
-    needs x and dy only. private: an array of x's shape to fill with a copy of x."""
+    """The depthwise forward, stride 1 split over the threads (_split) -> (y, None): its
+    backward needs x and dy only. private: an array of x's shape to fill with a copy of x."""
     if not is_stride1(geo):
         if private is not None:
             np.copyto(private, x)
         return _forward(x, w, b, geo, ws)
-    split = _threads.parts(x.shape[1], MIN_CHANNELS)
+    split = _split(*x.shape[:2])
     if split is None:
         y, finite = _forward_stride1(x, w, b, geo, ws, private=private)
     else:
         y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
 
         def part(item):
-            t, sl = item
-            return _forward_stride1(x[:, sl], w[sl], None if b is None else b[sl], _part(geo, sl.stop - sl.start),
-                                    _part_workspace(ws, t), y=y[:, sl],
-                                    private=None if private is None else private[:, sl])[1]
+            t, (rows, cs) = item
+            return _forward_stride1(x[rows, cs], w[cs], None if b is None else b[cs], _part(geo, rows, cs),
+                                    _part_workspace(ws, t), y=y[rows, cs],
+                                    private=None if private is None else private[rows, cs])[1]
         finite = all(_threads.run_parts(part, list(enumerate(split))))
     if not finite:
         raise NotFinite("depthwise: y holds a NaN or inf")        # the dispatch redoes it on channel-major
@@ -303,24 +320,25 @@ def forward(x, w, b, geo: ConvGeometry, ws, private=None):
 
 
 def _backward_threads(dy, cache: ConvCache, split, input_grad: bool = True, weight_grad: bool = True):
-    """-> (dx, dw, db, whether dy is finite), each part on its channels."""
+    """-> (dx, dw, db, whether dy is finite), each part on its block; dw and db are the parts'
+    sums, added in part order (deterministic)."""
     geo, w = cache.geo, cache.w
     dx = np.empty(geo.in_shape, dtype=dy.dtype) if input_grad else None
-    dw = np.empty(w.shape, dtype=w.dtype) if weight_grad else None
-    db = np.empty(w.shape[0], dtype=dy.dtype)
     flipped = _flipped_pads(geo)
 
     def part(item):
-        t, sl = item
-        g = dy[:, sl]
-        _, dw_part, db[sl] = _backward_stride1(g, cache.x[:, sl], w[sl], _part(geo, sl.stop - sl.start),
-                                               _part_workspace(cache.workspace, t), flipped,
-                                               dx_out=None if dx is None else dx[:, sl], input_grad=input_grad,
-                                               weight_grad=weight_grad)
+        t, (rows, cs) = item
+        g = dy[rows, cs]
+        _, dw_part, db_part = _backward_stride1(g, cache.x[rows, cs], w[cs], _part(geo, rows, cs),
+                                                _part_workspace(cache.workspace, t), flipped,
+                                                dx_out=None if dx is None else dx[rows, cs], input_grad=input_grad,
+                                                weight_grad=weight_grad)
+        return dw_part, db_part, _finite_sums(db_part, g)
+    results = _threads.run_parts(part, list(enumerate(split)))
+    dw = np.zeros(w.shape, dtype=w.dtype) if weight_grad else None
+    db = np.zeros(w.shape[0], dtype=dy.dtype)
+    for (_, cs), (dw_part, db_part, _) in zip(split, results):
         if dw is not None:
-            dw[sl] = dw_part
-        return _finite_sums(db[sl], g)
-    finite = all(_threads.run_parts(part, list(enumerate(split))))
-    return dx, dw, db, finite
-
-
+            dw[cs] += dw_part
+        db[cs] += db_part
+    return dx, dw, db, all(r[2] for r in results)
