@@ -3,18 +3,22 @@ revision (imported as the package `convgrad_base`), interleaved in one process, 
 
     mkdir -p /tmp/cgb/x && git archive main convgrad | tar -x -C /tmp/cgb/x \
         && mv /tmp/cgb/x/convgrad /tmp/cgb/convgrad_base
-    python benchmarks/bench_private_caches.py --base /tmp/cgb [--reps 25] [--only conv]
+    python benchmarks/bench_private_caches.py --base /tmp/cgb [--reps 25] [--only conv|steps]
 
 A forward now keeps what its backward needs independent of the caller's arrays (a copy of the
 input for the norm layers, Linear and the convolutions, a 1-byte mask for ReLU, a copy of the
 output for sigmoid/tanh/softmax); this prints the median and minimum milliseconds of both
 revisions and the ratio of the medians. On a shared machine run it several times: the spread
-is large.
+is large. --only steps times whole training steps of the built-in models (forward, loss,
+backward) in both revisions: what the layer-level costs add up to where they matter. There
+this checkout keeps patch matrices within the budget `convgrad train` sets (cli.KEPT_PATCHES),
+as the revision before issue 11 always did.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import sys
 import time
 
@@ -37,9 +41,30 @@ def conv_cases(mod, x):
     return out
 
 
+def step_cases(mod, batch=64):
+    """One training step (forward, cross-entropy, backward) of each built-in model, batch 64
+    of 1x28x28 images, the same initial weights in both revisions (the seeded init)."""
+    models = importlib.import_module(mod.__name__.rpartition(".")[0] + ".models")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
+    labels = rng.integers(0, 10, batch)
+    out = {}
+    for name in ("lenet", "cnn", "resnet"):
+        model, loss = models.build(name, generator=0), mod.CrossEntropyLoss()
+
+        def step(model=model, loss=loss):
+            model.zero_grad()
+            loss(model(x), labels)
+            model.backward(loss.backward())
+        out[f"{name} training step, batch {batch}"] = step
+    return out
+
+
 def cases(mod, x, g, xl, gl, only="all"):
     if only == "conv":
         return conv_cases(mod, x[:16])
+    if only == "steps":
+        return step_cases(mod)
     bn, relu, lin, gn, sig = (mod.BatchNorm2d(64), mod.ReLU(), mod.Linear(1600, 128, generator=0),
                               mod.GroupNorm(8, 64), mod.Sigmoid())
     # a revision without no_grad (before recorded mode) runs those cases plainly: the same forward
@@ -63,9 +88,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", required=True, help="directory holding the package convgrad_base")
     ap.add_argument("--reps", type=int, default=25)
-    ap.add_argument("--only", choices=("layers", "conv"), default="layers",
+    ap.add_argument("--only", choices=("layers", "conv", "steps"), default="layers",
                     help="layers: norm/activation/linear (default); conv: the convolutions' private input copy "
-                         "(batch 16 of the same 64x32x32 input)")
+                         "(batch 16 of the same 64x32x32 input); steps: training steps of lenet, cnn, resnet")
     ap.add_argument("--cpu", action="store_true",
                     help="time each call by this thread's CPU time (time.thread_time) with BLAS held to one "
                          "thread: far less disturbed by other processes than wall time")
@@ -88,6 +113,10 @@ def main(argv=None):
     x = rng.standard_normal((64, 64, 32, 32), dtype=np.float32)
     g = rng.standard_normal(x.shape, dtype=np.float32)
     xl, gl = rng.standard_normal((64, 1600), dtype=np.float32), rng.standard_normal((64, 128), dtype=np.float32)
+    if args.only == "steps":
+        from convgrad.cli import KEPT_PATCHES
+        from convgrad.functional.convolution import set_kept_budget
+        set_kept_budget(KEPT_PATCHES)
     a, b = cases(base_nn, x, g, xl, gl, args.only), cases(nn, x, g, xl, gl, args.only)
     times = {k: ([], []) for k in a}
     for r in range(args.reps):

@@ -112,30 +112,41 @@ def test_flip_swap_is_rot180_with_channels_swapped(rng):
     assert np.array_equal(C.flip_swap(w, 1), np.transpose(w[:, :, ::-1, ::-1], (1, 0, 2, 3)))
 
 
-def test_kept_patch_matrices_stay_within_the_process_budget(rng, monkeypatch):
+@pytest.mark.parametrize("c_in, c_out, route", [
+    (8, 5, "channel-major"),     # C_out <= C_in: dx as the lectures' full convolution
+    (8, 12, "channel-major"),    # dx by col2im, its dcols written over the kept patch matrix
+    (2, 5, "per-sample"),        # 2 x 3 x 3 taps: a short patch
+])
+def test_kept_patch_matrices_stay_within_the_process_budget(rng, monkeypatch, c_in, c_out, route):
     """A layer keeps its whole-batch patch matrix for the backward only while all kept ones fit
-    the kept budget (default 0: none); kept or rebuilt, the gradients are the same, and the
-    count falls back when the layers are freed."""
+    the kept budget (default 0: none); kept or rebuilt, the gradients are the same (a second
+    backward, after the kept matrix was consumed, rebuilds it from x), and the count falls
+    back when the layers are freed."""
     import gc
 
     from convgrad import nn
     from convgrad.functional.convolution import workspace
-    x = rng.standard_normal((4, 8, 10, 10))          # 8 x 3 x 3 taps: the channel-major route
-    dy = rng.standard_normal((4, 5, 10, 10))
+    x = rng.standard_normal((4, c_in, 10, 10))
+    dy = rng.standard_normal((4, c_out, 10, 10))
     results = []
     assert C.kept_budget() == 0
     monkeypatch.setitem(workspace._kept, "budget", 0)            # restored after the test
     for budget in (256 * 2**20, 0):
         C.set_kept_budget(budget)
         before = workspace.kept_bytes()
-        conv = nn.Conv2d(8, 5, 3, padding=1, generator=0).to(np.float64)
+        conv = nn.Conv2d(c_in, c_out, 3, padding=1, generator=0).to(np.float64)
         y = conv(x)
+        assert conv._cache.route == route
         kept = conv._cache.saved is not None
         assert kept == (budget > 0)
-        assert workspace.kept_bytes() - before == (8 * 9 * 4 * 100 * 8 if kept else 0)
-        dx = conv.backward(dy)
-        results.append((y, dx, conv.weight.grad))
-        del conv, y
+        assert workspace.kept_bytes() - before == (c_in * 9 * 4 * 100 * 8 if kept else 0)
+        cache = conv._cache
+        dx, dw, db = F.conv_backward(dy, cache)
+        dx_again, dw_again, _ = F.conv_backward(dy, cache)          # nothing saved any more: from x
+        np.testing.assert_array_equal(dx, dx_again)
+        np.testing.assert_array_equal(dw, dw_again)
+        results.append((y, dx, dw, db))
+        del conv, y, cache
         gc.collect()
         assert workspace.kept_bytes() == before
     for a, b in zip(*results):

@@ -118,7 +118,8 @@ def input_grad_as_conv(geo: ConvGeometry) -> ConvGeometry | None:
 
 def grads(dy, x, w, geo: ConvGeometry, input_grad: bool = True, weight_grad: bool = True, kept=None):
     """(dx, dw) of y = conv(x, w) chunk by chunk; either is None when not asked for (and x,
-    or w, may then be None).
+    or w, may then be None). kept: the whole batch's patch matrix from the forward, which the
+    input gradient may then overwrite (its dcols).
     dy (N, C_out, *out), x (N, C_in, *S) -> dx (N, C_in, *S), dw (C_out, C_in/g, *k)."""
     g, c_out = geo.groups, geo.w_shape[0]
     p = math.prod(geo.out)
@@ -140,7 +141,8 @@ def grads(dy, x, w, geo: ConvGeometry, input_grad: bool = True, weight_grad: boo
             dw_t = part if dw_t is None else np.add(dw_t, part, out=dw_t)
         if input_grad:
             c_in, k = geo.in_shape[1], math.prod(geo.kernel)
-            dcols = scratch("cols", (g, c_in // g * k, nb * p), dy.dtype)   # cols is consumed
+            dcols_shape = (g, c_in // g * k, nb * p)      # in the memory of cols, which is consumed
+            dcols = kept.reshape(dcols_shape) if kept is not None else scratch("cols", dcols_shape, dy.dtype)
             matmul(wg_t, dy_cf, out=dcols)
             dxp = col2im(dcols.reshape(c_in, k, nb, *geo.out), geo.padded, geo.kernel, geo.stride, geo.dilation,
                          geo.out, xp=scratch("xp", (c_in, nb, *geo.padded), dy.dtype))
@@ -171,6 +173,6 @@ def rebuild(x, w, geo: ConvGeometry):
 def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
     """(dx, dw, db)."""
     db = dy.sum(axis=(0, *range(2, dy.ndim))) if cache.has_bias else None
-    kept = take_saved(cache, rebuild)[0] if weight_grad else None
+    kept = take_saved(cache, rebuild)[0] if weight_grad else None    # workspace-owned: consumed here
     dx, dw = grads(dy, cache.x, cache.w, cache.geo, input_grad, weight_grad, kept=kept)
     return dx, dw, db

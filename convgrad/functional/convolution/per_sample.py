@@ -7,7 +7,9 @@
 
 Chosen for groups == 1 with a short patch (1x1, or a tiny C_in) where small GEMMs beat one
 wide one. Like the channel-major route it works the batch in chunks that fit the workspace
-budget, in scratch-pool buffers, and the cache keeps only x (a plain 1x1 needs no patches).
+budget, in scratch-pool buffers, and the cache keeps only x (a plain 1x1 needs no patches);
+and like it, a whole-batch patch matrix that fits the workspace budget is built in the
+layer's workspace and kept for the backward while the kept budget allows (set_kept_budget).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from ..im2col import col2im, im2col, pad_spatial, unpad_spatial
 from .geometry import ConvGeometry
-from .workspace import ConvCache, chunk_size, scratch
+from .workspace import ConvCache, chunk_size, fits_workspace, kept_buffer, scratch, take_saved
 
 NAME = "per-sample"
 
@@ -33,15 +35,21 @@ def is_plain_1x1(geo: ConvGeometry) -> bool:
             and all(p == 0 for pair in geo.pads for p in pair))
 
 
-def patches(x, geo: ConvGeometry) -> np.ndarray:
-    """x (nb, C, *S) -> cols (nb, K*C, P) in scratch-pool buffers (x itself for a plain 1x1)."""
+def _cols_shape(n: int, geo: ConvGeometry) -> tuple:
+    return (n, math.prod(geo.kernel), geo.in_shape[1], *geo.out)
+
+
+def patches(x, geo: ConvGeometry, cols: np.ndarray | None = None) -> np.ndarray:
+    """x (nb, C, *S) -> cols (nb, K*C, P), built in `cols` (nb, K, C, *out) if given, else in
+    scratch-pool buffers (x itself for a plain 1x1)."""
     n, c = x.shape[:2]
     p = math.prod(geo.out)
     if is_plain_1x1(geo):
         return x.reshape(n, c, p)
     xp = pad_spatial(x, geo.pads, out=scratch("xp", (n, c, *geo.padded), x.dtype))
-    cols = im2col(xp, geo.kernel, geo.stride, geo.dilation, geo.out,
-                  cols=scratch("cols", (n, math.prod(geo.kernel), c, *geo.out), x.dtype))
+    if cols is None:
+        cols = scratch("cols", _cols_shape(n, geo), x.dtype)
+    cols = im2col(xp, geo.kernel, geo.stride, geo.dilation, geo.out, cols=cols)
     return cols.reshape(n, -1, p)
 
 
@@ -50,27 +58,34 @@ def _weight(w: np.ndarray) -> np.ndarray:
     return w.reshape(w.shape[0], w.shape[1], -1).swapaxes(1, 2).reshape(w.shape[0], -1)
 
 
-def _chunks(geo: ConvGeometry, itemsize: int):
-    """Batch slices whose padded input, patch matrix and per-sample dW fit the budget."""
+def _chunks(geo: ConvGeometry, itemsize: int, whole: bool = False):
+    """Batch slices whose padded input, patch matrix and per-sample dW fit the budget (one
+    slice if whole)."""
     n, c_in = geo.in_shape[:2]
     c_out, patch = geo.w_shape[0], c_in * math.prod(geo.kernel)
     per_sample = itemsize * (c_in * math.prod(geo.padded) + patch * math.prod(geo.out) + c_out * patch)
-    step = n if is_plain_1x1(geo) else chunk_size(n, per_sample)
+    step = max(n, 1) if whole or is_plain_1x1(geo) else chunk_size(n, per_sample)
     for n0 in range(0, n, step):
         yield slice(n0, min(n, n0 + step))
 
 
 def forward(x, w, b, geo: ConvGeometry, ws):
-    """y[n] = W' @ cols[n] chunk by chunk -> (y (N, C_out, *out), None)."""
+    """y[n] = W' @ cols[n] chunk by chunk -> (y (N, C_out, *out), saved): with a workspace, a
+    whole-batch patch matrix within the workspace budget is built there and saved for the
+    backward while the kept budget allows; else saved is None (backward rebuilds from x)."""
     n, c_out = x.shape[0], w.shape[0]
     y = np.empty((n, c_out, *geo.out), dtype=x.dtype)
     w2 = _weight(w)
-    for sl in _chunks(geo, x.dtype.itemsize):
+    keep = None
+    shape = _cols_shape(n, geo)
+    if ws is not None and not is_plain_1x1(geo) and fits_workspace(math.prod(shape) * x.dtype.itemsize):
+        keep = kept_buffer(ws, "cols", shape, x.dtype)
+    for sl in _chunks(geo, x.dtype.itemsize, whole=keep is not None):
         out = y[sl].reshape(sl.stop - sl.start, c_out, -1)
-        np.matmul(w2, patches(x[sl], geo), out=out)
+        np.matmul(w2, patches(x[sl], geo, cols=keep), out=out)
         if b is not None:
             out += b[:, None]
-    return y, None
+    return y, keep
 
 
 def rebuild(x, w, geo: ConvGeometry):
@@ -78,9 +93,10 @@ def rebuild(x, w, geo: ConvGeometry):
 
 
 def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
-    """(dx, dw, db), chunk by chunk: dW from each chunk's rebuilt patches, then dcols in
-    their memory."""
+    """(dx, dw, db), chunk by chunk: dW from each chunk's patches (the kept whole-batch ones,
+    else rebuilt), then dcols in their memory."""
     geo, x, w = cache.geo, cache.x, cache.w
+    kept = take_saved(cache, rebuild)[0] if weight_grad else None    # workspace-owned: consumed here
     n, c_out = dy.shape[:2]
     c_in, kernel = geo.in_shape[1], math.prod(geo.kernel)
     dy3 = dy.reshape(n, c_out, -1)
@@ -88,10 +104,10 @@ def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = 
     dw = np.zeros((c_out, kernel * c_in), dtype=dy.dtype) if weight_grad else None
     dx = np.empty(geo.in_shape, dtype=dy.dtype) if input_grad else None
     w_t = _weight(w).T
-    for sl in _chunks(geo, dy.dtype.itemsize):
+    for sl in _chunks(geo, dy.dtype.itemsize, whole=kept is not None):
         nb, g = sl.stop - sl.start, dy3[sl]
         if weight_grad:
-            cols = patches(x[sl], geo)
+            cols = patches(x[sl], geo) if kept is None else kept.reshape(nb, -1, math.prod(geo.out))
             per_n = np.matmul(g, cols.transpose(0, 2, 1), out=scratch("dw_ps", (nb, c_out, kernel * c_in), dy.dtype))
             dw += per_n.sum(axis=0)
         if not input_grad:
@@ -99,7 +115,9 @@ def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = 
         if is_plain_1x1(geo):
             np.matmul(w_t, g, out=dx[sl].reshape(nb, c_in, -1))
             continue
-        dcols = np.matmul(w_t, g, out=scratch("cols", (nb, kernel * c_in, math.prod(geo.out)), dy.dtype))
+        dcols_shape = (nb, kernel * c_in, math.prod(geo.out))      # in the memory of cols (consumed)
+        dcols = np.matmul(w_t, g, out=kept.reshape(dcols_shape) if kept is not None
+                          else scratch("cols", dcols_shape, dy.dtype))
         dxp = col2im(dcols.reshape(nb, kernel, c_in, *geo.out), geo.padded, geo.kernel, geo.stride, geo.dilation,
                      geo.out, xp=scratch("xp", (nb, c_in, *geo.padded), dy.dtype))
         unpad_spatial(dxp, geo.pads, geo.in_shape[2:], out=dx[sl])
