@@ -5,7 +5,8 @@
     python benchmarks/bench_resnet.py --interleaved [--batch 32] [--steps 6]    # time only
 
 One step = forward, cross-entropy loss, backward (input gradient skipped on both sides: the
-images need none), float32, 1000 classes, the same initial weights on both sides (convgrad's
+images need none; convgrad inside nn.free_caches(), as `convgrad train` runs it, so each layer's
+cache is freed once its backward has run, as torch frees its graph), float32, 1000 classes, the same initial weights on both sides (convgrad's
 seeded init, copied into torch). Each (library, batch, allocator) runs in its own subprocess,
 so its peak RSS (ru_maxrss) is its own; the subprocesses alternate convgrad, torch, torch,
 convgrad, ... `--repeats` times, and each reports the median of its `--steps` timed steps after
@@ -183,7 +184,9 @@ def run_convgrad(batch, steps, init_path, breakdown, split_threads=None):
         if breakdown and step == 0:
             extra["held_after_forward_mib"] = memory_breakdown(model)
         loss = crit(logits, t)
-        runner.backward(crit.backward(), input_grad=False)
+        grad = crit.backward()
+        with nn.free_caches():          # each layer's cache freed once used (convgrad train; torch frees its graph)
+            runner.backward(grad, input_grad=False)
         times.append(time.perf_counter() - start)
         if step == 0:
             extra["loss"] = float(loss)
@@ -243,7 +246,9 @@ def interleaved(batch, steps, threads, retain, split=False):
     def step_cg():
         cg.zero_grad()
         crit_cg(runner(xn), tn)
-        runner.backward(crit_cg.backward(), input_grad=False)
+        grad = crit_cg.backward()
+        with nn.free_caches():
+            runner.backward(grad, input_grad=False)
 
     def step_th():
         th.zero_grad(set_to_none=True)

@@ -68,7 +68,9 @@ def run_convgrad(args):
         for x, y in train:
             model.zero_grad()
             crit(runner(x), y)
-            runner.backward(crit.backward(), input_grad=False)   # torch skips it too: x needs no grad
+            grad = crit.backward()
+            with nn.free_caches():         # each layer's cache freed once used, as convgrad train runs
+                runner.backward(grad, input_grad=False)   # torch skips it too: x needs no grad
             opt.step()
         seconds = time.perf_counter() - start
         results.append({"seconds": seconds, "images": len(train.labels),

@@ -36,6 +36,7 @@ from . import _threads
 from ._threads import available_cpus  # noqa: F401  (re-exported: the default thread count)
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .batch_parts import BatchParts
+from .nn.calls import free_caches, freeing_caches
 from .nn.module import Module, Sequential
 
 MIN_PART = 4        # samples per part below which splitting is not worth a thread
@@ -123,10 +124,11 @@ class DataParallel(Module):
         if limit is None:
             return None
         grad_mode = enable_grad if is_grad_enabled() else no_grad      # thread-local: the parts take the caller's
+        freeing = freeing_caches()                                      # (as is free_caches)
 
         def run(indexed):
             index, (fn, arg) = indexed
-            with group.enter(index), grad_mode():
+            with group.enter(index), grad_mode(), free_caches(freeing):
                 return fn(arg)
 
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .nn.calls import free_caches
 from .nn.module import Module
 
 
@@ -46,10 +47,11 @@ def train_step(model, runner, loss_fn, x: np.ndarray, y: np.ndarray) -> tuple[fl
         logits = runner(x)
         loss = loss_fn(logits, y)
         grad = loss_fn.backward()
-        if hasattr(runner, "threads"):
-            runner.backward(grad, input_grad=False)     # the images need no gradient
-        else:
-            runner.backward(grad)
+        with free_caches():                             # each layer's cache freed once used
+            if hasattr(runner, "threads"):
+                runner.backward(grad, input_grad=False)     # the images need no gradient
+            else:
+                runner.backward(grad)
         return _scalar(loss), _array(logits)
     cg = _recorded()
     out = model(cg.tensor(x))

@@ -245,3 +245,48 @@ GRADCHECK = [
 def test_gradcheck(name, make, shape):
     report = gradcheck(make(), np.random.default_rng(5).standard_normal(shape))
     assert report.passed, str(report)
+
+
+def test_free_caches_drops_each_cache_once_used_and_keeps_the_gradients(rng, torch):
+    """Inside nn.free_caches() each module's cache goes as soon as its backward has run (as
+    torch frees its graph): the gradients are those of a backward outside it — also for a
+    module called twice in one pass and for DataParallel's parts — and no module holds a cache
+    afterwards; a second backward of that forward is an error naming the module, a new forward
+    differentiates again, and outside the block a second backward stays allowed."""
+    from convgrad import models
+    from convgrad.parallel import DataParallel
+    c, d = conv(2, 2), conv(2, 2)
+    reused = Sequential(Concat(c, d, c), BatchNorm2d(6).to(np.float64), nn.ReLU(), nn.Conv2d(6, 3, 3, generator=1).to(np.float64))
+    x4 = rng.standard_normal((4, 2, 6, 6))
+    lenet = models.build("lenet", generator=0).to(np.float64)
+    x28 = rng.standard_normal((8, 1, 28, 28))
+    for model, runner, x in ((reused, reused, x4), (lenet, DataParallel(lenet, 2), x28)):
+        grads = []
+        for freeing in (False, True):
+            model.zero_grad()
+            y = runner(x)
+            g = np.random.default_rng(1).standard_normal(y.shape)
+            with nn.free_caches(freeing):
+                dx = runner.backward(g)
+            grads.append([dx] + [p.grad.copy() for p in model.parameters()])
+        for a, b in zip(*grads):
+            np.testing.assert_array_equal(a, b)
+        members = [model, *getattr(runner, "_replicas", [])]
+        assert [m for member in members for m in member.modules() if getattr(m, "_cache", None) is not None] == []
+        with pytest.raises(RuntimeError, match=r"(Sequential|Conv2d|Linear)\.backward\(\): the cache of its forward "
+                                               r"was freed .*free_caches\(\)"):
+            runner.backward(g)
+        runner(x)
+        runner.backward(g)                 # a new forward: fine
+        runner.backward(g)                 # outside free_caches: a second backward is allowed
+
+
+def test_free_caches_is_per_thread():
+    import threading
+    seen = {}
+    with nn.free_caches():
+        t = threading.Thread(target=lambda: seen.setdefault("other", nn.calls.freeing_caches()))
+        t.start()
+        t.join()
+        seen["this"] = nn.calls.freeing_caches()
+    assert seen == {"other": False, "this": True} and not nn.calls.freeing_caches()

@@ -1,6 +1,7 @@
 """Layers: thin wrappers that keep the forward cache and call the functional backward."""
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
 from .blocks import BasicBlock
+from .calls import free_caches
 from .containers import Add, Concat, Residual
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .dropout import Dropout, Dropout2d

@@ -12,9 +12,15 @@ in, first out). Calls in separate passes (a new outermost call each) replace the
 inference loop needs; walking back through a chain of such calls that used a module twice
 (whose first cache was replaced) is an error naming the module, never a wrong gradient. Recorded mode needs no such order: each node
 carries its own snapshot.
+
+Inside `free_caches()` (per thread, as no_grad) a module's cache is dropped as soon as its
+backward has run, as torch frees a graph's saved tensors: a training step's memory then falls
+through the backward instead of holding every cache until the next forward. A second backward
+of that forward is an error naming the module.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import threading
@@ -66,6 +72,32 @@ def restore(snap: list, current: list | None = None) -> None:
         d.update(state)
 
 
+def freeing_caches() -> bool:
+    """Whether modules drop their forward cache once their backward has run (this thread)."""
+    return getattr(_local, "free_caches", False)
+
+
+@contextlib.contextmanager
+def free_caches(enabled: bool = True):
+    """While open, on this thread (and in the parts DataParallel runs for it), each module drops
+    its forward cache (`_cache`) as soon as its backward has run, as torch frees a graph's saved
+    tensors after backward: the memory of a training step falls through the backward instead
+    of holding every layer's cache until the next forward. A second backward of the same
+    forward is then a RuntimeError naming the module (outside, it is allowed: gradient checks
+    and Jacobians use it). `convgrad train` runs its backward passes inside.
+
+    Example:
+        >>> with nn.free_caches():
+        ...     model.backward(loss_fn.backward())
+    """
+    before = freeing_caches()
+    _local.free_caches = bool(enabled)
+    try:
+        yield
+    finally:
+        _local.free_caches = before
+
+
 def _has_tensor(args, kwargs) -> bool:
     return any(isinstance(a, Tensor) for a in args) or any(isinstance(a, Tensor) for a in kwargs.values())
 
@@ -99,6 +131,7 @@ def _explicit(module, args, kwargs):
         d["_call_pass"], d["_call_stack"] = _local.pass_id, None     # loses its cache (an "orphan")
         d["_call_orphan"] = d.get("_call_seq") if d.get("_call_differentiated") is False else None
     d["_call_seq"], d["_call_differentiated"] = next(_calls), False
+    d.pop("_cache_freed", None)
     _local.depth = depth + 1
     try:
         return module.forward(*args, **kwargs)
@@ -143,6 +176,8 @@ def pops_call_stack(backward):
                 restore(stack[0])
             else:
                 d["_call_differentiated"] = True
+                if freeing_caches() and d.get("_cache") is not None:
+                    d["_cache"], d["_cache_freed"] = None, True
     wrapper._pops_call_stack = True
     return wrapper
 

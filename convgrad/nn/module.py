@@ -108,6 +108,10 @@ class Module:
     def _cached(self, cache):
         """Return the forward cache, or raise the error for backward() before forward()."""
         if cache is None:
+            if self.__dict__.get("_cache_freed"):
+                raise RuntimeError(f"{type(self).__name__}.backward(): the cache of its forward was freed by the "
+                                   f"backward already run inside nn.free_caches(); run the forward again, or run "
+                                   f"the backward passes outside free_caches() to differentiate one forward twice")
             raise RuntimeError(f"{type(self).__name__}.backward() called before forward(): "
                                f"there is no cached forward pass to differentiate")
         return cache

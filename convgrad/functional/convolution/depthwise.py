@@ -128,7 +128,7 @@ def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, 
     chunk = max(1, min(chunk_size(n, per_sample), STACK_CHUNK_BYTES // per_sample))
     buf = buffer(ws, key, (chunk, *shape), x.dtype)
     geometry = (buf.shape, x.dtype, x.shape[2:], pads, kernel_w, stride_w, dilation_w)
-    clean = ws is not None and ws.get(key + "_zeros") == geometry
+    clean = ws is not None and buf is ws.get(key) and ws.get(key + "_zeros") == geometry
     for first in range(0, n, chunk):
         rows = slice(first, min(n, first + chunk))
         src = x[rows]
