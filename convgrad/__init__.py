@@ -6,7 +6,7 @@ For example::
     model = cg.nn.Sequential(cg.nn.Conv2d(1, 8, 3), ...)
 """
 from . import autograd, functional, nn, onnx, optim
-from .autograd import Tensor, cat, chunk, enable_grad, is_grad_enabled, no_grad, split, stack, tensor, where
+from .autograd import Tensor, cat, chunk, enable_grad, from_numpy, is_grad_enabled, no_grad, split, stack, tensor, where
 from ._dtype import get_default_dtype, set_default_dtype
 from ._threads import get_num_threads, set_num_threads
 from .nn.init import manual_seed

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+MAX_IMAGE_SIZE = 4096              # the largest image side a reader or a run file may ask for
 
 
 def as_tuple(value, n: int, name: str, where: str, minimum: int = 1) -> tuple[int, ...]:
@@ -83,22 +84,26 @@ def is_int(value) -> bool:
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def check_int(where: str, name: str, value, minimum: int | None = None) -> int:
-    """An integer (not a bool, not a float) >= minimum."""
+def check_int(where: str, name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (not a bool, not a float) in [minimum, maximum]."""
     if not is_int(value):
         raise TypeError(f"{where}: {name} must be an int, got {value!r} ({type(value).__name__})")
     if minimum is not None and value < minimum:
         raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{where}: {name} must be <= {maximum}, got {value!r}")
     return int(value)
 
 
 def check_real(where: str, name: str, value, *, minimum: float | None = None, maximum: float | None = None,
-               below: float | None = None, positive: bool = False, nonzero: bool = False) -> float:
-    """A finite real number (not a bool, not a string or array) within the given bounds."""
+               below: float | None = None, positive: bool = False, nonzero: bool = False,
+               finite: bool = True) -> float:
+    """A real number (not a bool, not a string or array) within the given bounds; finite unless
+    finite=False (a fill value may be NaN or inf, as torch's)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
         raise TypeError(f"{where}: {name} must be a real number, got {value!r} ({type(value).__name__})")
     v = float(value)
-    if not math.isfinite(v):
+    if finite and not math.isfinite(v):
         raise ValueError(f"{where}: {name} must be finite, got {value!r}")
     if positive and not v > 0:
         raise ValueError(f"{where}: {name} must be > 0, got {value!r}")

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import check_int
+
 _GLOBAL_RNG = np.random.default_rng()
 
 
 def manual_seed(seed: int) -> None:
     """Seed the generator layers use when they are given none (like torch.manual_seed)."""
     global _GLOBAL_RNG
-    _GLOBAL_RNG = np.random.default_rng(seed)
+    _GLOBAL_RNG = np.random.default_rng(check_int("manual_seed", "seed", seed, minimum=0))
 
 
 def make_rng(generator=None) -> np.random.Generator:

@@ -33,7 +33,7 @@ def _split(obj, path: str, arrays: dict):
         return {"__array__": path}
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, dict):
+    if isinstance(obj, dict):               # int keys (optimiser state indices) become strings, as in JSON
         return {str(k): _split(v, f"{path}/{k}", arrays) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_split(v, f"{path}/{i}", arrays) for i, v in enumerate(obj)]
@@ -127,10 +127,20 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         tmp = None
         fsync_directory(directory)
     except OSError as exc:
-        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        blocker = _file_in_the_way(directory)
+        why = f"{blocker} is a file, not a directory" if blocker else (exc.strerror or exc)
+        raise OSError(f"cannot write {path}: {why}") from exc
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _file_in_the_way(directory: str) -> str | None:
+    """The nearest existing ancestor of directory (itself included) if it is not a directory."""
+    p = directory
+    while p and not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return p if os.path.exists(p) and not os.path.isdir(p) else None
 
 
 def fsync_directory(directory: str) -> None:
@@ -168,12 +178,36 @@ def atomic_write_text(path: str, text: str) -> None:
 
 def save(path: str, state: dict) -> None:
     """Save a nested dict of arrays, scalars, strings, lists and dicts to one .npz, atomically."""
+    if not isinstance(state, dict):
+        raise TypeError(f"checkpoint {path!r}: expected the state as a dict, got {type(state).__name__}")
     arrays: dict = {}
     meta = {"format": FORMAT, "state": _split(state, "", arrays)}
     buffer = io.BytesIO()
     np.savez(buffer, **{_META: np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)},
              **{k.lstrip("/"): v for k, v in arrays.items()})
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_npz_members(npz, path: str, what: str = "checkpoint") -> dict:
+    """{name: array} of an open NpzFile, each member's .npy header checked first: the bytes its
+    shape and dtype declare must be in the member (a header declaring 10**12 elements would make
+    NumPy allocate terabytes before reading a byte)."""
+    out = {}
+    for name in npz.files:
+        member = name if name in npz.zip.namelist() else name + ".npy"
+        info = npz.zip.getinfo(member)
+        with npz.zip.open(member) as fp:
+            version = np.lib.format.read_magic(fp)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(fp)
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            held = info.file_size - fp.tell()
+        if declared > held:
+            raise CheckpointError(f"{what} {path!r}: entry {name!r} declares shape {shape} of {dtype} "
+                                  f"({declared:,} bytes) but holds {held:,} bytes: truncated or forged")
+        out[name] = npz[name]
+    return out
 
 
 def load(path: str) -> dict:
@@ -191,8 +225,9 @@ def load(path: str) -> dict:
         with np.load(path, allow_pickle=False) as data:
             if _META not in data.files:
                 raise CheckpointError(f"{path!r} is not a convgrad checkpoint (no {_META} entry)")
-            meta = json.loads(bytes(data[_META]).decode("utf-8"))
-            arrays = {"/" + k: data[k] for k in data.files if k != _META}
+            members = read_npz_members(data, path)
+            meta = json.loads(bytes(members.pop(_META)).decode("utf-8"))
+            arrays = {"/" + k: v for k, v in members.items()}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, json.JSONDecodeError, RecursionError) as exc:
         if isinstance(exc, CheckpointError):
             raise

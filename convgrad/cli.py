@@ -93,6 +93,8 @@ def _check_train_args(args) -> None:
     if is_named(args.data) and (args.image_size is not None or args.channels is not None):
         raise UsageError("--image-size and --channels apply to an image folder (--data DIR), "
                          f"not to the dataset {args.data!r}")
+    if args.nesterov and args.optimizer != "sgd":
+        raise UsageError(f"--nesterov applies to --optimizer sgd, not to {args.optimizer}")
     if args.early_stopping is not None and not args.val_split:
         raise UsageError("--early-stopping needs a validation split (--val-split F, e.g. 0.1)")
     if args.resume and args.overwrite:

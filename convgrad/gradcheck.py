@@ -188,7 +188,14 @@ def gradcheck(target, *inputs, backward=None, grad_output=None, eps: float = 1e-
     rtol = check_real("gradcheck", "rtol", rtol, minimum=0.0)
     seed = check_int("gradcheck", "seed", seed, minimum=0)
     check_inputs = check_bool("gradcheck", "check_inputs", check_inputs)
+    for name, fn in (("backward", backward), ("progress", progress)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"gradcheck: {name} must be a callable or None, got {fn!r} ({type(fn).__name__})")
     xs = [_as_float64(x, f"input {i}") for i, x in enumerate(inputs)]
+    for i, x in enumerate(xs):
+        if not np.isfinite(x).all():         # a central difference at NaN/inf is NaN: no check at all
+            raise ValueError(f"gradcheck: input {i} has non-finite entries (NaN or inf); a numerical gradient "
+                             f"needs finite inputs")
     if isinstance(target, Module):
         if backward is not None:
             raise ValueError("gradcheck: a Module brings its own backward; do not pass backward=")

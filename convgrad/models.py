@@ -12,9 +12,13 @@ numpy Generator) so the same seed gives the same initial weights.
 from __future__ import annotations
 
 from . import nn
+from ._checks import MAX_IMAGE_SIZE, check_int
 from .nn.init import make_rng
 
 MODELS = ("lenet", "cnn", "resnet")
+# the smallest image each one maps to a non-empty feature map (lenet: two valid 3x3 convs and
+# two 2x2 pools; cnn: two 2x2 pools)
+MIN_IMAGE_SIZE = {"lenet": 10, "cnn": 4, "resnet": 1}
 
 
 def lenet(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, generator=None) -> nn.Sequential:
@@ -62,4 +66,8 @@ def build(name: str, in_channels: int = 1, image_size: int = 28, num_classes: in
     builders = {"lenet": lenet, "cnn": cnn, "resnet": resnet}
     if name not in builders:
         raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
+    where = f"models.build({name!r})"
+    check_int(where, "in_channels", in_channels, minimum=1)
+    check_int(where, "image_size", image_size, minimum=MIN_IMAGE_SIZE[name], maximum=MAX_IMAGE_SIZE)
+    check_int(where, "num_classes", num_classes, minimum=1)
     return builders[name](in_channels, image_size, num_classes, generator)

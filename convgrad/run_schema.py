@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import is_int
+from ._checks import MAX_IMAGE_SIZE, is_int
 
 MAX_CLASSES = 100_000
 MAX_ROWS = 10_000_000            # history / steps rows
@@ -90,7 +90,7 @@ def _check_data(info: dict, field: str, channels, classes_count) -> None:
     """The data description (DataSpec fields plus what load_run_data recorded)."""
     _text(info, "data", field)
     _text(info, "data_root", field)
-    _int(info, "image_size", field, 1, 4096)
+    _int(info, "image_size", field, 1, MAX_IMAGE_SIZE)
     _int(info, "channels", field, 1, 4)
     if info.get("fit") is not None and info.get("fit") not in ("pad", "crop"):
         raise FieldError(f"{field}.fit", f"must be 'pad' or 'crop', {_got(info.get('fit'))}")
@@ -154,7 +154,7 @@ def check_run_fields(state: dict) -> None:
     _text(config, "data", "config")
     _text(config, "data_root", "config")
     _int(config, "limit_test", "config", 1, MAX_LIMIT)
-    _int(config, "image_size", "config", 1, 4096)
+    _int(config, "image_size", "config", 1, MAX_IMAGE_SIZE)
     _check_data(_object(state, "data"), "data", channels, n_classes)
     norm = _object(state, "normalization")
     for key in ("mean", "std"):

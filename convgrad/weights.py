@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-from .checkpoint import CheckpointError, atomic_write_bytes
+from .checkpoint import CheckpointError, atomic_write_bytes, read_npz_members
 
 FORMATS = (".safetensors", ".npz")
 
@@ -41,14 +41,21 @@ def _safetensors_numpy():
 
 
 def _flat_arrays(state_dict, path) -> dict:
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"weights file {str(path)!r}: expected a state dict {{name: array}}, "
+                        f"got {type(state_dict).__name__}")
     arrays = {}
     for name, value in state_dict.items():
         if not isinstance(name, str):
             raise TypeError(f"weights file {str(path)!r}: state dict keys must be strings, got {name!r}")
         data = getattr(value, "data", value)          # a Parameter or an array
-        arrays[name] = np.require(np.asarray(data), requirements="C")   # (ascontiguousarray makes 0-d 1-d)
-        if arrays[name].dtype == object:
-            raise TypeError(f"weights file {str(path)!r}: {name!r} is not a numeric array")
+        try:
+            arrays[name] = np.require(np.asarray(data), requirements="C")   # (ascontiguousarray makes 0-d 1-d)
+        except ValueError as exc:                     # a ragged list
+            raise TypeError(f"weights file {str(path)!r}: {name!r} is not a numeric array ({exc})") from None
+        if arrays[name].dtype.kind not in "biuf":     # strings, objects, None, complex: not weights
+            raise TypeError(f"weights file {str(path)!r}: {name!r} is not a numeric array "
+                            f"(bool, int or float), got {type(value).__name__} of dtype {arrays[name].dtype}")
     return arrays
 
 
@@ -87,7 +94,7 @@ def load(path) -> dict:
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise ValueError("it holds a single .npy array, not an archive of named arrays")
         with npz:
-            return {k: npz[k] for k in npz.files}
+            return read_npz_members(npz, path, "weights file")
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"weights file {path!r} is not a readable .npz file "
                               f"(truncated or of another format): {exc}") from exc

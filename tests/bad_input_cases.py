@@ -157,6 +157,23 @@ def _pool_specs():
     return specs
 
 
+def _padding_specs():
+    """The padding layers (torch's flat padding: an int or 2 * n ints); ConstantPad's value
+    may be NaN or inf (a fill value), never a string."""
+    specs = []
+    for n in (1, 2, 3):
+        for kind in ("Zero", "Constant", "Reflection", "Replication", "Circular"):
+            cls = getattr(nn, f"{kind}Pad{n}d")
+            args = {"padding": _pad_bad(2 * n)}
+            base = dict(padding=1)
+            if kind == "Constant":
+                base["value"] = 0.5
+                args["value"] = [("str", "a", TypeError), ("none", None, TypeError), ("list", [1.0], TypeError),
+                                 ("complex", 1j, TypeError), ("bool", True, TypeError)]
+            specs.append(LayerSpec(cls, base, args, (2, 3) + (4,) * n, ranks=(n + 1, n + 2)))
+    return specs
+
+
 _ANY = (2, 3, 4)
 LAYERS = [
     LayerSpec(nn.ReLU, {}, {"inplace": "bool"}, _ANY, fixed_rank=False),
@@ -186,7 +203,9 @@ LAYERS = [
       for cls, shape, ranks in ((nn.BatchNorm1d, (4, 3, 5), (2, 3)), (nn.BatchNorm2d, (4, 3, 5, 5), (4,)),
                                 (nn.BatchNorm3d, (2, 3, 3, 3, 3), (5,)))],
     LayerSpec(nn.LayerNorm, dict(normalized_shape=4),
-              {"normalized_shape": [v for v in BAD["pos_int"] if v[0] != "list1"] + [("empty", (), ValueError)],
+              {"normalized_shape": [v for v in BAD["pos_int"] if v[0] != "list1"] + [
+                  ("empty", (), ValueError), ("float_array", np.array([4.0]), TypeError),
+                  ("matrix_array", np.array([[4]]), TypeError), ("zero_array", np.array([0]), ValueError)],
                "eps": "nonneg_real", "elementwise_affine": "bool", "bias": "bool", "dtype": "dtype"},
               (3, 4), fixed_rank=False, has_params=True,
               bad_shapes=(("trailing", (3, 5), "normalized_shape|shape"), ("vector_short", (3,), "shape"),
@@ -212,6 +231,7 @@ LAYERS = [
               bad_shapes=(("not_divisible", (2, 13), "13"), ("scalar", (), "scalar|rank"))),
     *_conv_specs(),
     *_pool_specs(),
+    *_padding_specs(),
 ]
 
 
@@ -276,6 +296,15 @@ def forward_cases() -> list[Case]:
                 return layer(make_x())
             cases.append(Case(f"forward-{spec.key}-{label}", run, exc, (re.escape(spec.name), what), spec.owner,
                               ("forward",)))
+        # arguments forward does not take: named by the layer (not by its base class's forward)
+        for label, call in (("extra_positional", lambda m, x: m(x, x)), ("unknown_keyword", lambda m, x: m(x, foo=1)),
+                            ("no_argument", lambda m, x: m())):
+            names = (rf"^{re.escape(spec.name)}: forward", "cannot take")
+            if label == "extra_positional" and spec.name.startswith("ConvTranspose"):
+                names = (rf"^{re.escape(spec.name)}: output_size", "ndarray")     # forward(x, output_size), as torch
+            cases.append(Case(f"forward-{spec.key}-{label}",
+                              lambda spec=spec, call=call: call(spec.cls(**spec.base), _x(spec.x_shape)), TypeError,
+                              names, spec.owner, ("forward",)))
     return cases
 
 
@@ -511,6 +540,22 @@ def functional_cases() -> list[Case]:
             ("not_multiple", _x((2, 3, 4, 5)), ValueError)], "engine", ("upsample_nearest_backward",)),
         "upsample_zeros_backward.grad": (lambda v: F.upsample_zeros_backward(v, 2), _GRAD_BAD, "engine",
                                          ("upsample_zeros_backward",)),
+        "pad.value": (lambda v: F.pad(_X4, ((1, 1),), "constant", value=v),
+                      [("str", "a", TypeError), ("none", None, TypeError), ("list", [1.0], TypeError),
+                       ("complex", 1j, TypeError), ("bool", True, TypeError)], "mine", ("pad", "value")),
+        "pad.x": (lambda v: F.pad(v, ((1, 1),)), [("list", [[1.0, 2.0]], TypeError), ("int", np.ones((2, 2), int), TypeError),
+                                                   ("none", None, TypeError), ("str", "ab", TypeError)], "mine",
+                  ("pad", "input")),
+        "dropout.training": (lambda v: F.dropout(_X4, 0.5, v), "bool", "mine", ("dropout", "training")),
+        "dropout2d.training": (lambda v: F.dropout2d(_X4, 0.5, v), "bool", "mine", ("dropout2d", "training")),
+        "conv2d.bias": (lambda v: F.conv2d(_X4, _W4, v), [("float64", _x((4,), np.float64), TypeError),
+                                                         ("wrong_size", _x((3,)), ValueError),
+                                                         ("list", [0.0] * 4, TypeError),
+                                                         ("int", np.zeros(4, int), TypeError)], "engine",
+                        ("conv", "bias")),
+        "conv_transpose.bias": (lambda v: F.conv_transpose(_X4, _x((3, 4, 3, 3)), v),
+                                [("float64", _x((4,), np.float64), TypeError), ("wrong_size", _x((3,)), ValueError)],
+                                "engine", ("conv", "bias")),
         "erf.x": (lambda v: F.erf(v), [("str", "a", TypeError), ("object", np.array([None]), TypeError)], "mine",
                   ("erf",)),
     }
@@ -658,6 +703,21 @@ def optim_cases() -> list[Case]:
     return cases
 
 
+def optim_call_cases() -> list[Case]:
+    """step's closure and the clipping functions' parameters: wrong kinds named, never a raw
+    'object is not callable / iterable'."""
+    cases = []
+    for name, (cls, base, _) in OPTIMISERS.items():
+        for label, value in (("int", 3), ("str", "loss"), ("float", 1.0), ("array", np.ones(2))):
+            cases.append(Case(f"step-{name}-closure-{label}", lambda c=cls, b=base, v=value: c(_params(), **b).step(v),
+                              TypeError, (name, "closure", "callable"), "mine", ("optim",)))
+    for fn, args in ((optim.clip_grad_norm_, (1.0,)), (optim.clip_grad_value_, (1.0,))):
+        for label, value in (("none", None), ("int", 3), ("float", 1.5)):
+            cases.append(Case(f"{fn.__name__}-parameters-{label}", lambda f=fn, v=value, a=args: f(v, *a), TypeError,
+                              (fn.__name__, "Parameter"), "mine", ("optim",)))
+    return cases
+
+
 # ---------------------------------------------------------------------------------------
 # gradcheck's own arguments
 # ---------------------------------------------------------------------------------------
@@ -718,9 +778,167 @@ def state_dict_cases() -> list[Case]:
     return cases
 
 
+# ---------------------------------------------------------------------------------------
+# recorded mode: convgrad.tensor and Tensor methods
+# ---------------------------------------------------------------------------------------
+def tensor_cases() -> list[Case]:
+    import convgrad as cg
+    a = _x((2, 3), np.float64)
+    rows = [  # (label, call, exception, regexes)
+        ("tensor-data-str", lambda: cg.tensor("abc"), TypeError, ("tensor", "numbers|dtype")),
+        ("tensor-data-none", lambda: cg.tensor(None), TypeError, ("tensor", "NoneType")),
+        ("tensor-data-object", lambda: cg.tensor(np.array([object()])), TypeError, ("tensor", "object")),
+        ("tensor-data-complex", lambda: cg.tensor(np.ones(2, complex)), TypeError, ("tensor", "complex")),
+        ("tensor-data-dict", lambda: cg.tensor({"a": 1}), TypeError, ("tensor", "dict")),
+        ("tensor-data-ragged", lambda: cg.tensor([[1.0], [1.0, 2.0]]), ValueError, ("tensor", "list")),
+        ("tensor-dtype-bogus", lambda: cg.tensor(a, dtype="bogus"), TypeError, ("tensor", "dtype", "bogus")),
+        ("tensor-dtype-str-data", lambda: cg.tensor("x", dtype=np.float64), ValueError, ("tensor", "float64")),
+        *[(f"tensor-requires_grad-{label}", lambda v=value: cg.tensor(a, requires_grad=v), exc, ("tensor", "requires_grad"))
+          for label, value, exc in BAD["bool"]],
+        ("tensor-requires_grad-int-data", lambda: cg.tensor(np.arange(3), requires_grad=True), TypeError, ("float",)),
+        *[(f"clamp-{bound}-{label}", lambda b=bound, v=value: cg.tensor(a).clamp(**{b: v}), exc, ("clamp", bound))
+          for bound in ("min", "max")
+          for label, value, exc in (("str", "0", TypeError), ("list", [0.0], TypeError), ("complex", 1j, TypeError),
+                                    ("array", np.zeros(3), TypeError), ("bool", True, TypeError))],
+        ("clamp-none", lambda: cg.tensor(a).clamp(), ValueError, ("clamp", "min")),
+        ("item-many", lambda: cg.tensor(a).item(), ValueError, ("item", "one-element", r"\(2, 3\)")),
+        ("item-empty", lambda: cg.tensor(np.zeros(0)).item(), ValueError, ("item", "one-element")),
+    ]
+    # a Tensor that requires grad where the op gives it no gradient: an error, never a silent None
+    logits, probs = (lambda: cg.tensor(_x((4, 3), np.float64), requires_grad=True),
+                     lambda: cg.tensor(np.full((4, 3), 1 / 3), requires_grad=True))
+    no_grad_for = {
+        "CrossEntropyLoss-target": lambda: nn.CrossEntropyLoss()(logits(), probs()).backward(),
+        "CrossEntropyLoss-smoothing-target": lambda: nn.CrossEntropyLoss(label_smoothing=0.1)(logits(), probs()).backward(),
+        "cross_entropy-target": lambda: F.cross_entropy(logits(), probs()),
+        "cross_entropy-weight": lambda: F.cross_entropy(logits(), _CLS, weight=cg.tensor(np.ones(3), requires_grad=True)),
+        "nll_loss-weight": lambda: F.nll_loss(logits(), _CLS, weight=cg.tensor(np.ones(3), requires_grad=True)),
+        "binary_cross_entropy_with_logits-weight": lambda: F.binary_cross_entropy_with_logits(
+            logits(), probs(), weight=cg.tensor(np.ones(3), requires_grad=True)),
+        "binary_cross_entropy_with_logits-pos_weight": lambda: F.binary_cross_entropy_with_logits(
+            logits(), probs(), pos_weight=cg.tensor(np.ones(3), requires_grad=True)),
+        "batch_norm-running_mean": lambda: F.batch_norm(cg.tensor(_x((4, 3), np.float64), requires_grad=True),
+                                                        cg.tensor(np.zeros(3), requires_grad=True), np.ones(3),
+                                                        training=True),
+    }
+    rows += [(f"requires_grad_without_gradient-{label}", fn, RuntimeError, ("requires grad", "no gradient"))
+             for label, fn in no_grad_for.items()]
+    return [Case(f"tensor-{label}" if not label.startswith(("tensor", )) else label, fn, exc, names, "mine",
+                  ("recorded",)) for label, fn, exc, names in rows]
+
+
+# ---------------------------------------------------------------------------------------
+# Module methods: to, train, requires_grad_, assigning over a Parameter
+# ---------------------------------------------------------------------------------------
+def module_method_cases() -> list[Case]:
+    makers = {"Linear": lambda: nn.Linear(3, 2, generator=0), "Conv2d": lambda: nn.Conv2d(2, 3, 3, generator=0),
+              "BatchNorm2d": lambda: nn.BatchNorm2d(3), "Sequential": lambda: nn.Sequential(nn.Linear(3, 2), nn.ReLU())}
+    cases = []
+    for name, make in makers.items():
+        for label, value, exc in BAD["dtype"] + [("none", None, TypeError), ("device", "cuda", TypeError),
+                                                 ("bool", bool, TypeError)]:
+            cases.append(Case(f"module-{name}.to-{label}", lambda m=make, v=value: m().to(v), exc,
+                              (re.escape(name), "dtype"), "lead", ("module",)))
+        for method, arg in (("train", "mode"), ("requires_grad_", "requires_grad")):
+            for label, value, exc in BAD["bool"]:
+                cases.append(Case(f"module-{name}.{method}-{label}",
+                                  lambda m=make, f=method, v=value: getattr(m(), f)(v), exc,
+                                  (re.escape(name), arg), "lead", ("module",)))
+    for name, param in (("Linear", "weight"), ("Linear", "bias"), ("Conv2d", "weight"), ("BatchNorm2d", "weight")):
+        for label, value in (("ndarray", np.ones(3, np.float32)), ("list", [1.0]), ("float", 1.0), ("str", "w")):
+            def run(make=makers[name], param=param, value=value):
+                setattr(make(), param, value)
+            cases.append(Case(f"module-{name}.setattr-{param}-{label}", run, TypeError, (re.escape(name), param, "Parameter"),
+                              "lead", ("module",)))
+    for label, value, exc, what in (("int", np.ones(3, int), TypeError, "floating"),
+                                    ("bool", np.ones(3, bool), TypeError, "floating"),
+                                    ("str", "abc", TypeError, "floating"),
+                                    ("object", np.array([object()]), TypeError, "floating"),
+                                    ("complex", np.ones(2, complex), TypeError, "floating")):
+        cases.append(Case(f"module-Parameter-data-{label}", lambda v=value: nn.Parameter(v), exc, ("Parameter", what),
+                          "lead", ("module",)))
+    for label, value, exc in BAD["bool"]:
+        cases.append(Case(f"module-Parameter-requires_grad-{label}",
+                          lambda v=value: nn.Parameter(np.ones(2, np.float32), requires_grad=v), exc,
+                          ("Parameter", "requires_grad"), "lead", ("module",)))
+    # a scale_factor tuple of another rank than the input's spatial axes: named by the layer
+    for label, factor, shape in (("pair_on_1d", (2, 2), (1, 2, 4)), ("triple_on_2d", (2, 2, 2), (1, 2, 4, 4)),
+                                 ("single_on_3d", (2,), (1, 2, 2, 2, 2))):
+        for mode in ("nearest", "zeros"):
+            cases.append(Case(f"forward-Upsample[{mode}]-scale_factor-{label}",
+                              lambda f=factor, s=shape, m=mode: nn.Upsample(scale_factor=f, mode=m)(_x(s)),
+                              TypeError, ("Upsample", "scale factor"), "mine", ("forward",)))
+    return cases
+
+
+# ---------------------------------------------------------------------------------------
+# library entry points: Identity's backward, models.build, manual_seed, gradcheck's callables
+# and inputs, Tensor.backward's retain_graph
+# ---------------------------------------------------------------------------------------
+def conv_transpose_output_size_cases() -> list[Case]:
+    """ConvTranspose's output_size (torch's forward argument): sizes the stride cannot reach,
+    wrong lengths and kinds."""
+    cases = []
+    for n in (1, 2, 3):
+        cls = getattr(nn, f"ConvTranspose{n}d")
+        x = _x((1, 2) + (4,) * n)          # k=3, stride 2, padding 1: reachable sizes 7..8
+        for label, size, exc, what in (("too_big", (20,) * n, ValueError, "not reachable"),
+                                       ("too_small", (6,) * n, ValueError, "not reachable"),
+                                       ("short", (8,) * (n - 1) or (), ValueError, "entries"),
+                                       ("long", (8,) * (n + 1), ValueError, "entries"),
+                                       ("floats", (8.0,) * n, TypeError, "ints"), ("str", "8", TypeError, "ints"),
+                                       ("int", 8, TypeError, "ints")):
+            cases.append(Case(f"forward-{cls.__name__}-output_size-{label}",
+                              lambda c=cls, s=size, x=x: c(2, 3, 3, stride=2, padding=1)(x, output_size=s), exc,
+                              (cls.__name__, "output_size", what), "engine", ("forward",)))
+    return cases
+
+
+def api_cases() -> list[Case]:
+    import convgrad as cg
+    from convgrad import models
+
+    def identity_backward(make_g):
+        m = nn.Identity()
+        y = m(_x((2, 3)))
+        return m.backward(make_g(y))
+    rows = [(f"backward-Identity-{label}", lambda f=make_g: identity_backward(f), exc, ("Identity", "grad_output"))
+            for label, make_g, exc in _BAD_GRADS]
+    for name in models.MODELS:
+        for arg, values in (("in_channels", (("zero", 0, ValueError), ("str", "1", TypeError), ("float", 1.0, TypeError))),
+                            ("image_size", (("zero", 0, ValueError), ("huge", 10 ** 6, ValueError),
+                                            ("str", "28", TypeError), ("float", 28.0, TypeError))),
+                            ("num_classes", (("zero", 0, ValueError), ("neg", -2, ValueError), ("float", 2.5, TypeError),
+                                             ("none", None, TypeError)))):
+            for label, value, exc in values:
+                rows.append((f"models.build-{name}-{arg}-{label}", lambda n=name, a=arg, v=value: models.build(n, **{a: v}),
+                             exc, (re.escape(f"models.build('{name}')"), arg)))
+    rows += [("models.build-lenet-image_size-too_small", lambda: models.build("lenet", image_size=9), ValueError,
+              ("lenet", "image_size", ">= 10")),
+             ("models.build-cnn-image_size-too_small", lambda: models.build("cnn", image_size=3), ValueError,
+              ("cnn", "image_size", ">= 4"))]
+    rows += [(f"manual_seed-{label}", lambda v=value: cg.manual_seed(v), exc, ("manual_seed", "seed"))
+             for label, value, exc in (("neg", -1, ValueError), ("str", "1", TypeError), ("float", 1.5, TypeError),
+                                       ("none", None, TypeError))]
+    x = _x((3,), np.float64)
+    rows += [("gradcheck-backward-not_callable", lambda: cg.gradcheck(lambda t: t * 2, x, backward=3), TypeError,
+              ("gradcheck", "backward", "callable")),
+             ("gradcheck-progress-not_callable", lambda: cg.gradcheck(nn.Tanh(), x, progress="bar"), TypeError,
+              ("gradcheck", "progress", "callable"))]
+    for label, value in (("nan", np.nan), ("inf", np.inf), ("ninf", -np.inf)):
+        rows.append((f"gradcheck-input-{label}", lambda v=value: cg.gradcheck(nn.Tanh(), np.array([v, 1.0])), ValueError,
+                     ("gradcheck", "input 0", "finite")))
+    for label, value, exc in BAD["bool"]:
+        rows.append((f"tensor-backward-retain_graph-{label}",
+                     lambda v=value: (cg.tensor(x, requires_grad=True) * 2).sum().backward(retain_graph=v), exc,
+                     ("backward", "retain_graph")))
+    return [Case(label, fn, exc, names, "mine", ("api",)) for label, fn, exc, names in rows]
+
+
 def all_cases() -> list[Case]:
     return (constructor_cases() + forward_cases() + backward_cases() + loss_cases() + functional_cases()
-            + optim_cases() + gradcheck_cases() + state_dict_cases())
+            + optim_cases() + gradcheck_cases() + state_dict_cases() + tensor_cases() + module_method_cases() + optim_call_cases() + api_cases()
+            + conv_transpose_output_size_cases())
 
 
 # ---------------------------------------------------------------------------------------

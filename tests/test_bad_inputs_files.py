@@ -151,8 +151,38 @@ def _weights(value):
             {"model/0.weight": value})
 
 
+def _npy_header(shape, descr="<f8") -> bytes:
+    """A .npy version 1.0 header declaring shape and dtype (what follows it is up to the caller)."""
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': %r, }" % (descr, tuple(shape))
+    text += " " * (63 - (10 + len(text)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode()
+
+
+def _zip(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _meta_npy(meta) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+    return buf.getvalue()
+
+
 CHECKPOINT_CASES = {
     # label: (file bytes, or (meta, arrays); regexes the message must contain)
+    # an entry whose .npy header declares more than it holds is refused before NumPy allocates it
+    "entry_declares_terabytes": (_zip({"__meta__.npy": _meta_npy(_weights(None)[0]),
+                                       "model/0.weight.npy": _npy_header((10 ** 6, 10 ** 6)) + bytes(80)}),
+                                 ("model/0.weight", "declares", "8,000,000,000,000 bytes")),
+    "meta_declares_gigabytes": (_zip({"__meta__.npy": _npy_header((10 ** 9,), "|u1") + bytes(10)}),
+                                ("__meta__", "declares", "holds")),
+    "entry_declares_one_more_row": (_zip({"__meta__.npy": _meta_npy(_weights(None)[0]),
+                                          "model/0.weight.npy": _npy_header((3, 2)) + bytes(40)}),
+                                    ("model/0.weight", r"\(3, 2\)", "48 bytes", "holds 40")),
     "text_file": (b"hello, not a zip", ("not a convgrad checkpoint", "an .npz archive")),
     "empty_file": (b"", ("empty", "truncated")),
     "truncated": ("truncated", ("corrupt|truncated",)),
@@ -343,6 +373,15 @@ def test_atomic_write_gives_the_usual_mode_without_touching_the_umask(tmp_path, 
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
 
 
+@pytest.mark.parametrize("below", ["w.npz", "sub/w.npz", "a/b/c/w.npz"])
+def test_atomic_write_under_a_file_names_the_file_in_the_way(tmp_path, below):
+    (tmp_path / "f").write_bytes(b"x")
+    target = tmp_path / "f" / below
+    with pytest.raises(OSError, match=f"cannot write {re.escape(str(target))}: .*f is a file, not a directory"):
+        checkpoint.atomic_write_bytes(str(target), b"data")
+    assert (tmp_path / "f").read_bytes() == b"x"
+
+
 def test_files_created_by_other_threads_during_atomic_writes_keep_their_mode(tmp_path):
     old = os.umask(0o022)
     try:
@@ -366,6 +405,66 @@ def test_files_created_by_other_threads_during_atomic_writes_keep_their_mode(tmp
     finally:
         os.umask(old)
     assert set(modes) == {0o644}
+
+
+@pytest.mark.parametrize("shape", [(10 ** 6, 10 ** 6), (2 ** 40,), (5,)])
+def test_weights_file_whose_entry_declares_more_than_it_holds(tmp_path, shape):
+    from convgrad import weights
+    path = tmp_path / "w.npz"
+    path.write_bytes(_zip({"w.npy": _npy_header(shape) + bytes(32)}))
+    with pytest.raises(checkpoint.CheckpointError, match=r"weights file .*w\.npz.*'w' declares shape"):
+        weights.load(path)
+
+
+@pytest.mark.parametrize("state", [[1, 2], None, "state", np.ones(3)], ids=["list", "none", "str", "array"])
+def test_checkpoint_save_of_a_state_that_is_not_a_dict(tmp_path, state):
+    # it used to write a file that checkpoint.load then refused
+    with pytest.raises(TypeError, match="expected the state as a dict"):
+        checkpoint.save(str(tmp_path / "c.npz"), state)
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------
+# convgrad.save (weights files) and convgrad.onnx.export: what is not weights or not a model
+# is refused naming the file and the entry, and nothing is written
+# ---------------------------------------------------------------------------------------
+SAVE_CASES = {
+    "not_a_dict": ([("weight", np.ones(2))], TypeError, ("state dict", "list")),
+    "none_state": (None, TypeError, ("state dict", "NoneType")),
+    "string_value": ({"w": "text"}, TypeError, ("'w'", "numeric")),
+    "string_array": ({"w": np.array(["a", "b"])}, TypeError, ("'w'", "numeric")),
+    "none_value": ({"w": None}, TypeError, ("'w'", "numeric")),
+    "object_array": ({"w": np.array([object()])}, TypeError, ("'w'", "numeric")),
+    "complex_array": ({"w": np.ones(2, complex)}, TypeError, ("'w'", "numeric")),
+    "ragged_list": ({"w": [[1.0], [1.0, 2.0]]}, TypeError, ("'w'", "numeric")),
+    "nested_dict": ({"w": {"a": np.ones(2)}}, TypeError, ("'w'", "numeric")),
+    "int_key": ({3: np.ones(2)}, TypeError, ("keys", "3")),
+}
+
+
+@pytest.mark.parametrize("ext", [".npz", ".safetensors"])
+@pytest.mark.parametrize("label", sorted(SAVE_CASES))
+def test_weights_save(tmp_path, label, ext):
+    from convgrad import weights
+    if ext == ".safetensors":
+        pytest.importorskip("safetensors")
+    state, exc, names = SAVE_CASES[label]
+    path = tmp_path / f"w{ext}"
+    with pytest.raises(exc) as info:
+        weights.save(state, path)
+    assert str(path) in str(info.value), str(info.value)
+    for pattern in names:
+        assert re.search(pattern, str(info.value)), str(info.value)
+    assert os.listdir(tmp_path) == []              # nothing written, no temporary left
+
+
+@pytest.mark.parametrize("model", [3, None, "lenet", np.ones(3)], ids=["int", "none", "str", "array"])
+def test_onnx_export_of_something_that_is_not_a_module(tmp_path, model):
+    pytest.importorskip("onnx")
+    from convgrad.onnx import export
+    with pytest.raises(TypeError, match="convgrad.onnx.export: model must be a convgrad Module"):
+        export(model, np.zeros((1, 3), np.float32), str(tmp_path / "m.onnx"))
+    assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -448,6 +547,78 @@ def _loader_cases():
     for label, value, exc in (("above", 1.5, ValueError), ("str", "0.5", TypeError), ("nan", NAN, ValueError)):
         cases[f"RandomHorizontalFlip-p-{label}"] = (lambda v=value: RandomHorizontalFlip(v), exc,
                                                     ("RandomHorizontalFlip", "p"))
+    for label, value, exc in (("mean_three", (0.1, 0.2, 0.3), ValueError), ("mean_matrix", [[0.1]], ValueError),
+                              ("mean_empty", (), ValueError)):
+        cases[f"DataLoader-{label}"] = (lambda v=value: DataLoader(imgs, labels, mean=v, std=1.0), exc,
+                                        ("DataLoader", "mean", "per channel"))
+    cases["DataLoader-std_two"] = (lambda: DataLoader(imgs, labels, mean=0.0, std=(1.0, 2.0)), ValueError,
+                                   ("DataLoader", "std", "per channel"))
+    for label, value in (("int", 3), ("str", "flip"), ("list", [1])):
+        cases[f"DataLoader-transform-{label}"] = (lambda v=value: DataLoader(imgs, labels, transform=v), TypeError,
+                                                  ("DataLoader", "transform", "callable"))
+    cases["DataLoader-labels_negative"] = (lambda: DataLoader(imgs, labels - 2), ValueError, ("DataLoader", "labels"))
+    good = DataLoader(imgs, labels, batch_size=2)
+    for label, edit, exc, what in (("none", lambda st: None, TypeError, "dict"), ("list", lambda st: [st], TypeError, "dict"),
+                                   ("epoch_str", lambda st: {**st, "epoch": "x"}, TypeError, "epoch"),
+                                   ("epoch_neg", lambda st: {**st, "epoch": -1}, ValueError, "epoch"),
+                                   ("batch_float", lambda st: {**st, "batch": 1.0}, TypeError, "batch"),
+                                   ("batch_missing", lambda st: {k: v for k, v in st.items() if k != "batch"}, TypeError,
+                                    "batch")):
+        cases[f"DataLoader.load_state_dict-{label}"] = (
+            lambda e=edit: DataLoader(imgs, labels, batch_size=2).load_state_dict(e(good.state_dict())), exc,
+            ("DataLoader.load_state_dict", what))
+    # transforms: their batch and rng, RandomCrop's padding bound, Compose's members, what a transform returns
+    from convgrad.data.transforms import Compose
+    rng = np.random.default_rng(0)
+    cases["RandomCrop-padding-huge"] = (lambda: RandomCrop(10 ** 6), ValueError, ("RandomCrop", "padding", "<= 4096"))
+    for name, make in (("RandomCrop", lambda: RandomCrop(1)), ("RandomHorizontalFlip", lambda: RandomHorizontalFlip())):
+        for label, x, r in (("rank3", imgs[0], rng), ("list", imgs.tolist(), rng), ("none", None, rng),
+                            ("rng_none", imgs, None), ("rng_seed", imgs, 3), ("rng_legacy", imgs, np.random.RandomState(0))):
+            cases[f"{name}-call-{label}"] = (lambda m=make, x=x, r=r: m()(x, r), TypeError,
+                                             (name, "rng|batch"))
+    for label, value in (("member_int", [1]), ("member_str", ["flip"]), ("not_a_sequence", 3), ("string", "ab")):
+        cases[f"Compose-{label}"] = (lambda v=value: Compose(v), TypeError, ("Compose", "transform"))
+    for label, fn in (("none", lambda x, r: None), ("list", lambda x, r: x.tolist()), ("rank3", lambda x, r: x[0]),
+                      ("fewer_images", lambda x, r: x[:1])):
+        cases[f"DataLoader-transform-returns-{label}"] = (
+            lambda f=fn: next(iter(DataLoader(imgs, labels, batch_size=2, transform=f))), TypeError,
+            ("DataLoader", "transform", "must return"))
+    # named datasets and the validation split: checked before any file is looked for or downloaded
+    from convgrad.data import datasets, source
+    for label, value in (("int", 3), ("none", None), ("list", ["mnist"])):
+        cases[f"load_dataset-name-{label}"] = (lambda v=value: datasets.load_dataset(v, download=False), TypeError,
+                                               ("dataset name", "string"))
+    for label, value, exc in (("zero", 0, ValueError), ("neg", -1.0, ValueError), ("nan", NAN, ValueError),
+                              ("str", "60", TypeError)):
+        cases[f"load_dataset-timeout-{label}"] = (lambda v=value: datasets.load_dataset("mnist", "/nonexistent", timeout=v),
+                                                  exc, ("fetch", "timeout"))
+    cases["load_dataset-download-str"] = (lambda: datasets.load_dataset("mnist", "/nonexistent", download="no"),
+                                          TypeError, ("fetch", "download"))
+    split_args = (np.zeros((10, 1, 2, 2), np.uint8), np.arange(10))
+    for label, value, exc in (("one", 1.0, ValueError), ("nan", NAN, ValueError), ("str", "0.1", TypeError)):
+        cases[f"split_validation-fraction-{label}"] = (lambda v=value: source.split_validation(*split_args, v, 0), exc,
+                                                       ("split_validation", "fraction"))
+    for label, value, exc in (("neg", -1, ValueError), ("float", 1.5, TypeError)):
+        cases[f"split_validation-seed-{label}"] = (lambda v=value: source.split_validation(*split_args, 0.2, v), exc,
+                                                   ("split_validation", "seed"))
+    # image folders and image files: the reading options are checked before any file is read
+    from convgrad.data.folder import load_image_folder
+    from convgrad.data.images import load_image
+    for fn, call in (("load_image_folder", lambda **kw: load_image_folder("no-such-folder", **kw)),
+                     ("load_image", lambda **kw: load_image("no-such.png", **{"channels": 1, "size": 8, **kw}))):
+        size_arg = "image_size" if fn == "load_image_folder" else "size"
+        for label, value, exc in (("zero", 0, ValueError), ("neg", -3, ValueError), ("huge", 10 ** 6, ValueError),
+                                  ("str", "8", TypeError), ("float", 8.0, TypeError), ("bool", True, TypeError)):
+            cases[f"{fn}-image_size-{label}"] = (lambda c=call, a=size_arg, v=value: c(**{a: v}), exc, (fn, "image_size"))
+        for label, value, exc in (("two", 2, ValueError), ("zero", 0, ValueError), ("four", 4, ValueError),
+                                  ("str", "1", TypeError), ("float", 1.0, TypeError)):
+            cases[f"{fn}-channels-{label}"] = (lambda c=call, v=value: c(channels=v), exc, (fn, "channels"))
+        for label, value in (("stretch", "stretch"), ("none", None), ("upper", "PAD")):
+            cases[f"{fn}-fit-{label}"] = (lambda c=call, v=value: c(fit=v), ValueError, (fn, "fit"))
+    for label, value, exc in (("one", 1.0, ValueError), ("above", 1.5, ValueError), ("neg", -0.1, ValueError),
+                              ("nan", NAN, ValueError), ("str", "0.2", TypeError), ("none", None, TypeError)):
+        cases[f"load_image_folder-test_fraction-{label}"] = (
+            lambda v=value: load_image_folder("no-such-folder", test_fraction=v), exc, ("load_image_folder", "test_fraction"))
     return cases
 
 
@@ -508,6 +679,24 @@ CLI_CASES = {
     "gradcheck-sweep-eps-inf": (["gradcheck", "--eps", "inf", "--configs", "1"], "eps"),
     "gradcheck-eps-nan": (["gradcheck", "--layer", "Tanh", "--eps", "nan"], "eps"),
     "gradcheck-eps-negative": (["gradcheck", "--layer", "Tanh", "--eps", "-1e-6"], "eps"),   # argparse refuses it
+    "gradcheck-module-input-shape-mismatch": (["gradcheck", "--module", "convgrad.nn:Linear", "--args",
+                                               '{"in_features": 3, "out_features": 2}', "--input-shape", "2,4"],
+                                              "cannot run on --input-shape 2,4.*in_features"),
+    "gradcheck-module-input-shape-rank": (["gradcheck", "--module", "convgrad.nn:Conv2d", "--args",
+                                           '{"in_channels": 2, "out_channels": 2, "kernel_size": 3}',
+                                           "--input-shape", "2,2,5"], "cannot run on --input-shape.*rank"),
+    "gradcheck-input-shape-huge": (["gradcheck", "--module", "convgrad.nn:Tanh", "--input-shape", "100000,100000"],
+                                   "input-shape.*at most"),
+    "train-nesterov-adam": (["train", "--optimizer", "adam", "--nesterov"], "--nesterov applies to --optimizer sgd"),
+    "train-nesterov-adamw": (["train", "--optimizer", "adamw", "--nesterov"], "--nesterov applies to --optimizer sgd"),
+    "train-folder-one-class": (["train", "--data", "{tmp}/onecls", "--out", "{tmp}/run1"],
+                               "one class subfolder .'a'.*at least 2"),
+    "attack-pgd-alpha-zero": (["attack", "{tmp}/junk.npz", "--method", "pgd", "--alpha", "0"], "alpha.*> 0"),
+    "attack-pgd-alpha-negative": (["attack", "{tmp}/junk.npz", "--method", "pgd", "--alpha", "-0.1"], "alpha"),
+    "explain-html-under-a-file": (["explain", "conv", "--html", "{tmp}/img.png/page.html"],
+                                  "cannot write .*page.html: .*img.png is a file, not a directory"),
+    "explain-html-deep-under-a-file": (["explain", "transposed", "--html", "{tmp}/img.png/a/b/page.html"],
+                                       "img.png is a file, not a directory"),
     "explain-stride-zero": (["explain", "conv", "--stride", "0"], "stride"),
     "explain-stride-word": (["explain", "conv", "--stride", "x"], "stride"),
     "explain-kernel-negative": (["explain", "pool", "--kernel", "-1"], "kernel"),
@@ -527,7 +716,7 @@ CLI_CASES = {
 CLI_XFAIL: dict = {}      # gradcheck --eps 0 / nan: now refused before the sweep runs (cli_args rules)
 # A file found bad while working (a corrupt or foreign checkpoint) is exit status 1 (issue 10: "every
 # user error found later ... is one line naming the file and what was wrong, exit 1"); arguments are 2.
-CLI_STATUS_1 = {"eval-junk-file", "eval-json-list", "eval-huge-image-size", "predict-junk-checkpoint",
+CLI_STATUS_1 = {"explain-html-under-a-file", "explain-html-deep-under-a-file", "train-folder-one-class", "eval-junk-file", "eval-json-list", "eval-huge-image-size", "predict-junk-checkpoint",
                 "attack-junk-checkpoint", "saliency-junk-checkpoint", "report-history-strings", "eval-std-zero",
                 "attack-classes-wrong"}
 
@@ -538,6 +727,8 @@ def test_command_line(tmp_path, capsys, label):
     from convgrad import cli
     (tmp_path / "junk.npz").write_bytes(b"junk")
     (tmp_path / "img.png").write_bytes(b"junk")
+    (tmp_path / "onecls" / "a").mkdir(parents=True)
+    (tmp_path / "onecls" / "a" / "0.png").write_bytes(b"junk")     # refused before any image is read
     (tmp_path / "list.npz").write_bytes(_npz([1, 2]))
     (tmp_path / "huge.npz").write_bytes(_npz(_state(image_size=10 ** 7)))
     for name in ("history", "std", "classes"):

@@ -374,3 +374,24 @@ def test_depthwise_cache_keeps_its_own_copy_of_x(threads, monkeypatch):
     assert layer._cache.route == "depthwise" and not np.shares_memory(layer._cache.x, scribbled)
     scribbled[...] = 7.0
     assert rel_err(layer.backward(dy), dx) < TOL and rel_err(layer.weight.grad, dw) < TOL
+
+
+@pytest.mark.parametrize("n, k, s, p, d, in_size, out_size", [
+    (2, 3, 2, 1, 1, (4, 5), (8, 10)), (2, 3, 2, 1, 1, (4, 5), (7, 9)), (2, 4, 3, 0, 2, (3, 3), (14, 15)),
+    (2, 3, 2, 0, 1, (4, 4), (1, 3, 10, 9)), (1, 3, 3, 1, 1, (5,), (15,)), (3, 2, 2, 0, 1, (2, 3, 2), (5, 6, 4))])
+def test_conv_transpose_output_size_matches_torch(n, k, s, p, d, in_size, out_size):
+    cls = getattr(nn, f"ConvTranspose{n}d")
+    ours = cls(2, 3, k, stride=s, padding=p, dilation=d, generator=0, dtype=np.float64)
+    theirs = getattr(torch.nn, f"ConvTranspose{n}d")(2, 3, k, stride=s, padding=p, dilation=d).double()
+    theirs.load_state_dict({key: torch.from_numpy(np.array(v)) for key, v in ours.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((1, 2) + in_size)
+    y = ours(x, output_size=out_size)
+    tx = torch.from_numpy(x.copy()).requires_grad_()
+    ty = theirs(tx, output_size=list(out_size))
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    dx = ours.backward(g)
+    ty.backward(torch.from_numpy(g))
+    assert y.shape == tuple(ty.shape)
+    assert rel_err(y, ty.detach().numpy()) <= 1e-10 and rel_err(dx, tx.grad.numpy()) <= 1e-10
+    assert rel_err(ours.weight.grad, theirs.weight.grad.numpy()) <= 1e-10
+    assert rel_err(ours.bias.grad, theirs.bias.grad.numpy()) <= 1e-10

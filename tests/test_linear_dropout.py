@@ -336,3 +336,18 @@ def test_dropout_errors():
     m(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"Dropout backward: expected grad_output of shape \(2, 3\), got \(3, 2\)"):
         m.backward(np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("op", ["dropout", "dropout2d"])
+def test_functional_dropout_records_with_tensors(op):
+    # F.dropout with a Tensor failed before it drew a mask (its recorded forward called _rng without a name)
+    import convgrad as cg
+    from convgrad import functional as F
+    x0 = np.random.default_rng(0).standard_normal((4, 3, 5, 5))
+    x = cg.tensor(x0.copy(), requires_grad=True)
+    y = getattr(F, op)(x, 0.5, True, 7)
+    assert y.grad_fn is not None and y.grad_fn.op == op
+    np.testing.assert_array_equal(y.data, getattr(F, op)(x0.copy(), 0.5, True, 7))   # the same mask as for an array
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    y.backward(g)
+    np.testing.assert_array_equal(x.grad, np.where(y.data != 0, 2.0, 0.0) * g)      # mask / (1 - p)

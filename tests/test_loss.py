@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import convgrad
+from convgrad import functional as F, nn
 from convgrad.functional import loss as FL
 from convgrad.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 
@@ -329,3 +330,42 @@ def test_argument_and_regression_errors():
     for cls in (CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCEWithLogitsLoss):
         with pytest.raises(RuntimeError, match=f"{cls.__name__}.backward.*before forward"):
             cls().backward()
+
+
+# ---------------------------------------------------------------------------------------
+# recorded mode: a target that requires grad gets torch's gradient (module and functional)
+# ---------------------------------------------------------------------------------------
+_TARGET_LOSSES = {
+    "mse": (lambda r: nn.MSELoss(reduction=r), lambda r: torch.nn.MSELoss(reduction=r),
+            lambda x, y, r: F.mse_loss(x, y, reduction=r), "normal"),
+    "l1": (lambda r: nn.L1Loss(reduction=r), lambda r: torch.nn.L1Loss(reduction=r),
+           lambda x, y, r: F.l1_loss(x, y, reduction=r), "normal"),
+    "bce": (lambda r: nn.BCEWithLogitsLoss(reduction=r), lambda r: torch.nn.BCEWithLogitsLoss(reduction=r),
+            lambda x, y, r: F.binary_cross_entropy_with_logits(x, y, reduction=r), "prob"),
+    "bce-weighted": (lambda r: nn.BCEWithLogitsLoss(weight=np.array([1.0, 3.0, 0.2]), reduction=r,
+                                                    pos_weight=np.array([2.0, 0.5, 1.0])),
+                     lambda r: torch.nn.BCEWithLogitsLoss(weight=torch.tensor([1.0, 3.0, 0.2], dtype=torch.float64),
+                                                          reduction=r,
+                                                          pos_weight=torch.tensor([2.0, 0.5, 1.0], dtype=torch.float64)),
+                     lambda x, y, r: F.binary_cross_entropy_with_logits(x, y, weight=np.array([1.0, 3.0, 0.2]), reduction=r,
+                                                                        pos_weight=np.array([2.0, 0.5, 1.0])), "prob"),
+}
+
+
+@pytest.mark.parametrize("route", ["module", "functional"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", sorted(_TARGET_LOSSES))
+def test_a_target_that_requires_grad_gets_torchs_gradient(name, reduction, route):
+    cg = convgrad
+    make, tmake, functional, kind = _TARGET_LOSSES[name]
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((4, 3))
+    y0 = rng.standard_normal((4, 3)) if kind == "normal" else rng.uniform(0, 1, (4, 3))
+    g = rng.standard_normal((4, 3)) if reduction == "none" else None
+    x, y = cg.tensor(x0.copy(), requires_grad=True), cg.tensor(y0.copy(), requires_grad=True)
+    loss = make(reduction)(x, y) if route == "module" else functional(x, y, reduction)
+    loss.backward(g)
+    tx, ty = torch.from_numpy(x0.copy()).requires_grad_(), torch.from_numpy(y0.copy()).requires_grad_()
+    tmake(reduction)(tx, ty).backward(None if g is None else torch.from_numpy(g))
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y.grad, ty.grad.numpy(), rtol=1e-10, atol=1e-12)

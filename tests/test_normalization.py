@@ -363,3 +363,11 @@ def test_gradcheck(name, make, shape, training):
     report = gradcheck(layer, rng.standard_normal(shape) * 1.5 + 0.3)
     assert report.passed, str(report)
     assert report["input"].max_rel_error < 1e-6, str(report)
+
+
+def test_layer_norm_takes_normalized_shape_as_an_array_as_torch(torch):
+    shape = np.array([3, 4])
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    ours, theirs = LayerNorm(shape, dtype=np.float64), torch.nn.LayerNorm(shape).double()
+    assert ours.normalized_shape == tuple(theirs.normalized_shape) == (3, 4)
+    np.testing.assert_allclose(ours(x), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-10, atol=1e-12)

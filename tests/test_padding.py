@@ -96,3 +96,23 @@ def test_functional_pad_takes_torch_flat_pads_too():
 def test_functional_pad_bad_pads_is_a_clear_error(pads, error):
     with pytest.raises(error, match=r"pad: expected pads as \(\(lo, hi\), \.\.\.\) pairs"):
         pad(np.zeros((1, 2, 3, 4)), pads)
+
+
+@pytest.mark.parametrize("mode, torch_mode", [("zeros", "constant"), ("constant", "constant"), ("reflect", "reflect"),
+                                              ("replicate", "replicate"), ("circular", "circular")])
+def test_functional_pad_records_with_tensors_as_torch(mode, torch_mode):
+    import convgrad as cg
+    from convgrad import functional as F
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((2, 2, 4, 5))
+    x = cg.tensor(x0.copy(), requires_grad=True)
+    y = F.pad(x, (2, 0, 1, 3), mode, value=1.5)                 # torch's flat order: last axis first
+    g = rng.standard_normal(y.shape)
+    y.backward(g)
+    tx = torch.from_numpy(x0.copy()).requires_grad_()
+    kw = {"value": 1.5} if mode == "constant" else {}
+    ty = torch.nn.functional.pad(tx, (2, 0, 1, 3), mode=torch_mode, **kw)
+    ty.backward(torch.from_numpy(g))
+    assert y.grad_fn is not None and y.grad_fn.op == "pad"
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -45,3 +45,29 @@ def test_stride_is_downsampling_of_a_stride_one_conv(rng):
     strided = nn.Conv2d(2, 3, 3, stride=2).double()
     strided.load_state_dict(full.state_dict())
     assert rel_err(strided(x), R.downsample(full(x), 2)) < 1e-12
+
+
+@pytest.mark.parametrize("op", ["downsample", "upsample_nearest", "upsample_zeros"])
+def test_functional_resampling_records_with_tensors_as_torch(op):
+    # F.downsample with a Tensor failed (its recorded forward did not take where=/name=)
+    import convgrad as cg
+    from convgrad import functional as F
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((2, 3, 5, 4))
+    x = cg.tensor(x0.copy(), requires_grad=True)
+    y = getattr(F, op)(x, 2)
+    g = rng.standard_normal(y.shape)
+    y.backward(g)
+    tx = torch.from_numpy(x0.copy()).requires_grad_()
+    if op == "downsample":
+        ty = tx[..., ::2, ::2]
+    elif op == "upsample_nearest":
+        ty = torch.nn.functional.interpolate(tx, scale_factor=2, mode="nearest")
+    else:
+        ty = torch.zeros(2, 3, 9, 7, dtype=torch.float64)
+        ty[..., ::2, ::2] = tx
+    ty.backward(torch.from_numpy(g))
+    assert y.grad_fn is not None and y.grad_fn.op == op
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-12)

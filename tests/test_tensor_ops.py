@@ -178,3 +178,66 @@ def test_functional_records_one_node_per_call():
     y = F.conv2d(x, arr(2, 3, 3, 3), stride=2)
     assert y.grad_fn.op == "conv2d" and y.grad_fn.attrs["stride"] == 2 and y.grad_fn.inputs[0] is x
     assert y.grad_fn.inputs[1] is None                  # the weight was a constant array
+
+
+@pytest.mark.parametrize("name, fn, fn_t", [
+    ("max", lambda t: t.max(), lambda t: t.max()),                       # NaN maxima share the gradient
+    ("amax", lambda t: t.amax(), lambda t: t.amax()),                    # a NaN maximum: NaN gradient
+    ("amax_dim", lambda t: t.amax(1), lambda t: t.amax(1)),
+    ("max_dim", lambda t: t.max(1)[0], lambda t: t.max(1)[0]),
+    ("abs", lambda t: t.abs(), lambda t: t.abs()),                       # sign(NaN) = 0 in torch's backward
+])
+def test_nan_in_reductions_and_abs_as_torch(torch, name, fn, fn_t):
+    x0 = np.array([[1.0, np.nan, np.nan], [2.0, 2.0, 1.0], [0.0, -0.0, -3.0]])
+    x, t = cg.tensor(x0.copy(), requires_grad=True), torch.tensor(x0.copy(), requires_grad=True)
+    y, yt = fn(x), fn_t(t)
+    g = np.random.default_rng(3).standard_normal(y.shape)
+    y.backward(g)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=TOL, atol=0, equal_nan=True)
+    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=TOL, atol=0, equal_nan=True)
+    assert np.array_equal(np.isnan(x.grad), np.isnan(t.grad.numpy()))
+
+
+@pytest.mark.parametrize("base", [2.0, 0.5, 1.0, 0.0, -2.0, 3])
+def test_number_to_the_power_of_a_tensor_as_torch(torch, base):
+    # `2 ** t` was Python's "unsupported operand type(s)"
+    x0 = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.5, 0.3])
+    x, t = cg.tensor(x0.copy(), requires_grad=True), torch.tensor(x0.copy(), requires_grad=True)
+    y, yt = base ** x, base ** t
+    g = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(g)
+    yt.backward(torch.tensor(g))
+    assert y.grad_fn.op == "rpow"
+    for ours, theirs in ((y.data, yt.detach().numpy()), (x.grad, t.grad.numpy())):
+        np.testing.assert_allclose(ours, theirs, rtol=TOL, atol=0, equal_nan=True)
+        assert np.array_equal(np.isnan(ours), np.isnan(theirs))
+
+
+def test_number_to_the_power_of_a_tensor_refuses_what_it_cannot_take():
+    x = cg.tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(TypeError, match="pow: the base"):
+        "2" ** x
+    with pytest.raises(TypeError, match="pow: expected a floating-point tensor"):
+        2.0 ** cg.tensor(np.arange(3))
+
+
+def test_tensor_copies_its_data_and_from_numpy_shares_it():
+    """convgrad.tensor copies (as torch.tensor): writing into the caller's array between forward
+    and backward changes no gradient; convgrad.from_numpy shares it (as torch.from_numpy)."""
+    import convgrad as cg
+    a = np.array([1.0, -2.0, 3.0])
+    w = cg.tensor(np.array([0.5, 0.5, 0.5]), requires_grad=True)
+    x = cg.tensor(a)
+    (x * w).sum().backward()
+    expected = w.grad.copy()
+    w.grad = None
+    y = (x * w).sum()
+    a[...] = 100.0                      # the caller rewrites its array before the backward
+    y.backward()
+    np.testing.assert_array_equal(w.grad, expected)
+    assert not np.shares_memory(x.data, a)
+    shared = cg.from_numpy(a)
+    assert np.shares_memory(shared.data, a) and shared.dtype == a.dtype
+    with pytest.raises(TypeError, match="from_numpy: expected a numpy.ndarray, got list"):
+        cg.from_numpy([1.0])

@@ -16,6 +16,11 @@ def _is_tensor(value) -> bool:
 
 def _record(name, forward, backward, grads, arguments):
     tensors = {k: v for k, v in arguments.items() if isinstance(v, Tensor)}
+    if is_grad_enabled():
+        for k, v in tensors.items():
+            if k not in grads and v.requires_grad:
+                raise RuntimeError(f"{name}: argument {k!r} requires grad, but {name} gives no gradient for it "
+                                   f"(gradients flow to {', '.join(map(repr, grads))}); pass {k}.detach()")
     arrays = {k: (v.data if isinstance(v, Tensor) else v) for k, v in arguments.items()}
     out, cache = forward(**arrays)
     first = out[0] if isinstance(out, tuple) else out
@@ -33,7 +38,7 @@ def _record(name, forward, backward, grads, arguments):
 
 def _functional_backward(grad_out, cache, needs):
     backward, op_cache, n = cache
-    grads = backward(grad_out, op_cache)
+    grads = backward(grad_out, op_cache, needs) if getattr(backward, "takes_needs", False) else backward(grad_out, op_cache)
     grads = grads if isinstance(grads, tuple) else (grads,)
     return tuple(grads) + (None,) * (n - len(grads))
 

@@ -60,6 +60,10 @@ class Node:
             grads = (grads,)
         if len(grads) != len(self.inputs):
             raise RuntimeError(f"{self.op} backward returned {len(grads)} gradients for {len(self.inputs)} inputs")
+        missing = [i for i, (need, g) in enumerate(zip(needs, grads)) if need and g is None]
+        if missing:                   # never a silent None for a tensor that asked for a gradient
+            raise RuntimeError(f"{self.op}: input {missing[0]} requires grad, but {self.op}'s backward gives no "
+                               f"gradient for it; pass it detached (.detach()) or as an array")
         if not retain:
             self._backward = self._cache = None
         return grads

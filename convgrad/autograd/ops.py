@@ -87,6 +87,23 @@ def pow_backward(dy, cache, needs):
     return dy * (p * x ** (p - 1))
 
 
+def rpow_forward(x, base):
+    """base ** x for a Python number base (Tensor.__rpow__); 0 ** -1 = inf as torch, no warning."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.asarray(base, x.dtype) ** x
+    return y, (x, y, base)
+
+
+def rpow_backward(dy, cache, needs):
+    """d(b^x)/dx = b^x ln b (NaN for b < 0); for b = 0, 0 where x >= 0 (as torch)."""
+    x, y, base = cache
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = y * np.log(np.asarray(base, y.dtype))
+        if base == 0:
+            d = np.where(x >= 0, 0.0, d).astype(y.dtype)
+        return dy * d
+
+
 def matmul_forward(a, b):
     return a @ b, (a, b)
 
@@ -139,7 +156,10 @@ def abs_forward(x):
 
 
 def abs_backward(dy, x, needs):
-    return dy * np.sign(x)
+    """dy * sign(x), with sign(NaN) = 0 as torch's."""
+    sign = np.sign(x)
+    sign[np.isnan(sign)] = 0
+    return dy * sign
 
 
 def clamp_forward(x, min=None, max=None):
@@ -228,18 +248,21 @@ def mean_backward(dy, cache, needs):
     return _spread(dy / dy.dtype.type(count) if count else dy * np.nan, shape, dim, keepdim)
 
 
-def amax_forward(x, dim=None, keepdim=False):
+def amax_forward(x, dim=None, keepdim=False, nan_ties=False):
     y = x.max(axis=dim, keepdims=True)
     out = y if keepdim else (y.reshape(()) if dim is None else np.squeeze(y, dim))
-    return out, (x, y, dim)
+    return out, (x, y, dim, nan_ties)
 
 
 def amax_backward(dy, cache, needs):
-    """The gradient is shared evenly among tied maxima (as torch.amax)."""
-    x, y, dim = cache
-    winners = x == y
+    """The gradient is shared evenly among tied maxima (as torch.amax: a NaN maximum ties with
+    nothing, so the gradient is NaN); nan_ties: a NaN maximum's NaNs share it (as torch's
+    whole-tensor max())."""
+    x, y, dim, nan_ties = cache
+    winners = (x == y) | (np.isnan(x) & np.isnan(y)) if nan_ties else x == y
     count = winners.sum(axis=dim, keepdims=True).astype(x.dtype)
-    return winners * (dy.reshape(y.shape) / count)
+    with np.errstate(divide="ignore", invalid="ignore"):      # no winner (a NaN maximum): NaN, as torch
+        return winners * (dy.reshape(y.shape) / count)
 
 
 def max_dim_forward(x, dim, keepdim=False):

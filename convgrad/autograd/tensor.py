@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from .._checks import check_bool, check_real
 from . import ops
 from .grad_mode import is_grad_enabled
 from .graph import Node, run_backward
@@ -82,7 +83,7 @@ class Tensor:
             if not _is_float(grad.dtype):
                 raise TypeError(f"backward: grad must be a float array, got dtype {grad.dtype}")
             grad = grad.astype(self.dtype, copy=False)
-        run_backward(self, grad, retain_graph)
+        run_backward(self, grad, check_bool("backward", "retain_graph", retain_graph))
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph (no gradient flows through it)."""
@@ -94,6 +95,8 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item: expected a one-element tensor, got shape {self.shape} ({self.data.size} elements)")
         return self.data.item()
 
     def __array__(self, dtype=None, copy=None):
@@ -159,6 +162,13 @@ class Tensor:
             raise TypeError(f"pow: the exponent must be a Python number, got {type(exponent).__name__}")
         return apply("pow", ops.pow_forward, ops.pow_backward, (self,), exponent=exponent)
 
+    def __rpow__(self, base):
+        if isinstance(base, bool) or not isinstance(base, numbers.Real):
+            raise TypeError(f"pow: the base of number ** Tensor must be a Python number, got {type(base).__name__}")
+        if not _is_float(self.dtype):
+            raise TypeError(f"pow: expected a floating-point tensor as the exponent, got dtype {self.dtype}")
+        return apply("rpow", ops.rpow_forward, ops.rpow_backward, (self,), base=float(base))
+
     # comparisons give bool tensors without a gradient (for masks and where), element-wise as
     # torch's; recorded as non-differentiable nodes (op "lt", "le", "gt", "ge", "eq", "ne") so
     # that an exporter sees where a mask comes from
@@ -202,6 +212,8 @@ class Tensor:
         """Element-wise min(max(x, min), max), either bound optional; recorded."""
         if min is None and max is None:
             raise ValueError("clamp: give min, max or both")
+        min, max = (None if v is None else check_real("clamp", name, v, finite=False)
+                    for name, v in (("min", min), ("max", max)))
         return apply("clamp", ops.clamp_forward, ops.clamp_backward, (self,), min=min, max=max)
 
     def relu(self):
@@ -295,7 +307,9 @@ class Tensor:
         """max() -> the largest value (gradient shared among ties); max(dim) -> (values, indices),
         the gradient going to the first maximum (as torch.max)."""
         if dim is None:
-            return self.amax()
+            if self.size == 0:
+                raise ValueError(f"max: the tensor of shape {self.shape} is empty")
+            return apply("amax", ops.amax_forward, ops.amax_backward, (self,), dim=None, keepdim=False, nan_ties=True)
         d = _dim(dim, self.ndim, "max")
         if self.shape[d] == 0:
             raise ValueError(f"max: dim {dim} of shape {self.shape} is empty")
@@ -306,12 +320,33 @@ class Tensor:
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """A leaf Tensor holding a copy-free view of `data` (an ndarray, a list, a number or a torch
-    tensor, read without importing torch). requires_grad: gradients accumulate into `.grad`."""
+    """A leaf Tensor holding a copy of `data` (an ndarray, a list, a number or a torch tensor,
+    read without importing torch), as torch.tensor: writing into the caller's array afterwards
+    changes nothing. requires_grad: gradients accumulate into `.grad`."""
+    return _leaf("tensor", data, requires_grad, dtype, copy=True)
+
+
+def from_numpy(array: np.ndarray, requires_grad: bool = False) -> Tensor:
+    """A leaf Tensor sharing `array`'s memory, as torch.from_numpy: no copy, so writing into
+    the array before a backward changes the gradients of the ops that read it (as in torch)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return _leaf("from_numpy", array, requires_grad, None, copy=False)
+
+
+def _leaf(where: str, data, requires_grad, dtype, copy: bool) -> Tensor:
+    requires_grad = check_bool(where, "requires_grad", requires_grad)
     if isinstance(data, Tensor):
         data = data.data
     data = _from_foreign(data)
-    arr = np.asarray(data, dtype=dtype)
+    try:
+        arr = np.array(data, dtype=dtype, copy=True) if copy else np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as exc:        # a ragged list, a dtype NumPy does not know
+        raise type(exc)(f"{where}: cannot make an array of dtype {dtype!r} from {type(data).__name__} data: "
+                        f"{exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: expected numbers (bool, int or float data), got {type(data).__name__} "
+                        f"of dtype {arr.dtype}")
     return Tensor(arr, requires_grad=requires_grad)
 
 

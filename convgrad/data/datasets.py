@@ -23,6 +23,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
+from .._checks import check_bool, check_real
 from .cifar import read_cifar_batch
 from .download import (DEFAULT_TIMEOUT, ENV_MIRROR, cache_dir, existing, fetch_first, file_digest, find_dir,
                        parse_checksum, search_dirs)
@@ -122,6 +123,8 @@ class DatasetSplits:
 
 def dataset_info(name: str) -> DatasetInfo:
     """The DatasetInfo of "fashion-mnist", "mnist" or "cifar-10" (aliases like "cifar10" accepted)."""
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a string (one of {sorted(DATASETS)}), got {name!r} ({type(name).__name__})")
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key.replace("-", ""), key)
     if key not in DATASETS:
@@ -153,6 +156,8 @@ def fetch(name: str, root: str | os.PathLike | None = None, download: bool = Tru
     `download` is False, DownloadError / ChecksumError when the download fails.
     """
     info = dataset_info(name)
+    download = check_bool(f"fetch({info.name!r})", "download", download)
+    check_real(f"fetch({info.name!r})", "timeout", timeout, positive=True)
     found = locate(info.name, root)
     if found is not None:
         return found

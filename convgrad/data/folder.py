@@ -15,7 +15,8 @@ import os
 
 import numpy as np
 
-from .images import ImageError, is_grey, open_image, to_pixels
+from .._checks import check_real
+from .images import ImageError, check_image_options, is_grey, open_image, to_pixels
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 TEST_SEED = 0                      # the held-out test images of a plain folder do not move with --seed
@@ -41,6 +42,9 @@ def list_images(root: str, classes: list | None = None) -> tuple[list, np.ndarra
     classes = classes or found
     if not classes:
         raise FolderError(f"{root} has no class subfolders (expected {root}/<class>/<image>.png)")
+    if len(classes) < 2:                 # one class: every prediction right, nothing learnt
+        raise FolderError(f"{root} has one class subfolder ({classes[0]!r}); a classifier needs at least 2 "
+                          f"(expected {root}/<class>/<image>.png for each class)")
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise FolderError(f"{root} has class folders {unknown} that the training split does not have")
@@ -80,6 +84,8 @@ def read_images(paths: list, image_size: int | None = None, channels: int | None
 def load_image_folder(root: str, image_size: int | None = None, channels: int | None = None, fit: str = "pad",
                       test_fraction: float = 0.2):
     """((train images, labels), (test images, labels), classes, (channels, image_size)) of a folder."""
+    check_image_options("load_image_folder", channels, image_size, fit)
+    test_fraction = check_real("load_image_folder", "test_fraction", test_fraction, minimum=0.0, below=1.0)
     if has_splits(root):
         train_paths, train_y, classes = list_images(os.path.join(root, "train"))
         test_paths, test_y, _ = list_images(os.path.join(root, "test"), classes)

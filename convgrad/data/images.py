@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from .._checks import MAX_IMAGE_SIZE, check_choice, check_int
+
 FITS = ("pad", "crop")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
@@ -54,10 +56,19 @@ def is_grey(img) -> bool:
     return img.mode in GREY_MODES
 
 
+def check_image_options(where: str, channels, size, fit) -> None:
+    """channels 1 or 3 (None: decided from the images), size in [1, MAX_IMAGE_SIZE] (None: the
+    images' own), fit 'pad' or 'crop'."""
+    if channels is not None and check_int(where, "channels", channels) not in (1, 3):
+        raise ValueError(f"{where}: channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+    if size is not None:
+        check_int(where, "image_size", size, 1, MAX_IMAGE_SIZE)
+    check_choice(where, "fit", fit, FITS)
+
+
 def to_pixels(img, channels: int, size: int, fit: str = "pad") -> np.ndarray:
     """A PIL image -> uint8 (channels, size, size): grey or RGB, made square by `fit`, resized (bilinear)."""
-    if fit not in FITS:
-        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+    check_image_options("to_pixels", channels, size, fit)
     Image = _pil()
     img = img.convert("L" if channels == 1 else "RGB")
     w, h = img.size
@@ -82,6 +93,7 @@ def to_pixels(img, channels: int, size: int, fit: str = "pad") -> np.ndarray:
 
 def load_image(path: str, channels: int, size: int, invert: bool = False, fit: str = "pad") -> np.ndarray:
     """-> uint8 (channels, size, size), see to_pixels; `invert` maps v -> 255 - v."""
+    check_image_options("load_image", channels, size, fit)
     pixels = to_pixels(open_image(path), channels, size, fit)
     return 255 - pixels if invert else pixels
 

@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from .._checks import check_int
 from .._dtype import get_default_dtype
 from .transforms import Transform
 
@@ -54,6 +55,8 @@ def _check_arrays(images, labels) -> None:
         raise TypeError(f"DataLoader: labels must be integers, got dtype {labels.dtype}")
     if labels.shape != images.shape[:1]:
         raise ValueError(f"DataLoader: expected labels of shape ({images.shape[0]},), got {labels.shape}")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"DataLoader: labels are class indices, >= 0; got {labels.min()}")
 
 
 class DataLoader:
@@ -99,6 +102,12 @@ class DataLoader:
                     raise TypeError(f"DataLoader: {name} must be numbers, got {value!r}")
                 if not np.isfinite(arr.astype(np.float64)).all():
                     raise ValueError(f"DataLoader: {name} must be finite, got {value!r}")
+                if arr.ndim > 1 or arr.size not in (1, images.shape[1]):
+                    raise ValueError(f"DataLoader: {name} must be one number or one per channel "
+                                     f"({images.shape[1]}), got {value!r}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"DataLoader: transform must be a callable t(batch, rng) or None, "
+                            f"got {transform!r} ({type(transform).__name__})")
         self.images, self.labels = images, labels.astype(np.int64)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
         if len(self) == 0:
@@ -167,6 +176,10 @@ class DataLoader:
             x, y = self.images[idx], self.labels[idx]
             if self.transform is not None:
                 x = self.transform(x, self.rng)
+                if not isinstance(x, np.ndarray) or x.ndim != 4 or len(x) != len(idx):
+                    raise TypeError(f"DataLoader: transform {self.transform!r} must return a batch (B, C, H, W) "
+                                    f"of {len(idx)} images, got {type(x).__name__}"
+                                    f"{f' of shape {x.shape}' if isinstance(x, np.ndarray) else ''}")
             x = self.convert(x)
             self._batch = b + 1
             if self._batch == n_batches:           # roll over before yielding: a checkpoint taken
@@ -185,6 +198,10 @@ class DataLoader:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a state_dict(); the next iteration continues exactly where it was taken."""
+        if not isinstance(state, dict):
+            raise TypeError(f"DataLoader.load_state_dict: expected the dict of state_dict(), got {type(state).__name__}")
+        for key in ("epoch", "batch"):
+            check_int("DataLoader.load_state_dict", key, state.get(key), minimum=0)
         for key in ("num_samples", "batch_size", "shuffle", "drop_last"):
             mine = len(self.images) if key == "num_samples" else getattr(self, key)
             if state.get(key) != mine:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .._checks import check_int, check_real
 from .datasets import DATASETS, Split, dataset_info, load_dataset
 from .folder import load_image_folder
 from .images import border_mean
@@ -66,6 +67,8 @@ def check_data(data: str) -> str | None:
 
 def split_validation(images, labels, fraction: float, seed: int):
     """(train Split, val Split): a seeded random `fraction` of the images held out, order kept."""
+    fraction = check_real("split_validation", "fraction", fraction, minimum=0.0, below=1.0)
+    seed = check_int("split_validation", "seed", seed, minimum=0)
     n = len(labels)
     n_val = int(round(fraction * n))
     if not 1 <= n_val < n:

@@ -12,7 +12,18 @@ from typing import Callable, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .._checks import MAX_IMAGE_SIZE, check_int, check_real
+
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def check_batch(x, rng, where: str) -> None:
+    """A transform's arguments: an image batch (B, C, H, W) and a numpy Generator."""
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise TypeError(f"{where}: expected a batch of images as an ndarray (B, C, H, W), got "
+                        f"{type(x).__name__}{f' of shape {x.shape}' if isinstance(x, np.ndarray) else ''}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{where}: expected rng as a numpy.random.Generator, got {type(rng).__name__}")
 
 
 class RandomCrop:
@@ -22,13 +33,10 @@ class RandomCrop:
     """
 
     def __init__(self, padding: int = 4):
-        if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)):
-            raise TypeError(f"RandomCrop: padding must be an int, got {type(padding).__name__}")
-        if padding < 0:
-            raise ValueError(f"RandomCrop: padding must be >= 0, got {padding}")
-        self.padding = int(padding)
+        self.padding = check_int("RandomCrop", "padding", padding, minimum=0, maximum=MAX_IMAGE_SIZE)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        check_batch(x, rng, "RandomCrop")
         p = self.padding
         b, c, h, w = x.shape
         offsets = rng.integers(0, 2 * p + 1, size=(b, 2))
@@ -47,13 +55,10 @@ class RandomHorizontalFlip:
     """Mirror each image left-right with probability `p` (drawn as rng.random(B) < p)."""
 
     def __init__(self, p: float = 0.5):
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-            raise TypeError(f"RandomHorizontalFlip: p must be a number, got {type(p).__name__}")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = check_real("RandomHorizontalFlip", "p", p, minimum=0.0, maximum=1.0)
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        check_batch(x, rng, "RandomHorizontalFlip")
         flip = rng.random(x.shape[0]) < self.p
         return np.where(flip[:, None, None, None], x[..., ::-1], x)
 
@@ -65,7 +70,13 @@ class Compose:
     """Apply transforms in order, each with the same rng."""
 
     def __init__(self, transforms: Sequence[Transform]):
+        if isinstance(transforms, (str, bytes)) or not hasattr(transforms, "__iter__"):
+            raise TypeError(f"Compose: expected a sequence of transforms, got {type(transforms).__name__}")
         self.transforms = list(transforms)
+        for i, t in enumerate(self.transforms):
+            if not callable(t):
+                raise TypeError(f"Compose: transforms[{i}] must be a callable t(batch, rng), got {t!r} "
+                                f"({type(t).__name__})")
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         for t in self.transforms:

@@ -116,8 +116,8 @@ def _run(args, build, **kwargs) -> int:
     except ExplainError as e:
         print(f"{where}: error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
-        print(f"{where}: error: cannot write {args.html}: {e}", file=sys.stderr)
+    except OSError as e:                          # atomic_write_text's message names the page
+        print(f"{where}: error: {e}", file=sys.stderr)
         return 1
     return 0 if wt.passed else 1
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 
 import numpy as np
 
@@ -182,15 +180,7 @@ def write(wt: Walkthrough, path) -> None:
 
 
 def write_page(page: str, path) -> None:
-    """Write a page atomically: a temporary file in the same directory, then os.replace."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".explain-", suffix=".html.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.chmod(tmp, 0o644)                     # mkstemp creates 0600; a page is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write a page atomically (checkpoint.atomic_write_text: a temporary file in the same
+    directory, then os.replace; an OSError names the page's path)."""
+    from ..checkpoint import atomic_write_text
+    atomic_write_text(str(path), page)

@@ -88,13 +88,13 @@ def _pool_forward(forward, n, **fixed):
 
 def _dropout_forward(channelwise, name):
     def forward(x, p=0.5, training=True, generator=None):
-        return _dense.dropout_forward(x, p, training, _dense._rng(generator), channelwise=channelwise, where=name)
+        return _dense.dropout_forward(x, p, training, _dense._rng(generator, name), channelwise=channelwise, where=name)
     return forward
 
 
 def _resample_pair(forward, backward, keeps_shape: bool):
-    def fwd(x, factor):
-        return forward(x, factor), (factor, x.shape[2:])
+    def fwd(x, factor, **names):                 # names: where= (and name=) for the messages
+        return forward(x, factor, **names), (factor, x.shape[2:])
 
     def bwd(dy, cache):
         factor, in_spatial = cache
@@ -102,7 +102,25 @@ def _resample_pair(forward, backward, keeps_shape: bool):
     return fwd, bwd
 
 
+def _pad_forward(x, pads, mode="zeros", where="pad", value=0.0):
+    return pad(x, pads, mode, where, value), (pads, mode, x.shape)
+
+
+def _pad_backward(dy, cache):
+    pads, mode, x_shape = cache
+    return pad_backward(dy, pads, mode, x_shape)
+
+
+def _with_target(backward, target_backward):
+    """A loss's backward giving (dx, dtarget): the target's only when it requires grad."""
+    def both(dy, cache, needs=(True, True)):
+        return backward(dy, cache), (target_backward(dy, cache) if needs[1] else None)
+    both.takes_needs = True
+    return both
+
+
 _recorded_ops = {  # plain function: (forward of the same arguments -> (y, cache), backward, gradients it returns)
+    pad: (_pad_forward, _pad_backward, ("x",)),
     relu: (_act.relu_forward, _act.relu_backward, ("x",)),
     leaky_relu: (_act.leaky_relu_forward, _act.leaky_relu_backward, ("x",)),
     elu: (_act.elu_forward, _act.elu_backward, ("x",)),
@@ -123,10 +141,14 @@ _recorded_ops = {  # plain function: (forward of the same arguments -> (y, cache
     dropout2d: (_dropout_forward(True, "dropout2d"), _dense.dropout_backward, ("x",)),
     cross_entropy: (_loss.cross_entropy_forward, _loss.cross_entropy_backward, ("x",)),
     nll_loss: (_loss.nll_loss_forward, _loss.nll_loss_backward, ("x",)),
-    mse_loss: (_loss.mse_loss_forward, _loss.mse_loss_backward, ("x",)),
-    l1_loss: (_loss.l1_loss_forward, _loss.l1_loss_backward, ("x",)),
+    mse_loss: (_loss.mse_loss_forward, _with_target(_loss.mse_loss_backward, _loss.mse_loss_target_backward),
+               ("x", "target")),
+    l1_loss: (_loss.l1_loss_forward, _with_target(_loss.l1_loss_backward, _loss.l1_loss_target_backward),
+              ("x", "target")),
     binary_cross_entropy_with_logits: (_loss.binary_cross_entropy_with_logits_forward,
-                                       _loss.binary_cross_entropy_with_logits_backward, ("x",)),
+                                       _with_target(_loss.binary_cross_entropy_with_logits_backward,
+                                                    _loss.binary_cross_entropy_with_logits_target_backward),
+                                       ("x", "target")),
     batch_norm: (_norm.batch_norm_forward, _norm.batch_norm_backward, ("x", "weight", "bias")),
     layer_norm: (_norm.layer_norm_forward, _norm.layer_norm_backward, ("x", "weight", "bias")),
     group_norm: (_norm.group_norm_forward, _norm.group_norm_backward, ("x", "weight", "bias")),

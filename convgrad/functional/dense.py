@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_float_array, check_generator, check_grad, check_real, check_same_dtype
+from .._checks import check_bool, check_float_array, check_generator, check_grad, check_real, check_same_dtype
 from .._rng import make_rng
 
 __all__ = ["linear", "linear_forward", "linear_backward",
@@ -97,6 +97,7 @@ def dropout_forward(x, p=0.5, training=True, rng=None, channelwise=False, *, whe
     Returns (y, cache); the cache holds the scaled mask (None for the identity)."""
     check_float_array(x, where, "input")
     p = check_p(p, where)
+    training = check_bool(where, "training", training)
     if not training or p == 0:
         return x, (None, x.shape, x.dtype, where)
     if not isinstance(rng, np.random.Generator):

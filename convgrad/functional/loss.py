@@ -303,6 +303,11 @@ def mse_loss_backward(grad, cache):
     return 2.0 * diff * _mean_scale(g, reduction, diff.size)
 
 
+def mse_loss_target_backward(grad, cache):
+    """dL/dtarget = -dL/dx (recorded mode, a target that requires grad, as torch)."""
+    return -mse_loss_backward(grad, cache)
+
+
 def mse_loss(x, target, reduction="mean"):
     """torch.nn.functional.mse_loss."""
     return mse_loss_forward(x, target, reduction)[0]
@@ -321,6 +326,11 @@ def l1_loss_backward(grad, cache):
     sign, reduction, where = _require(cache, "l1_loss")
     g = _upstream(grad, reduction, sign.shape, sign.dtype, where)
     return sign * _mean_scale(g, reduction, sign.size)
+
+
+def l1_loss_target_backward(grad, cache):
+    """dL/dtarget = -dL/dx (recorded mode, a target that requires grad, as torch)."""
+    return -l1_loss_backward(grad, cache)
 
 
 def l1_loss(x, target, reduction="mean"):
@@ -379,6 +389,17 @@ def binary_cross_entropy_with_logits_backward(grad, cache):
     if w is not None:
         dx = dx * w
     return dx * _mean_scale(g, reduction, x.size)
+
+
+def binary_cross_entropy_with_logits_target_backward(grad, cache):
+    """dL/dy = c w [-x - (pw - 1) log sigmoid(x)]  (= -c w x without pw), for a target that
+    requires grad (recorded mode, as torch)."""
+    x, y, w, pw, coef, reduction, where = _require(cache, "binary_cross_entropy_with_logits")
+    g = _upstream(grad, reduction, x.shape, x.dtype, where)
+    dy = -x if pw is None else -x - (pw - 1.0) * (np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x))))
+    if w is not None:
+        dy = dy * w
+    return dy * _mean_scale(g, reduction, x.size)
 
 
 def binary_cross_entropy_with_logits(x, target, weight=None, reduction="mean", pos_weight=None):

@@ -364,7 +364,9 @@ def _row_norm_grads(dy, cache: RowNormCache, where: str, workspace):
 
 
 def as_normalized_shape(normalized_shape, where: str) -> tuple:
-    """An int or a sequence of positive ints -> a tuple (torch accepts both)."""
+    """An int or a sequence of positive ints (a tuple, list or 1-d array) -> a tuple (torch accepts each)."""
+    if isinstance(normalized_shape, np.ndarray) and normalized_shape.ndim == 1:
+        normalized_shape = tuple(normalized_shape.tolist())
     if not isinstance(normalized_shape, (tuple, list)):
         return (check_int(where, "normalized_shape", normalized_shape, minimum=1),)
     if not normalized_shape:

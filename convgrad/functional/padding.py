@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import all_finite, as_tuple, check_choice, check_float_array, check_shape, is_int
+from .._checks import all_finite, as_tuple, check_choice, check_float_array, check_real, check_shape, is_int
 
 _NUMPY_MODE = {"zeros": "constant", "constant": "constant", "reflect": "reflect", "replicate": "edge",
                "circular": "wrap"}
@@ -116,7 +116,8 @@ def pad(x: np.ndarray, pads, mode: str = "zeros", where: str = "pad", value: flo
     """x (..., *S) -> (..., *(S + lo + hi)): the last len(pads) axes padded with the mode
     ('zeros' and 'constant' fill `value`, 0 for 'zeros'). pads: ((lo, hi), ...) per axis,
     leading to trailing, or torch.nn.functional.pad's flat (lo, hi, ...), last axis first."""
-    x = np.asarray(x)
+    check_float_array(x, where, "input")
+    value = check_real(where, "value", value, finite=False)
     pads = as_pad_pairs(pads, x.ndim, where)
     _check(x.shape, pads, mode, where)
     widths = ((0, 0),) * (x.ndim - len(pads)) + tuple(tuple(p) for p in pads)

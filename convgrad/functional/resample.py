@@ -47,9 +47,9 @@ def downsample_backward(dy: np.ndarray, factor, in_spatial) -> np.ndarray:
     return dx
 
 
-def upsample_zeros(x: np.ndarray, factor) -> np.ndarray:
+def upsample_zeros(x: np.ndarray, factor, *, where: str = "upsample_zeros") -> np.ndarray:
     """Zero insertion: (N, C, *S) -> (N, C, *((S-1)*f + 1)); out[..., ::f] = x."""
-    f = _factors(x, factor, "upsample_zeros")
+    f = _factors(x, factor, where)
     out = np.zeros((*x.shape[:2], *((s - 1) * k + 1 for s, k in zip(x.shape[2:], f))), dtype=x.dtype)
     out[_spatial(out, [slice(None, None, k) for k in f])] = x
     return out
@@ -60,9 +60,9 @@ def upsample_zeros_backward(dy: np.ndarray, factor) -> np.ndarray:
     return downsample(dy, factor, where="upsample_zeros_backward", name="grad")
 
 
-def upsample_nearest(x: np.ndarray, factor) -> np.ndarray:
+def upsample_nearest(x: np.ndarray, factor, *, where: str = "upsample_nearest") -> np.ndarray:
     """(N, C, *S) -> (N, C, *(S*f)): every element repeated f times along each spatial axis."""
-    f = _factors(x, factor, "upsample_nearest")
+    f = _factors(x, factor, where)
     out = x
     for axis, k in enumerate(f, start=2):
         out = np.repeat(out, k, axis=axis)

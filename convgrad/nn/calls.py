@@ -87,8 +87,12 @@ def free_caches(enabled: bool = True):
     and Jacobians use it). `convgrad train` runs its backward passes inside.
 
     Example:
+        >>> model, loss_fn = nn.Linear(3, 2), nn.MSELoss()
+        >>> loss = loss_fn(model(np.ones((4, 3), np.float32)), np.zeros((4, 2), np.float32))
         >>> with nn.free_caches():
-        ...     model.backward(loss_fn.backward())
+        ...     dx = model.backward(loss_fn.backward())
+        >>> dx.shape
+        (4, 3)
     """
     before = freeing_caches()
     _local.free_caches = bool(enabled)
@@ -214,6 +218,8 @@ def _module_backward(grad_out, cache, needs):
             grads = module.backward(grad_out, input_grad=False)
         else:
             grads = module.backward(grad_out)
+        if n_inputs > 1 and needs[1] and not isinstance(grads, tuple) and hasattr(module, "target_backward"):
+            grads = (grads, module.target_backward(grad_out))     # a loss's target that requires grad
     finally:
         restore(before)
     if n_inputs == 1:

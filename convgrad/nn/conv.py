@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .._checks import as_tuple, check_bool, check_choice, check_float_dtype, check_generator, check_int
+from .._checks import (as_tuple, check_bool, check_choice, check_float_array, check_float_dtype, check_generator,
+                       check_int, check_rank, is_int)
 from ..autograd.grad_mode import is_grad_enabled
 from ..functional import convolution as F
 from ..functional.padding import PADDING_MODES
@@ -246,11 +247,34 @@ class _ConvTransposeNd(_ConvNd):
     def _weight_shape(self):
         return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
 
-    def forward(self, x):
+    def forward(self, x, output_size=None):
+        """output_size (optional, as torch): the output's spatial size (or its whole shape), which
+        picks the output_padding of this call among the sizes the stride allows."""
+        output_padding = self.output_padding if output_size is None else self._output_padding_for(x, output_size)
         y, self._cache = F.conv_transpose_forward(
             x, self.weight.data, None if self.bias is None else self.bias.data, self.stride, self.padding,
-            self.output_padding, self.groups, self.dilation, where=type(self).__name__, keep=is_grad_enabled())
+            output_padding, self.groups, self.dilation, where=type(self).__name__, keep=is_grad_enabled())
         return y
+
+    def _output_padding_for(self, x, output_size) -> tuple:
+        """torch's _output_padding: each requested size in [smallest, smallest + stride - 1]."""
+        where, n = type(self).__name__, self.n_dims
+        check_float_array(x, where)
+        check_rank(x, n + 2, where, "(N, C, *spatial)")
+        size = tuple(output_size) if isinstance(output_size, (tuple, list)) else output_size
+        if not isinstance(size, tuple) or not all(is_int(v) for v in size):
+            raise TypeError(f"{where}: output_size must be a tuple of {n} (or {n + 2}) ints, got "
+                            f"{type(output_size).__name__} {output_size!r:.60}")
+        if len(size) not in (n, n + 2):
+            raise ValueError(f"{where}: output_size must have {n} (or {n + 2}) entries, got {output_size!r}")
+        size = size[-n:]
+        smallest = [(i - 1) * s - 2 * p + d * (k - 1) + 1 for i, s, p, d, k in
+                    zip(x.shape[2:], self.stride, self.padding, self.dilation, self.kernel_size)]
+        for want, low, s in zip(size, smallest, self.stride):
+            if not low <= want <= low + s - 1:
+                raise ValueError(f"{where}: output_size {tuple(size)} is not reachable from input of shape {x.shape}: "
+                                 f"each size must lie in [{', '.join(f'{m}..{m + st - 1}' for m, st in zip(smallest, self.stride))}]")
+        return tuple(int(w - low) for w, low in zip(size, smallest))
 
     def backward(self, grad_out, input_grad: bool = True):
         """Adds dW, db into the parameters' .grad; returns dx (None when input_grad=False).

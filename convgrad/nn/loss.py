@@ -50,6 +50,7 @@ def _as_buffer(value, where: str, name: str):
 class _Loss(Module):
     """forward(pred, target) -> loss; backward(grad_out=None) -> dLoss/dpred."""
     _backward_fn = None
+    _target_backward_fn = None
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
@@ -68,6 +69,12 @@ class _Loss(Module):
         """grad_out: None (= 1, or ones for reduction='none'), a scalar, or for 'none' an
         array of the loss's shape. Returns dLoss/dpred of pred's shape."""
         return type(self)._backward_fn(grad_out, self._cached(self._cache))
+
+    def target_backward(self, grad_out=None):
+        """dLoss/dtarget, for a target that requires grad in recorded mode (as torch); None for a
+        loss whose target gets no gradient (class indices)."""
+        fn = type(self)._target_backward_fn
+        return None if fn is None else fn(grad_out, self._cached(self._cache))
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
@@ -193,6 +200,7 @@ class MSELoss(_Loss):
         array([0.        , 1.33333333, 2.        ])
     """
     _backward_fn = staticmethod(F.mse_loss_backward)
+    _target_backward_fn = staticmethod(F.mse_loss_target_backward)
 
     def _forward(self, pred, target):
         return F.mse_loss_forward(pred, target, self.reduction, where="MSELoss")
@@ -223,6 +231,7 @@ class L1Loss(_Loss):
         array([ 0.,  1., -1.])
     """
     _backward_fn = staticmethod(F.l1_loss_backward)
+    _target_backward_fn = staticmethod(F.l1_loss_target_backward)
 
     def _forward(self, pred, target):
         return F.l1_loss_forward(pred, target, self.reduction, where="L1Loss")
@@ -257,6 +266,7 @@ class BCEWithLogitsLoss(_Loss):
         array([-0.25,  0.  ])
     """
     _backward_fn = staticmethod(F.binary_cross_entropy_with_logits_backward)
+    _target_backward_fn = staticmethod(F.binary_cross_entropy_with_logits_target_backward)
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean", pos_weight=None):
         super().__init__(size_average, reduce, reduction)

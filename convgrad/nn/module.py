@@ -10,11 +10,13 @@ Two ways to get gradients, one library:
 """
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from typing import Iterator
 
 import numpy as np
 
+from .._checks import check_bool, check_float_dtype
 from ..autograd.tensor import Tensor, _from_foreign
 from . import calls
 
@@ -24,7 +26,10 @@ class Parameter(Tensor):
     and `.requires_grad` (False freezes it: no gradient is computed, optimisers skip it)."""
 
     def __init__(self, data, requires_grad: bool = True):
-        super().__init__(np.asarray(_from_foreign(data)), requires_grad=requires_grad)
+        data = np.asarray(_from_foreign(data))
+        if data.dtype.kind != "f":
+            raise TypeError(f"Parameter: expected floating-point data, got dtype {data.dtype}")
+        super().__init__(data, requires_grad=check_bool("Parameter", "requires_grad", requires_grad))
 
     def accumulate(self, grad: np.ndarray) -> None:
         """grad += g (allocating on first use), as torch accumulates into .grad."""
@@ -64,6 +69,9 @@ class Module:
             self._buffers[name] = value
             object.__setattr__(self, name, value)
             return
+        if name in self._parameters and value is not None and not isinstance(value, Parameter):
+            raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} as parameter {name!r} "
+                            f"(a Parameter or None expected; to change its values write {name}.data)")
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -89,7 +97,15 @@ class Module:
                                   f"it with a convgrad.Tensor and call .backward() on the loss it leads to")
 
     def __call__(self, *args, **kwargs):
-        return calls.call(self, args, kwargs, self.has_backward())
+        try:
+            return calls.call(self, args, kwargs, self.has_backward())
+        except TypeError as exc:        # arguments forward does not take: name the module, not _MaxPoolNd.forward
+            try:
+                inspect.signature(self.forward).bind(*args, **kwargs)
+            except TypeError:
+                raise TypeError(f"{type(self).__name__}: forward{inspect.signature(self.forward)} cannot take "
+                                f"these arguments ({exc})") from None
+            raise
 
     def has_backward(self) -> bool:
         """Whether this module differentiates itself (its class defines backward); if not, it is
@@ -162,8 +178,9 @@ class Module:
     def train(self, mode: bool = True) -> "Module":
         """Set training mode (mode=True) or evaluation mode on this module and every submodule;
         returns self."""
+        mode = check_bool(f"{type(self).__name__}.train", "mode", mode)
         for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+            object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> "Module":
@@ -172,6 +189,7 @@ class Module:
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         """Freeze (False) or unfreeze every parameter, as torch's Module.requires_grad_."""
+        requires_grad = check_bool(f"{type(self).__name__}.requires_grad_", "requires_grad", requires_grad)
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
@@ -186,7 +204,9 @@ class Module:
 
     def to(self, dtype) -> "Module":
         """Convert every floating parameter and buffer to dtype (e.g. np.float64 for gradcheck)."""
-        dt = np.dtype(dtype)
+        dt = check_float_dtype(f"{type(self).__name__}.to", dtype)
+        if dt is None:
+            raise TypeError(f"{type(self).__name__}.to: dtype must be float32 or float64, got None")
         for m in self.modules():
             for p in m._parameters.values():
                 p.data = p.data.astype(dt)

@@ -9,7 +9,7 @@ S + lo + hi.
 """
 from __future__ import annotations
 
-from .._checks import check_float_array, check_grad, is_int
+from .._checks import check_float_array, check_grad, check_real, is_int
 from ..functional.padding import from_torch_pads, pad, pad_backward
 from .module import Module
 
@@ -33,9 +33,9 @@ class _PadNd(Module):
 
     def __init__(self, padding, value: float = 0.0):
         super().__init__()
-        self.padding = padding if isinstance(padding, int) else tuple(padding)
-        self.pads = _pairs(padding, self.n_dims, type(self).__name__)
-        self.value = float(value)
+        self.pads = _pairs(padding, self.n_dims, type(self).__name__)     # checked before it is kept
+        self.padding = int(padding) if is_int(padding) else tuple(int(p) for p in padding)
+        self.value = check_real(type(self).__name__, "value", value, finite=False)
         self._cache = None
 
     def forward(self, x):

@@ -64,9 +64,9 @@ class Upsample(Module):
     def forward(self, x):
         _check_input(x, "Upsample")
         if self.mode == "nearest":
-            y = R.upsample_nearest(x, self.scale_factor)
+            y = R.upsample_nearest(x, self.scale_factor, where="Upsample")
         else:
-            y = R.upsample_zeros(x, self.scale_factor)
+            y = R.upsample_zeros(x, self.scale_factor, where="Upsample")
         self._cache = (y.shape, y.dtype)
         return y
 

@@ -183,6 +183,8 @@ def to_model_proto(model: Module, example_input, opset: int = DEFAULT_OPSET, met
                    input_names=None, output_names=None):
     """The ONNX ModelProto of model, checked by onnx.checker (arguments as export's)."""
     onnx = onnx_package()
+    if not isinstance(model, Module):
+        raise TypeError(f"convgrad.onnx.export: model must be a convgrad Module, got {type(model).__name__}")
     if opset not in OPSETS:
         raise OnnxError(f"convgrad.onnx.export: opset must be in {OPSETS.start}..{OPSETS.stop - 1}, got {opset}")
     xs = _inputs(example_input)

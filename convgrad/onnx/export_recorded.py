@@ -75,12 +75,12 @@ def trace(g, module, xs, input_names, path: str):
     arrays = {id(t.data): n for t, n in zip(ts1, input_names)}  # array identity -> name (catches detach())
     for i, (n1, n2) in enumerate(zip(nodes1, nodes2)):
         here = f"{where}, op {i} ({n1.op})"
+        emit = RECORDED_OPS.get(n1.op) if n1.module is None else _module_call
+        if emit is None:                          # before its operands: the op itself is what cannot be exported
+            raise OnnxError(f"convgrad.onnx.export: {here}: the op {n1.op!r} has no ONNX form")
         inputs = []
         for k, (a, b) in enumerate(zip(n1.inputs, n2.inputs)):
             inputs.append(_operand(g, n1, n2, k, a, b, names, by_node, arrays, here, path))
-        emit = RECORDED_OPS.get(n1.op) if n1.module is None else _module_call
-        if emit is None:
-            raise OnnxError(f"convgrad.onnx.export: {here}: the op {n1.op!r} has no ONNX form")
         by_node[n1] = out_name = emit(g, n1, n2, inputs, f"{path}/{n1.op}_{i}" if path else f"{n1.op}_{i}", here)
         _register_outputs(n1, out_name, nodes1, outs1, arrays)
     out_names = []

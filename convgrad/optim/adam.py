@@ -49,7 +49,7 @@ class Adam(Optimizer):
 
     def step(self, closure=None):
         """One update of every parameter with a grad; returns closure() if given."""
-        loss = closure() if closure is not None else None
+        loss = self._run_closure(closure)
         for group in self.param_groups:
             lr = float(group["lr"])
             beta1, beta2 = (float(b) for b in group["betas"])

@@ -10,7 +10,13 @@ from .optimizer import check_real
 
 
 def _as_list(parameters, where: str) -> list[Parameter]:
-    params = [parameters] if isinstance(parameters, Parameter) else list(parameters)
+    if isinstance(parameters, Parameter):
+        return [parameters]
+    try:
+        params = list(parameters)
+    except TypeError:
+        raise TypeError(f"{where}: expected a Parameter or an iterable of Parameters, "
+                        f"got {type(parameters).__name__}") from None
     for p in params:
         if not isinstance(p, Parameter):
             raise TypeError(f"{where}: expected Parameters, got {type(p).__name__}")

@@ -139,6 +139,15 @@ class Optimizer:
         """Update every parameter whose grad is not None; return closure() if given."""
         raise NotImplementedError(f"{type(self).__name__} does not implement step")
 
+    def _run_closure(self, closure):
+        """closure() (a callable re-evaluating the loss, as torch's step takes), or None."""
+        if closure is None:
+            return None
+        if not callable(closure):
+            raise TypeError(f"{type(self).__name__}.step: closure must be a callable returning the loss, or None, "
+                            f"got {closure!r} ({type(closure).__name__})")
+        return closure()
+
     def _grad(self, p: Parameter, maximize: bool) -> np.ndarray:
         """p.grad in p's dtype (negated if maximize); never aliased when it will be modified."""
         g = p.grad

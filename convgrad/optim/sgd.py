@@ -46,7 +46,7 @@ class SGD(Optimizer):
 
     def step(self, closure=None):
         """One update of every parameter with a grad; returns closure() if given."""
-        loss = closure() if closure is not None else None
+        loss = self._run_closure(closure)
         for group in self.param_groups:
             lr = float(group["lr"])
             momentum = float(group["momentum"])

@@ -218,13 +218,18 @@ def _cmd(args) -> int:
     return 0
 
 
+def _alpha_rule(value):
+    """A PGD step in (0, 1]: eps's rule, and not 0 (a step of 0 never moves)."""
+    return eps_rule(value) or (f"must be > 0 (a PGD step of 0 never moves), got {value:g}" if value == 0 else None)
+
+
 def _data_rule(value):
     from ..data.source import check_data
     return check_data(value)
 
 
 RULES = {"checkpoint": run_path, "data": _data_rule, "data_root": non_empty, "eps": eps_rule,
-         "steps": integer(1), "alpha": eps_rule, "limit": integer(1), "examples": integer(1), "out": non_empty,
+         "steps": integer(1), "alpha": _alpha_rule, "limit": integer(1), "examples": integer(1), "out": non_empty,
          "image": lambda v: existing_files([v]), "out_image": non_empty}
 
 

@@ -14,8 +14,10 @@ how dropout's mask is held fixed in training mode) are in sweep_cases.py.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import json
+import math
 import os
 import sys
 import time
@@ -25,11 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import nn
+from ..autograd.grad_mode import no_grad
 from ..gradcheck import gradcheck
 from ..nn.module import Module
 from ..cli_args import UsageError
 from .sweep_cases import (FAMILIES, LAYERS, BrokenCase, Case, FixedMask, cases, layer_rng,  # noqa: F401 (re-exported)
                           normal_input)
+
+MAX_INPUT_ENTRIES = 1_000_000      # --input-shape: entries a gradient check perturbs one by one
 
 
 # ---------------------------------------------------------------------------------------
@@ -171,7 +176,22 @@ def _parse_shape(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"expected a shape like 2,3,5,5, got {text!r}") from None
     if not shape or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"expected positive sizes like 2,3,5,5, got {text!r}")
+    if math.prod(shape) > MAX_INPUT_ENTRIES:
+        raise argparse.ArgumentTypeError(f"{text!r} has {math.prod(shape):,} entries; a gradient check perturbs "
+                                         f"each one, so at most {MAX_INPUT_ENTRIES:,}")
     return shape
+
+
+def _runs_on(spec: str, case, input_shape) -> None:
+    """A user's module must run forward on --input-shape (a copy, in float64): a shape it cannot
+    take is an argument error, not a failed gradient."""
+    module = copy.deepcopy(case.module).to(np.float64)
+    try:
+        with no_grad():
+            module(np.asarray(case.x, dtype=np.float64))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise UsageError(f"--module {spec} cannot run on --input-shape {','.join(map(str, input_shape))}: "
+                         f"{type(exc).__name__}: {exc}") from None
 
 
 def _cmd(args) -> int:
@@ -206,6 +226,7 @@ def _cmd(args) -> int:
         name = args.module.rpartition(":")[2][:18]
         todo = [(name, c) for c in user_cases(args.module, kwargs, args.input_shape, args.configs, args.seed,
                                               train=not args.eval)]
+        _runs_on(args.module, todo[0][1], args.input_shape)
     else:
         names = resolve_layers(args.layer)
         todo = ((n, c) for n in names for c in cases(n, args.configs, args.seed))

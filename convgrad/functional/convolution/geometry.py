@@ -127,6 +127,7 @@ def check_inputs(x, w, b, where, bias_size=None):
     check_same_dtype(x, w, where, "input", "weight")
     if b is not None:
         check_float_array(b, where, "bias")
+        check_same_dtype(x, b, where, "input", "bias")
         size = w.shape[0] if bias_size is None else bias_size
         if b.shape != (size,):
             raise ValueError(f"{where}: expected bias of shape ({size},), got {b.shape}")
