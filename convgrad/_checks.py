@@ -54,6 +54,11 @@ def check_channels(x: np.ndarray, channels: int, where: str, name: str = "input"
             f"{where}: expected {name} with {channels} channels (dim 1), got shape {x.shape}")
 
 
+class NotFinite(ArithmeticError):
+    """Raised by a computation that checks its own operands on the way (chunk by chunk, in
+    cache) and met a NaN or inf where it is not NaN-exact: the caller redoes it on a NaN-exact path."""
+
+
 def all_finite(a: np.ndarray) -> bool:
     """Whether every element is finite: one fast pass (a finite sum of squares, a BLAS dot,
     means finite entries), the exact element test only when it is not (NaN, inf or an

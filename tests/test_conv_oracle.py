@@ -182,7 +182,8 @@ def test_routes_in_batch_chunks_match_torch(seed, nbytes, route):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("seed", range(40))
 def test_depthwise_route_matches_torch(seed, threads, monkeypatch):
-    """Also with the channels split across threads (convgrad._threads; stride 1 only)."""
+    """Also split across threads (convgrad._threads; stride 1 only): by samples, or by channels
+    for a batch smaller than the thread count."""
     from convgrad import _threads
     from convgrad.functional.convolution import depthwise
     monkeypatch.setitem(_threads._state, "threads", threads)
@@ -259,6 +260,120 @@ def test_depthwise_backward_without_input_grad(threads, monkeypatch):
     none, dw2, db2 = conv_backward(dy, cache, input_grad=False)
     assert none is None and dx.shape == x.shape
     assert np.array_equal(dw, dw2) and np.array_equal(db, db2)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_row_stack_is_the_padded_input_shifted_by_each_tap_column(seed):
+    """banded.row_stack (taps first, stride 1) against np.pad and slicing, fresh and again on
+    its buffer for another x (zero_borders=False: the padding zeros are not rewritten, the flat
+    copies' wrapped columns are): planes as wide as the input (flat shifted copies, shifts
+    beyond the width included) and not."""
+    from convgrad.functional.convolution import banded
+    rng = np.random.default_rng(40_000 + seed)
+    n, c, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 7))
+    kw, dil = int(rng.integers(1, 6)), int(rng.integers(1, 3))
+    reach = dil * (kw - 1)
+    if seed % 2:                                     # 'same' width (Wo == W), the left pad from 0 to the reach
+        left = int(rng.integers(0, reach + 1))
+        right = reach - left
+    else:
+        left, right = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+    out_w = w + left + right - reach
+    if out_w < 1:
+        left, right, out_w = left + 1 - out_w, right, 1
+        right = reach + out_w - w - left
+    top, bottom = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+    x = rng.standard_normal((n, c, h, w))
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    expected = np.stack([xp[..., b * dil:b * dil + out_w] for b in range(kw)], axis=2)
+    buf = banded.row_stack(x, ((top, bottom), (left, right)), kw, 1, dil, out_w, taps_first=True)
+    np.testing.assert_array_equal(buf, expected)
+    x2 = rng.standard_normal(x.shape)
+    xp2 = np.pad(x2, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    expected2 = np.stack([xp2[..., b * dil:b * dil + out_w] for b in range(kw)], axis=2)
+    again = banded.row_stack(x2, ((top, bottom), (left, right)), kw, 1, dil, out_w, out=buf, zero_borders=False,
+                             taps_first=True)
+    assert again is buf
+    np.testing.assert_array_equal(again, expected2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("seed", range(10))
+def test_depthwise_same_width_matches_torch(seed, threads, monkeypatch):
+    """Stride 1 with outputs as wide as the input (the flat row stack), odd and even kernels
+    (torch's asymmetric 'same'), dilation, inputs narrower than the kernel, N = 1, a
+    non-contiguous input; split across threads or not."""
+    from convgrad import _threads
+    from convgrad.functional.convolution import depthwise
+    monkeypatch.setitem(_threads._state, "threads", threads)
+    monkeypatch.setattr(depthwise, "MIN_CHANNELS", 2)
+    rng = np.random.default_rng(50_000 + seed)
+    c = int(rng.integers(4, 8))
+    kernel = tuple(int(k) for k in rng.integers(1, 6, size=2))
+    dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
+    size = tuple(int(s) for s in rng.integers(1, 9, size=2))
+    args = (c, c, kernel, 1, "same", dilation, c, bool(seed % 3))
+    ours, theirs = nn.Conv2d(*args), torch.nn.Conv2d(*args, dtype=torch.float64)
+    batch = 1 if seed % 4 == 0 else int(rng.integers(2, 5))
+    x = rng.standard_normal((batch, *size, c)).transpose(0, 3, 1, 2)     # channels-last memory
+    if seed % 2:
+        x = np.ascontiguousarray(x)
+    errors = _compare(ours, theirs, x, rng)
+    assert ours._cache.route == "depthwise" and depthwise.is_stride1(ours._cache.geo)
+    assert max(errors.values()) < TOL, (args, size, errors)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("where", ["x", "dy"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_depthwise_nan_inf_match_torch(value, where, threads, monkeypatch):
+    """A NaN or inf in x or dy: the stride-1 route finds it while working (NotFinite) and the
+    dispatch redoes the call on channel-major: torch's values, NaN where torch has NaN."""
+    from convgrad import _threads
+    from convgrad.functional.convolution import depthwise
+    monkeypatch.setitem(_threads._state, "threads", threads)
+    monkeypatch.setattr(depthwise, "MIN_CHANNELS", 2)
+    rng = np.random.default_rng(11)
+    args = (6, 6, 3, 1, 1, 1, 6, True)
+    ours, theirs = nn.Conv2d(*args), torch.nn.Conv2d(*args, dtype=torch.float64)
+    ours.to(np.float64)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = rng.standard_normal((3, 6, 5, 7))
+    dy = rng.standard_normal((3, 6, 5, 7))
+    (x if where == "x" else dy)[1, 4, 0, 6] = value
+    tx = torch.tensor(x, requires_grad=True)
+    ty = theirs(tx)
+    ty.backward(torch.tensor(dy))
+    y = ours(x)
+    assert ours._cache.route == ("channel-major" if where == "x" else "depthwise")
+    dx = ours.backward(dy)
+    for a, b in ((y, ty), (dx, tx.grad), (ours.weight.grad, theirs.weight.grad), (ours.bias.grad, theirs.bias.grad)):
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=TOL, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_depthwise_cache_keeps_its_own_copy_of_x(threads, monkeypatch):
+    """The route copies x for the cache (chunk by chunk, per thread part): writing into the
+    caller's x between forward and backward changes no gradient."""
+    from convgrad import _threads
+    from convgrad.functional.convolution import depthwise
+    monkeypatch.setitem(_threads._state, "threads", threads)
+    monkeypatch.setattr(depthwise, "MIN_CHANNELS", 2)
+    monkeypatch.setattr(depthwise, "STACK_CHUNK_BYTES", 1)          # chunks of one sample
+    from convgrad.functional import conv_route
+    rng = np.random.default_rng(12)
+    layer = nn.Conv2d(6, 6, 3, padding=1, groups=6, dtype=np.float64)
+    x, dy = rng.standard_normal((3, 6, 5, 7)), rng.standard_normal((3, 6, 5, 7))
+    with conv_route("channel-major"):
+        layer(x.copy())
+        dx = layer.backward(dy)
+    dw = layer.weight.grad.copy()
+    layer.zero_grad()
+    scribbled = x.copy()
+    layer(scribbled)
+    assert layer._cache.route == "depthwise" and not np.shares_memory(layer._cache.x, scribbled)
+    scribbled[...] = 7.0
+    assert rel_err(layer.backward(dy), dx) < TOL and rel_err(layer.weight.grad, dw) < TOL
 
 
 @pytest.mark.parametrize("n, k, s, p, d, in_size, out_size", [

@@ -71,7 +71,7 @@ def test_depthwise_inside_data_parallel_does_not_split_again(threads, monkeypatc
     layer = nn.Conv2d(8, 8, 3, padding=1, groups=8).to(np.float64)
     x = np.random.default_rng(0).standard_normal((8, 8, 6, 6))
     y = layer(x)
-    assert any(isinstance(k, tuple) for k in layer._workspace)      # alone: split over channels
+    assert any(isinstance(k, tuple) for k in layer._workspace)      # alone: split over the batch
     runner = DataParallel(nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8)).to(np.float64), 2)
     runner.module[0].load_state_dict(layer.state_dict())
     np.testing.assert_allclose(runner(x), y, rtol=1e-13, atol=1e-13)

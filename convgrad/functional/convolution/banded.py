@@ -53,7 +53,11 @@ def row_stack(x: np.ndarray, pads, kernel_w: int, stride_w: int, dilation_w: int
     if zero_borders:
         planes[:, :, :, :top] = 0
         planes[:, :, :, top + h:] = 0
+    flat = taps_first and stride_w == 1 and out_w == w and out.flags.c_contiguous
     for b in range(kernel_w):
+        if flat:
+            _shifted_plane(x, planes[:, :, b, top:top + h], b * dilation_w - left, zero_borders)
+            continue
         j, src = _stack_columns(b, stride_w, dilation_w, left, w, out_w)
         rows = planes[:, :, b, top:top + h]
         if zero_borders:
@@ -61,6 +65,36 @@ def row_stack(x: np.ndarray, pads, kernel_w: int, stride_w: int, dilation_w: int
             rows[..., j.stop:] = 0
         rows[..., j] = x[..., src]
     return out
+
+
+def _shifted_plane(x: np.ndarray, plane: np.ndarray, shift: int, zero_borders: bool) -> None:
+    """plane[n, c, h, j] = x[n, c, h, j + shift] (0 outside the row), for planes as wide as x's
+    rows (Wo == W at stride 1, e.g. 'same' padding): one flat copy of each whole plane shifted by
+    `shift` elements (long runs instead of one short copy a row), then the columns whose source
+    wrapped into the next or previous row set to 0."""
+    n, c, h, w = x.shape
+    src, dst = x.reshape(n, c, h * w), plane.reshape(n, c, h * w)      # dst: a view (a contiguous stack)
+    if abs(shift) >= w:
+        if zero_borders:
+            dst[...] = 0
+    elif shift >= 0:
+        dst[..., :h * w - shift] = src[..., shift:]
+        if shift:
+            plane[..., w - shift:] = 0
+    else:
+        dst[..., -shift:] = src[..., :h * w + shift]
+        plane[..., :-shift] = 0
+
+
+def strided_view(a: np.ndarray, shape, strides) -> np.ndarray:
+    """A read-only view of a's memory with the given shape and strides (bytes, from a's first
+    element): np.lib.stride_tricks.as_strided, without its overhead for a contiguous a (these
+    views are made once per chunk of the batch)."""
+    if a.flags.c_contiguous:
+        view = np.ndarray(shape, a.dtype, a, 0, strides)
+        view.flags.writeable = False
+        return view
+    return np.lib.stride_tricks.as_strided(a, shape, strides, writeable=False)
 
 
 def row_stack_adjoint(ds: np.ndarray, pads, in_hw, stride_w: int, dilation_w: int) -> np.ndarray:
@@ -111,8 +145,7 @@ def taps_weight_grad(x: np.ndarray, dy_stack: np.ndarray, kernel_h: int, dilatio
     kernel_w = dy_stack.shape[2]
     assert dy_stack.flags.c_contiguous and dy_stack.shape[4] == w
     s_n, s_c, s_b, s_h, s_w = dy_stack.strides
-    taps = np.lib.stride_tricks.as_strided(dy_stack, (n, c, kernel_h, kernel_w, h * w),
-                                           (s_n, s_c, dilation_h * s_h, s_b, s_w), writeable=False)
+    taps = strided_view(dy_stack, (n, c, kernel_h, kernel_w, h * w), (s_n, s_c, dilation_h * s_h, s_b, s_w))
     if hasattr(np, "vecdot"):              # NumPy >= 2: dot products that never start BLAS threads
         dw = np.vecdot(taps, x.reshape(n, c, 1, 1, h * w)).sum(axis=0)         # (C, kh, kw), both flipped
     else:
@@ -132,11 +165,10 @@ def tap_sum(stack: np.ndarray, taps: np.ndarray, kernel_h: int, stride_h: int, d
     n, c, kernel_w, _, out_w = stack.shape
     out_h = out.shape[2]
     s_n, s_c, s_b, s_h, s_w = stack.strides
-    o_n, o_c, o_h, o_w = out.strides
+    o_h, o_w = out.strides[2:]
     if stride_h == 1 and s_h == out_w * s_w and o_h == out_w * o_w:
-        view = np.lib.stride_tricks.as_strided(stack, (n, c, kernel_h, kernel_w, out_h * out_w),
-                                               (s_n, s_c, dilation_h * s_h, s_b, s_w), writeable=False)
-        planes = np.lib.stride_tricks.as_strided(out, (n, c, out_h * out_w), (o_n, o_c, o_w))
+        view = strided_view(stack, (n, c, kernel_h, kernel_w, out_h * out_w), (s_n, s_c, dilation_h * s_h, s_b, s_w))
+        planes = out.reshape(n, c, out_h * out_w)           # a view: rows and columns merge (o_h == Wo*o_w)
         np.einsum("ncabp,cab->ncp", view, taps, out=planes)
         return out
     view = np.lib.stride_tricks.as_strided(stack, (n, c, kernel_h, kernel_w, out_h, out_w),

@@ -19,8 +19,14 @@ dw from the saved stack (blocked), dx = row_stack_adjoint(B^T @ dY). (Tap sums t
 over rows of Wo elements and measured 1.4-3x slower.)
 
 Threads: depthwise channels are independent, and this route is many short NumPy loops that
-run on one core, so the stride-1 case splits its channels into one part per thread
-(convgrad._threads), each part writing its slice of y, dx and dw.
+run on one core, so the stride-1 case splits its work into one part per thread
+(convgrad._threads), each part writing its block of y and dx (a block of samples when the
+batch has one for every part, else of channels) and returning its dw and db. The whole-batch passes
+a call would otherwise make on one thread are done in the parts, chunk by chunk in cache:
+the cache's copy of x (COPIES_INPUT) and the NaN/inf checks of y and dy (checks_finite,
+raising NotFinite when the work is done; the dispatch then redoes it on channel-major). (Main
+thread's CPU time of a 2-thread fwd+bwd, 64x64 32x32 3x3, against one serial copy and two
+serial checks: 16 instead of 19-20 ms.)
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ import math
 import numpy as np
 
 from ... import _threads
+from ..._checks import NotFinite, all_finite
 from ..padding import vjp_padding
 from .banded import (band_matrix, band_matrix_adjoint, band_span, row_stack, row_stack_adjoint, stack_blocks,
                      tap_sum, taps_weight_grad)
@@ -39,6 +46,7 @@ from .workspace import ConvCache, chunk_size, release_saved, take_saved
 NAME = "depthwise"
 FINITE_ONLY = True      # a band's zeros times a NaN/inf are NaN, and the stride-1 dw multiplies x outside a
                         # tap's reach by dy's padding zeros: the dispatch redoes those on channel-major
+COPIES_INPUT = True     # the cache's copy of x is made chunk by chunk, split over the threads
 MAX_ROWS = 64           # strided depthwise: its input gradient uses one band of Ho rows
 
 
@@ -108,11 +116,12 @@ def _forward(x, w, b, geo: ConvGeometry, ws, stack_out=None, y=None):
 STACK_CHUNK_BYTES = 2 << 20   # row stack per chunk of the batch, in cache (2-4 MiB measured alike, 0.5-1 MiB slower)
 
 
-def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, ws, key: str):
+def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, ws, key: str, copy=None):
     """Chunks of the batch with their taps-first row stacks: yields (samples slice, S) with S
     (chunk, C, kw, Hp, Wo) in one buffer (ws[key], or fresh when ws is None) whose padding
     zeros are written once per geometry (ws[key + "_zeros"] remembers it). A chunk's stack is
-    at most STACK_CHUNK_BYTES (and the workspace budget), at least one sample."""
+    at most STACK_CHUNK_BYTES (and the workspace budget), at least one sample. copy: an array
+    of x's shape that receives x chunk by chunk (the stack is then built from the copy, in cache)."""
     n, c, h, _ = x.shape
     shape = (c, kernel_w, h + pads[0][0] + pads[0][1], out_w)
     per_sample = math.prod(shape) * x.itemsize
@@ -122,7 +131,11 @@ def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, 
     clean = ws is not None and buf is ws.get(key) and ws.get(key + "_zeros") == geometry
     for first in range(0, n, chunk):
         rows = slice(first, min(n, first + chunk))
-        stack = row_stack(x[rows], pads, kernel_w, stride_w, dilation_w, out_w, out=buf[:rows.stop - first],
+        src = x[rows]
+        if copy is not None:
+            copy[rows] = src
+            src = copy[rows]
+        stack = row_stack(src, pads, kernel_w, stride_w, dilation_w, out_w, out=buf[:rows.stop - first],
                           zero_borders=not clean, taps_first=True)
         if ws is not None and not clean:
             ws[key + "_zeros"] = geometry
@@ -130,17 +143,20 @@ def _stacks(x, pads, kernel_w: int, stride_w: int, dilation_w: int, out_w: int, 
         yield rows, stack
 
 
-def _forward_stride1(x, w, b, geo: ConvGeometry, ws, y=None):
+def _forward_stride1(x, w, b, geo: ConvGeometry, ws, y=None, private=None):
     """Stride 1: y[n, c] = sum_{a,b} w[c, 0, a, b] S[n, c, b, rows shifted by a*dh] (tap_sum),
-    chunk by chunk of the batch -> y (N, C, Ho, Wo). y: where to write (a view is fine)."""
+    chunk by chunk of the batch -> y (N, C, Ho, Wo). y: where to write (a view is fine);
+    private: where to copy x (for the cache), chunk by chunk. -> (y, whether y is all finite)."""
     (kh, kw), dh = geo.kernel, geo.dilation[0]
     if y is None:
         y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
-    for rows, stack in _stacks(x, geo.pads, kw, 1, geo.dilation[1], geo.out[1], ws, "stack_taps"):
+    finite = True
+    for rows, stack in _stacks(x, geo.pads, kw, 1, geo.dilation[1], geo.out[1], ws, "stack_taps", copy=private):
         out = tap_sum(stack, w[:, 0], kh, 1, dh, out=y[rows])
         if b is not None:
             out += b[:, None, None]
-    return y
+        finite = finite and all_finite(out)                   # in cache
+    return y, finite
 
 
 def _weight_grad(dy, stack, geo: ConvGeometry, ws) -> np.ndarray:
@@ -168,20 +184,29 @@ def _reuse_memory(arr: np.ndarray | None, shape, dtype) -> np.ndarray | None:
 def _backward_stride1(dy, x, w, geo: ConvGeometry, ws, flipped_pads, dx_out=None, input_grad=True, weight_grad=True):
     """Stride 1: the lectures' full convolution, dx = conv(pad(dy, d(k-1) - p), rot180(w)), as
     tap sums (tap_sum) over the taps-first row stack of dy, chunk by chunk of the batch; the
-    same stack gives the chunk's part of dw (taps_weight_grad). -> (dx, dw), None for a
-    gradient not asked for."""
+    same stack gives the chunk's part of dw (taps_weight_grad). -> (dx, dw, db), None for a
+    gradient not asked for; db: dy summed per channel, chunk by chunk (in cache), always: it
+    also tells whether dy is finite (_finite_sums)."""
     (kh, kw), (dh, dw_) = geo.kernel, geo.dilation
     dx = None
     if input_grad:
         dx = np.empty(geo.in_shape, dtype=dy.dtype) if dx_out is None else dx_out
     flipped = w[:, 0, ::-1, ::-1]
     d_weight = np.zeros(w.shape, dtype=w.dtype) if weight_grad else None
+    db = np.zeros(dy.shape[1], dtype=dy.dtype)
     for rows, dy_stack in _stacks(dy, flipped_pads, kw, 1, dw_, geo.in_shape[3], ws, "stack_t"):
+        db += dy[rows].sum(axis=(0, 2, 3))
         if input_grad:
             tap_sum(dy_stack, flipped, kh, 1, dh, out=dx[rows])
         if weight_grad:
             d_weight += taps_weight_grad(x[rows], dy_stack, kh, dh)
-    return dx, d_weight
+    return dx, d_weight, db
+
+
+def _finite_sums(db: np.ndarray, dy: np.ndarray) -> bool:
+    """Whether dy is all finite, given its sums db: a NaN or inf makes its sum NaN or inf; only
+    a non-finite sum (or an overflow) needs the element test."""
+    return bool(np.isfinite(db).all() or np.isfinite(dy).all())
 
 
 def _input_grad(dy, w, geo: ConvGeometry, scratch) -> np.ndarray:
@@ -208,17 +233,28 @@ def is_stride1(geo: ConvGeometry) -> bool:
     return geo.stride == (1, 1) and all(p >= 0 for pair in _flipped_pads(geo) for p in pair)
 
 
+def checks_finite(geo: ConvGeometry) -> bool:
+    """Stride 1 checks y and dy itself, chunk by chunk (forward, backward: NotFinite)."""
+    return is_stride1(geo)
+
+
 def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = True):
-    """(dx, dw, db). Stride 1: both from dy's row stack (each only when asked for). Otherwise
-    dw from the saved stack (blocked), then dx in the stack's memory (always computed)."""
+    """(dx, dw, db). Stride 1: both from dy's row stack (each only when asked for), raising
+    NotFinite at the end when dy was not finite. Otherwise dw from the saved stack (blocked),
+    then dx in the stack's memory (always computed)."""
     geo, w, ws = cache.geo, cache.w, cache.workspace
-    split = _threads.parts(geo.in_shape[1], MIN_CHANNELS) if is_stride1(geo) else None
-    if split is not None:
-        return _backward_threads(dy, cache, split, input_grad, weight_grad)
-    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     if is_stride1(geo):
-        return (*_backward_stride1(dy, cache.x, w, geo, ws, _flipped_pads(geo), input_grad=input_grad,
-                                   weight_grad=weight_grad), db)
+        split = _split(*geo.in_shape[:2])
+        if split is not None:
+            dx, dw, db, finite = _backward_threads(dy, cache, split, input_grad, weight_grad)
+        else:
+            dx, dw, db = _backward_stride1(dy, cache.x, w, geo, ws, _flipped_pads(geo), input_grad=input_grad,
+                                           weight_grad=weight_grad)
+            finite = _finite_sums(db, dy)
+        if not finite:
+            raise NotFinite("depthwise: dy holds a NaN or inf")
+        return dx, dw, db if cache.has_bias else None
+    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     if weight_grad:
         stack, scratch = take_saved(cache, rebuild)
         dw = _weight_grad(dy, stack, geo, ws)
@@ -232,54 +268,77 @@ def backward(dy, cache: ConvCache, input_grad: bool = True, weight_grad: bool = 
 MIN_CHANNELS = 8       # channels per part below which splitting does not pay
 
 
-def _part(geo: ConvGeometry, channels: int) -> ConvGeometry:
-    """The same depthwise convolution on `channels` of the channels."""
-    n = geo.in_shape[0]
-    return conv_geometry((n, channels, *geo.in_shape[2:]), (channels, 1, *geo.kernel), geo.stride, geo.pads,
-                         geo.dilation, channels, where="depthwise part")
+def _split(n: int, c: int) -> list[tuple[slice, slice]] | None:
+    """One (samples, channels) block per thread part, or None when splitting does not pay
+    (fewer than MIN_CHANNELS channels a part, or already on a convgrad thread). The batch is
+    split when it has a sample for every part: each part's x, y, dx and copy of x are then
+    contiguous (a channel slice strides over every sample's planes; copying one measured ~3x
+    the time per byte; the whole layer call measured alike within the noise of a shared
+    machine); else the channels are."""
+    by_channels = _threads.parts(c, MIN_CHANNELS)
+    if by_channels is None:
+        return None
+    by_samples = _threads.parts(n, 1)
+    if by_samples is not None and len(by_samples) == len(by_channels):
+        return [(s, slice(0, c)) for s in by_samples]
+    return [(slice(0, n), s) for s in by_channels]
+
+
+def _part(geo: ConvGeometry, samples: slice, channels: slice) -> ConvGeometry:
+    """The same depthwise convolution on a block of the samples and channels."""
+    n, c = samples.stop - samples.start, channels.stop - channels.start
+    return conv_geometry((n, c, *geo.in_shape[2:]), (c, 1, *geo.kernel), geo.stride, geo.pads, geo.dilation, c,
+                         where="depthwise part")
 
 
 def _part_workspace(ws: dict | None, t: int) -> dict | None:
     return None if ws is None else ws.setdefault(("part", t), {})
 
 
-def forward(x, w, b, geo: ConvGeometry, ws):
-    """The depthwise forward, stride 1 split over channels -> (y, None): its backward
-    needs x and dy only."""
+def forward(x, w, b, geo: ConvGeometry, ws, private=None):
+    """The depthwise forward, stride 1 split over the threads (_split) -> (y, None): its
+    backward needs x and dy only. private: an array of x's shape to fill with a copy of x."""
     if not is_stride1(geo):
+        if private is not None:
+            np.copyto(private, x)
         return _forward(x, w, b, geo, ws)
-    split = _threads.parts(x.shape[1], MIN_CHANNELS)
+    split = _split(*x.shape[:2])
     if split is None:
-        return _forward_stride1(x, w, b, geo, ws), None
-    y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
+        y, finite = _forward_stride1(x, w, b, geo, ws, private=private)
+    else:
+        y = np.empty((x.shape[0], x.shape[1], *geo.out), dtype=x.dtype)
 
-    def part(item):
-        t, sl = item
-        _forward_stride1(x[:, sl], w[sl], None if b is None else b[sl], _part(geo, sl.stop - sl.start),
-                         _part_workspace(ws, t), y=y[:, sl])
-    _threads.run_parts(part, list(enumerate(split)))
+        def part(item):
+            t, (rows, cs) = item
+            return _forward_stride1(x[rows, cs], w[cs], None if b is None else b[cs], _part(geo, rows, cs),
+                                    _part_workspace(ws, t), y=y[rows, cs],
+                                    private=None if private is None else private[rows, cs])[1]
+        finite = all(_threads.run_parts(part, list(enumerate(split))))
+    if not finite:
+        raise NotFinite("depthwise: y holds a NaN or inf")        # the dispatch redoes it on channel-major
     return y, None
 
 
 def _backward_threads(dy, cache: ConvCache, split, input_grad: bool = True, weight_grad: bool = True):
+    """-> (dx, dw, db, whether dy is finite), each part on its block; dw and db are the parts'
+    sums, added in part order (deterministic)."""
     geo, w = cache.geo, cache.w
     dx = np.empty(geo.in_shape, dtype=dy.dtype) if input_grad else None
-    dw = np.empty(w.shape, dtype=w.dtype) if weight_grad else None
-    db = np.empty(w.shape[0], dtype=dy.dtype) if cache.has_bias else None
     flipped = _flipped_pads(geo)
 
     def part(item):
-        t, sl = item
-        g = dy[:, sl]
-        _, dw_part = _backward_stride1(g, cache.x[:, sl], w[sl], _part(geo, sl.stop - sl.start),
-                                       _part_workspace(cache.workspace, t), flipped,
-                                       dx_out=None if dx is None else dx[:, sl], input_grad=input_grad,
-                                       weight_grad=weight_grad)
+        t, (rows, cs) = item
+        g = dy[rows, cs]
+        _, dw_part, db_part = _backward_stride1(g, cache.x[rows, cs], w[cs], _part(geo, rows, cs),
+                                                _part_workspace(cache.workspace, t), flipped,
+                                                dx_out=None if dx is None else dx[rows, cs], input_grad=input_grad,
+                                                weight_grad=weight_grad)
+        return dw_part, db_part, _finite_sums(db_part, g)
+    results = _threads.run_parts(part, list(enumerate(split)))
+    dw = np.zeros(w.shape, dtype=w.dtype) if weight_grad else None
+    db = np.zeros(w.shape[0], dtype=dy.dtype)
+    for (_, cs), (dw_part, db_part, _) in zip(split, results):
         if dw is not None:
-            dw[sl] = dw_part
-        if db is not None:
-            db[sl] = g.sum(axis=(0, 2, 3))
-    _threads.run_parts(part, list(enumerate(split)))
-    return dx, dw, db
-
-
+            dw[cs] += dw_part
+        db[cs] += db_part
+    return dx, dw, db, all(r[2] for r in results)

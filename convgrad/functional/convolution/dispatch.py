@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._checks import all_finite, as_tuple, check_grad
+from ..._checks import NotFinite, all_finite, as_tuple, check_grad
 from ..padding import pad as pad_mode, pad_backward, resolve_padding
 from .geometry import check_inputs, conv_geometry
 from .routes import ROUTES, choose_route
@@ -56,17 +56,30 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
     else:
         pads, x_in = None, x
         geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, where=where)
-    if not keep:                  # no backward follows: no copy of x, nothing kept in a workspace
-        workspace = None
-    else:
-        x_in = private_input(x_in, x)
-        if workspace is not None and claimed(workspace):
-            workspace = {}            # its buffers back a cache still waiting for its backward
     # An empty batch takes the channel-major route, whose loops over batch chunks simply do
     # nothing (an empty y; in backward an empty dx and zero dw, db: sums over no sample).
     route = ROUTES["channel-major"] if geo.in_shape[0] == 0 else choose_route(geo)
-    y, saved = route.forward(x_in, w, b, geo, workspace)
-    if route.finite_only and not all_finite(y):      # NaN/inf stay in their windows, as in torch
+    private = None
+    if not keep:                  # no backward follows: no copy of x, nothing kept in a workspace
+        workspace = None
+    else:
+        if route.copies_input and (x_in is x or np.may_share_memory(x_in, x)):
+            private = np.empty(x_in.shape, x_in.dtype)      # the route copies x into it (the cache's)
+        else:
+            x_in = private_input(x_in, x)
+        if workspace is not None and claimed(workspace):
+            workspace = {}            # its buffers back a cache still waiting for its backward
+    try:
+        if private is None:
+            y, saved = route.forward(x_in, w, b, geo, workspace)
+        else:
+            y, saved = route.forward(x_in, w, b, geo, workspace, private=private)
+        finite = not route.finite_only or route.checks_finite(geo) or all_finite(y)
+    except NotFinite:                 # raised once the route's work (and copy of x) is done
+        finite = False
+    if private is not None:
+        x_in = private
+    if not finite:                    # NaN/inf stay in their windows, as in torch
         route = ROUTES["channel-major"]
         y, saved = route.forward(x_in, w, b, geo, workspace)
     cache = ConvCache(geo, w, x_in, route.name, saved, b is not None, padding_mode, pads, x.shape, workspace, where)
@@ -83,10 +96,14 @@ def conv_backward(dy, cache, input_grad: bool = True, weight_grad: bool = True):
     geo, w = cache.geo, cache.w
     dy = check_grad(dy, geo.out_shape, w.dtype, cache.where)
     route = ROUTES[cache.route]
-    if route.finite_only and not all_finite(dy):
+    if route.finite_only and not route.checks_finite(geo) and not all_finite(dy):
         route = ROUTES["channel-major"]               # NaN/inf stay in their windows (above),
         cache.saved = None                            # from x: the saved matrix is the other route's
-    dx, dw, db = route.backward(dy, cache, input_grad, weight_grad)
+    try:
+        dx, dw, db = route.backward(dy, cache, input_grad, weight_grad)
+    except NotFinite:
+        cache.saved = None
+        dx, dw, db = ROUTES["channel-major"].backward(dy, cache, input_grad, weight_grad)
     if cache.workspace is not None:
         cache.saved = None        # the workspace is free again; another backward rebuilds from x
     if not input_grad:

@@ -34,17 +34,28 @@ class Route:
     backward(dy, cache, input_grad, weight_grad) -> (dx, dw, db); rebuild(x, w, geo) -> saved
     (for a second backward); applies(geo) -> whether it can compute this geometry.
     finite_only: a NaN or inf may reach outputs whose window does not hold it (banded
-    matrices multiply it by their zeros); the dispatch then uses channel-major instead."""
+    matrices multiply it by their zeros); the dispatch then uses channel-major instead.
+    checks_finite(geo): a finite_only route checks y and dy itself for this geometry (chunk by
+    chunk, in cache) and raises _checks.NotFinite once its work is done; the dispatch then
+    skips its whole-array checks. copies_input: forward(..., private=array) also fills
+    `private` with a copy of x (the cache's own copy, made chunk by chunk while x is in cache)
+    instead of the dispatch."""
     name: str
     applies: Callable[[ConvGeometry], bool]
     forward: Callable
     backward: Callable
     rebuild: Callable
     finite_only: bool = False
+    checks_finite: Callable[[ConvGeometry], bool] = lambda geo: False
+    copies_input: bool = False
 
 
-ROUTES = {m.NAME: Route(m.NAME, m.applies, m.forward, m.backward, m.rebuild, getattr(m, "FINITE_ONLY", False))
-          for m in (channel_major, per_sample, depthwise, winograd)}
+def _route(m) -> Route:
+    return Route(m.NAME, m.applies, m.forward, m.backward, m.rebuild, getattr(m, "FINITE_ONLY", False),
+                 getattr(m, "checks_finite", lambda geo: False), getattr(m, "COPIES_INPUT", False))
+
+
+ROUTES = {m.NAME: _route(m) for m in (channel_major, per_sample, depthwise, winograd)}
 _forced = {"name": None}
 
 
