@@ -7,9 +7,8 @@ Every route computes the same identity, y = W @ patches(x), laid out to suit the
     per-sample      a batch of N GEMMs in N, C order; groups == 1 (chosen for a short patch)
     depthwise       banded matrices per (sample, channel); 2-d, groups == C_in == C_out
     winograd        F(2x2, 3x3): 16 GEMMs on transformed 4x4 tiles (2.25x fewer products);
-                    2-d, groups == 1, 3x3, stride 1, dilation 1 (chosen for C_in, C_out >= 32
-                    and outputs >= 14 x 14 inside DataParallel parts, or in a plain call whose
-                    batch it splits over the threads: winograd.suits)
+                    2-d, groups == 1, 3x3, stride 1, dilation 1 (chosen inside DataParallel
+                    parts for C_in, C_out >= 32 and outputs >= 14 x 14: winograd.suits)
 
 choose_route(geo) picks the fastest that applies; `with conv_route("per-sample"):` forces
 one, process-wide (tests run every oracle check through every route this way), and a forward whose

@@ -67,9 +67,8 @@ def applies(geo: ConvGeometry) -> bool:
 
 def suits(geo: ConvGeometry) -> bool:
     """Where it measured faster than the route taken without it: C_in and C_out >= 32, output
-    at least 14 x 14, and either inside a DataParallel part (BLAS held to one thread: `convgrad
-    train`, bench_resnet --split) or in a plain call whose batch splits into parts of at least
-    MIN_PART samples, one per thread, BLAS held to one thread (`forward`). Inside a part,
+    at least 14 x 14, inside a DataParallel part (BLAS held to one thread: `convgrad train`,
+    bench_resnet --split). Inside a part,
     output at least 14 x 14. Measured (benchmarks/bench_winograd.py --split, fwd+bwd, float32,
     median ratio to torch, winograd vs channel-major, shared 2-core machine): ResNet-18 b32
     64ch 56x56 0.77 vs 1.00, 128ch 28x28 0.85 vs 1.57, 256ch 14x14 0.62 vs 0.87; cnn b64
@@ -86,10 +85,10 @@ def suits(geo: ConvGeometry) -> bool:
     1.44-1.57x torch without it, 1.33-1.48x with it (1.33-1.37 once V is kept for dw). Plain
     calls, the batch split in two parts, against channel-major with BLAS's two threads
     (fwd+bwd float32, ratio to torch, medians of 15, interleaved, shared machine): 64->64 32x32
-    N=64 1.24 vs 1.57, 128->128 16x16 N=32 0.69 vs 1.07. A plain call whose batch does not
-    split (N < 2 * MIN_PART, one thread, or no threadpoolctl) keeps channel-major."""
+    N=64 1.24 vs 1.57, 128->128 16x16 N=32 0.69 vs 1.07; but on the quiet machine (bench_conv, 0% other load) 1.62 vs 1.64 and 1.49 vs 1.13,
+    so plain calls keep channel-major: the split runs only when the route is forced."""
     return (applies(geo) and min(geo.in_shape[1], geo.w_shape[0]) >= MIN_CHANNELS and min(geo.out) >= MIN_SIDE
-            and (_threads.in_parallel_region() or _threads.blas_parts(geo.in_shape[0], MIN_PART) is not None))
+            and _threads.in_parallel_region())
 
 
 def filter_transform(w: np.ndarray) -> np.ndarray:
