@@ -27,7 +27,7 @@ import numpy as np
 from ..im2col import col2im, im2col, pad_channels_first, unpad_channels_first
 from ..padding import vjp_padding
 from .geometry import ConvGeometry, conv_geometry, flip_swap
-from .workspace import ConvCache, chunk_size, fits_workspace, kept_buffer, scratch, take_saved
+from .workspace import ConvCache, chunk_size, kept_buffer, scratch, take_saved
 
 NAME = "channel-major"
 
@@ -160,9 +160,7 @@ def forward(x, w, b, geo: ConvGeometry, ws):
     patch matrix chunk by chunk from the x the cache keeps."""
     n, c = x.shape[:2]
     shape = (c, math.prod(geo.kernel), n, *geo.out)
-    keep = None
-    if ws is not None and fits_workspace(math.prod(shape) * x.dtype.itemsize):
-        keep = kept_buffer(ws, "cols", shape, x.dtype)
+    keep = kept_buffer(ws, "cols", shape, x.dtype)
     return conv(x, w, b, geo, keep=keep), keep
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..im2col import col2im, im2col, pad_spatial, unpad_spatial
 from .geometry import ConvGeometry
-from .workspace import ConvCache, chunk_size, fits_workspace, kept_buffer, scratch, take_saved
+from .workspace import ConvCache, chunk_size, kept_buffer, scratch, take_saved
 
 NAME = "per-sample"
 
@@ -76,10 +76,7 @@ def forward(x, w, b, geo: ConvGeometry, ws):
     n, c_out = x.shape[0], w.shape[0]
     y = np.empty((n, c_out, *geo.out), dtype=x.dtype)
     w2 = _weight(w)
-    keep = None
-    shape = _cols_shape(n, geo)
-    if ws is not None and not is_plain_1x1(geo) and fits_workspace(math.prod(shape) * x.dtype.itemsize):
-        keep = kept_buffer(ws, "cols", shape, x.dtype)
+    keep = None if is_plain_1x1(geo) else kept_buffer(ws, "cols", _cols_shape(n, geo), x.dtype)
     for sl in _chunks(geo, x.dtype.itemsize, whole=keep is not None):
         out = y[sl].reshape(sl.stop - sl.start, c_out, -1)
         np.matmul(w2, patches(x[sl], geo, cols=keep), out=out)

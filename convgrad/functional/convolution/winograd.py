@@ -45,7 +45,7 @@ from ... import _threads
 from ..padding import vjp_padding
 from ..im2col import zero_outside
 from .geometry import ConvGeometry, conv_geometry, flip_swap
-from .workspace import ConvCache, chunk_size, fits_workspace, kept_buffer, scratch, take_saved
+from .workspace import ConvCache, chunk_size, kept_buffer, scratch, take_saved
 
 NAME = "winograd"
 FINITE_ONLY = True
@@ -267,8 +267,6 @@ def _kept_transforms(x, geo: ConvGeometry, ws, parts):
     n, c_in = x.shape[:2]
     th, tw = _tiles(geo)
     per_sample = 16 * c_in * th * (tw + 1)
-    if ws is None or not fits_workspace(n * per_sample * x.dtype.itemsize):
-        return None
     buf = kept_buffer(ws, "wg_v", (n * per_sample,), x.dtype)
     if buf is None:
         return None

@@ -95,11 +95,15 @@ def scratch(key: str, shape, dtype) -> np.ndarray:
     return block[:size].reshape(shape)
 
 
-def kept_buffer(ws: dict, key: str, shape, dtype) -> np.ndarray | None:
+def kept_buffer(ws: dict | None, key: str, shape, dtype) -> np.ndarray | None:
     """An array in the layer's workspace that outlives the call (a patch matrix kept for the
-    backward), reused while shape and dtype match; None when a new one would take the arrays
-    kept by all layers of the process past the kept budget (the caller then keeps nothing)."""
+    backward), reused while shape and dtype match; None (the caller then keeps nothing) without
+    a workspace, when the array would not fit the workspace budget (the route then works in
+    chunks), or when a new one would take the arrays kept by all layers of the process past
+    the kept budget."""
     shape, dtype = tuple(shape), np.dtype(dtype)
+    if ws is None or not fits_workspace(math.prod(shape) * dtype.itemsize):
+        return None
     arr = ws.get(key)
     if arr is not None and arr.shape == shape and arr.dtype == dtype:
         return arr
