@@ -14,7 +14,7 @@ from ..._checks import NotFinite, all_finite, as_tuple, check_grad
 from ..padding import pad as pad_mode, pad_backward, resolve_padding
 from .geometry import check_inputs, conv_geometry
 from .routes import ROUTES, choose_route
-from .workspace import ConvCache, claim, claimed, private_input
+from .workspace import ConvCache, claim, claimed, is_callers, private_input
 
 
 def conv_general(x, w, stride=1, padding=0, lhs_dilation=1, rhs_dilation=1, groups=1):
@@ -63,7 +63,7 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, paddin
     if not keep:                  # no backward follows: no copy of x, nothing kept in a workspace
         workspace = None
     else:
-        if route.copies_input and (x_in is x or np.may_share_memory(x_in, x)):
+        if route.copies_input and is_callers(x_in, x):
             private = np.empty(x_in.shape, x_in.dtype)      # the route copies x into it (the cache's)
         else:
             x_in = private_input(x_in, x)

@@ -170,9 +170,14 @@ def private_input(x: np.ndarray, caller_x: np.ndarray) -> np.ndarray:
     that buffer between forward and backward cannot change the gradients (torch refuses such a
     backward; the rule of every layer, see docs/architecture.md). x is returned as is when it is
     already an array of its own (a padding mode's padded copy), else copied (C order)."""
-    if x is caller_x or np.may_share_memory(x, caller_x):
+    if is_callers(x, caller_x):
         return np.array(x, order="C", copy=True)
     return x
+
+
+def is_callers(x: np.ndarray, caller_x: np.ndarray) -> bool:
+    """Whether x is (or shares memory with) the caller's array, so a cache needs its own copy."""
+    return x is caller_x or np.may_share_memory(x, caller_x)
 
 
 def claim(ws: dict | None, cache: ConvCache) -> None:
