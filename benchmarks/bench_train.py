@@ -52,6 +52,7 @@ def run_convgrad(args):
     from convgrad.cli import KEPT_PATCHES
     from convgrad.functional.convolution import set_kept_budget
     from convgrad.parallel import DataParallel
+    from convgrad.stepping import train_step
     from convgrad.train import evaluate
     set_kept_budget(KEPT_PATCHES)       # as `convgrad train` runs (convgrad's own memory-for-speed setting)
     epochs, limit_train, init_path, threads = args.epochs, args.limit_train, args.init, args.threads
@@ -67,11 +68,8 @@ def run_convgrad(args):
         start = time.perf_counter()
         for x, y in train:
             model.zero_grad()
-            crit(runner(x), y)
-            grad = crit.backward()
-            with nn.free_caches():         # each layer's cache freed once used, as convgrad train runs
-                runner.backward(grad, input_grad=False)   # torch skips it too: x needs no grad
-            opt.step()
+            train_step(model, runner, crit, x, y)    # as convgrad train: no input gradient (torch skips
+            opt.step()                               # it too), each cache freed once used
         seconds = time.perf_counter() - start
         results.append({"seconds": seconds, "images": len(train.labels),
                         "test_accuracy": evaluate(runner, test)[1]})
